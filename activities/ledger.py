@@ -1,0 +1,145 @@
+"""Ledger activities: every database write a workflow makes.
+
+Synchronous (SQLAlchemy is), run on the worker's thread pool. Each is idempotent — a retry
+after a crash finds the row already in the target state and returns it — so Temporal may
+retry them freely, e.g. while the database is unreachable.
+"""
+
+from __future__ import annotations
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.snapshots import payment_snapshot, refund_snapshot
+from payments.contracts import (
+    ActivityNames,
+    PaymentOutcome,
+    PaymentRequest,
+    PaymentSnapshot,
+    RefundOutcome,
+    RefundPlan,
+    RefundRequest,
+    RefundSnapshot,
+)
+from payments.db.models import Payment, PaymentStatus, RefundStatus
+from payments.db.repository import InvalidTransition, PaymentRepository
+from payments.errors import ErrorTypes, NotFound
+
+
+class LedgerActivities:
+    def __init__(self, repository: PaymentRepository) -> None:
+        self._repository = repository
+
+    @activity.defn(name=ActivityNames.RECORD_PAYMENT_PENDING)
+    def record_payment_pending(self, request: PaymentRequest) -> PaymentSnapshot:
+        """Make sure the payment row exists (the API inserts it first; a payment started from
+        Kafka or re-run after a crash may not have it yet)."""
+        stored = self._repository.ensure_payment(
+            Payment(
+                payment_id=request.payment_id,
+                order_id=request.order_id,
+                user_id=request.user_id,
+                amount=request.amount_minor,
+                currency=request.currency,
+                payment_method=request.payment_method,
+                idempotency_key=request.idempotency_key,
+                request_fingerprint=request.request_fingerprint,
+            )
+        )
+        return payment_snapshot(stored)
+
+    @activity.defn(name=ActivityNames.RECORD_PAYMENT_OUTCOME)
+    def record_payment_outcome(self, outcome: PaymentOutcome) -> PaymentSnapshot:
+        try:
+            stored = self._repository.complete_payment(
+                outcome.payment_id,
+                PaymentStatus.SUCCESS if outcome.succeeded else PaymentStatus.FAILURE,
+                transaction_id=outcome.transaction_id,
+                processor_response_code=outcome.processor_response_code,
+                failure_reason=outcome.failure_reason,
+                failure_message=outcome.failure_message,
+            )
+        except InvalidTransition as exc:
+            activity.logger.error("refused payment transition: %s", exc.message)
+            raise ApplicationError(
+                exc.message, type=ErrorTypes.INVALID_TRANSITION, non_retryable=True
+            ) from exc
+        except NotFound as exc:
+            raise ApplicationError(
+                exc.message, type=ErrorTypes.PAYMENT_NOT_FOUND, non_retryable=True
+            ) from exc
+        return payment_snapshot(stored)
+
+    @activity.defn(name=ActivityNames.REFUND_SNAPSHOT)
+    def refund_snapshot(self, request: RefundRequest) -> RefundSnapshot:
+        refund = self._repository.get_refund(request.refund_id)
+        payment = self._repository.get_payment(request.payment_id)
+        if refund is None or payment is None:
+            raise ApplicationError(
+                f"refund {request.refund_id} of payment {request.payment_id} not found",
+                type=ErrorTypes.PAYMENT_NOT_FOUND,
+                non_retryable=True,
+            )
+        return refund_snapshot(refund, payment)
+
+    @activity.defn(name=ActivityNames.PLAN_REFUND)
+    def plan_refund(self, request: RefundRequest) -> RefundPlan:
+        """Re-check the refund against the payment as stored now. The API reserved the amount
+        under the payment's lock; this guards against a payment that changed since."""
+        refund = self._repository.get_refund(request.refund_id)
+        payment = self._repository.get_payment(request.payment_id)
+        if refund is None or payment is None:
+            raise ApplicationError(
+                f"refund {request.refund_id} of payment {request.payment_id} not found",
+                type=ErrorTypes.PAYMENT_NOT_FOUND,
+                non_retryable=True,
+            )
+
+        def refused(reason: str, message: str) -> RefundPlan:
+            return RefundPlan(
+                refund_id=refund.refund_id,
+                payment_id=payment.payment_id,
+                allowed=False,
+                transaction_id=payment.transaction_id,
+                amount_minor=refund.amount,
+                currency=refund.currency,
+                whole_payment=False,
+                failure_reason=reason,
+                failure_message=message,
+            )
+
+        if payment.payment_status != PaymentStatus.SUCCESS or payment.transaction_id is None:
+            return refused("payment_not_refundable", f"payment is {payment.payment_status}")
+        if payment.refunded_amount + refund.amount > payment.amount:
+            return refused("exceeds_remainder", "refund exceeds what remains of the payment")
+        return RefundPlan(
+            refund_id=refund.refund_id,
+            payment_id=payment.payment_id,
+            allowed=True,
+            transaction_id=payment.transaction_id,
+            amount_minor=refund.amount,
+            currency=refund.currency,
+            whole_payment=payment.refunded_amount == 0 and refund.amount == payment.amount,
+        )
+
+    @activity.defn(name=ActivityNames.RECORD_REFUND_OUTCOME)
+    def record_refund_outcome(self, outcome: RefundOutcome) -> RefundSnapshot:
+        try:
+            refund, payment = self._repository.complete_refund(
+                outcome.refund_id,
+                RefundStatus.PROCESSED if outcome.succeeded else RefundStatus.FAILED,
+                method=outcome.method,
+                gateway_transaction_id=outcome.gateway_transaction_id,
+                failure_reason=outcome.failure_reason,
+                failure_message=outcome.failure_message,
+            )
+        except InvalidTransition as exc:
+            activity.logger.error("refused refund transition: %s", exc.message)
+            raise ApplicationError(
+                exc.message, type=ErrorTypes.INVALID_TRANSITION, non_retryable=True
+            ) from exc
+        except NotFound as exc:
+            raise ApplicationError(
+                exc.message, type=ErrorTypes.PAYMENT_NOT_FOUND, non_retryable=True
+            ) from exc
+        return refund_snapshot(refund, payment)

@@ -1,0 +1,150 @@
+"""Request and response bodies of the HTTP API. Amounts are decimal strings ("49.99")."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from payments.db.models import Payment, Refund
+from payments.money import Money
+from payments.requests import AmountString, Identifier, InitiatePaymentIn
+
+__all__ = ["InitiatePaymentIn"]
+
+
+class VerifyPaymentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    payment_id: Identifier
+
+
+class RefundIn(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"payment_id": "…", "amount": "10.00", "reason": "damaged item"}]
+        },
+    )
+
+    payment_id: Identifier
+    # Omitted: refund everything not yet refunded.
+    amount: AmountString | None = None
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
+
+
+class PaymentPublic(BaseModel):
+    payment_id: str
+    order_id: str
+    user_id: str
+    amount: str
+    currency: str
+    payment_status: str
+    payment_method: str
+    transaction_id: str | None
+    processor_response_code: str | None
+    failure_reason: str | None
+    failure_message: str | None
+    refunded_amount: str
+    # none | partial | full: how much of the payment has been given back.
+    refund_state: str
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, payment: Payment) -> PaymentPublic:
+        refunded = payment.refunded_amount
+        return cls(
+            payment_id=payment.payment_id,
+            order_id=payment.order_id,
+            user_id=payment.user_id,
+            amount=str(Money(payment.amount, payment.currency)),
+            currency=payment.currency,
+            payment_status=payment.payment_status,
+            payment_method=payment.payment_method,
+            transaction_id=payment.transaction_id,
+            processor_response_code=payment.processor_response_code,
+            failure_reason=payment.failure_reason,
+            failure_message=payment.failure_message,
+            refunded_amount=str(Money(refunded, payment.currency)),
+            refund_state="none"
+            if refunded == 0
+            else "full"
+            if refunded >= payment.amount
+            else "partial",
+            created_at=payment.created_at,
+            updated_at=payment.updated_at,
+        )
+
+
+class GatewayView(BaseModel):
+    transaction_id: str
+    status: str
+    amount: str
+    currency: str
+    processor_response_code: str | None
+    checked_at: datetime
+
+
+class VerifiedPayment(PaymentPublic):
+    # What the gateway says about the payment's transaction right now (None before a sale).
+    gateway: GatewayView | None
+    # False when the stored status and the gateway's disagree (e.g. the workflow has not
+    # recorded the gateway's answer yet).
+    consistent: bool
+
+
+class RefundPublic(BaseModel):
+    refund_id: str
+    payment_id: str
+    amount: str
+    currency: str
+    refund_status: str
+    reason: str
+    method: str | None
+    failure_reason: str | None
+    failure_message: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, refund: Refund) -> RefundPublic:
+        return cls(
+            refund_id=refund.refund_id,
+            payment_id=refund.payment_id,
+            amount=str(Money(refund.amount, refund.currency)),
+            currency=refund.currency,
+            refund_status=refund.refund_status,
+            reason=refund.reason,
+            method=refund.method,
+            failure_reason=refund.failure_reason,
+            failure_message=refund.failure_message,
+            created_at=refund.created_at,
+            updated_at=refund.updated_at,
+        )
+
+
+T = TypeVar("T")
+
+
+class PageOut(BaseModel, Generic[T]):
+    items: list[T]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` to get the next page; null on the last page."
+    )
+
+
+class ErrorDetail(BaseModel):
+    field: str | None
+    message: str
+
+
+class ErrorBody(BaseModel):
+    type: str
+    message: str
+    field: str | None = None
+    errors: list[ErrorDetail] = Field(default_factory=list)
+
+
+class ErrorOut(BaseModel):
+    error: ErrorBody

@@ -1,0 +1,146 @@
+"""Settings, read from the environment once per process by its composition root.
+
+Every group reads its own prefix (``TEMPORAL_ADDRESS``, ``KAFKA_BOOTSTRAP_SERVERS``, ...), so the
+README's configuration table is the list of fields below. Defaults are the embedded stack that
+``make run`` starts on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DATA_DIR = Path(".data")
+DEV_ONLY_PRIVATE_KEY = "development-only-private-key"  # the local sandbox's key
+
+
+class DatabaseSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DATABASE_", extra="ignore")
+
+    # SQLite file by default so that a fresh machine needs no database server;
+    # postgresql+psycopg://user@host:5432/db in production.
+    url: str = f"sqlite:///{DATA_DIR}/payments.db"
+    echo: bool = False
+
+
+class TemporalSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TEMPORAL_", extra="ignore")
+
+    address: str = "127.0.0.1:7233"
+    namespace: str = "default"
+    task_queue: str = "payments"
+    ui_port: int = 8233
+    # The dev server keeps its state here (WAL), so workflows survive a restart of `make run`.
+    db_file: Path = DATA_DIR / "temporal.db"
+
+
+class KafkaSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KAFKA_", extra="ignore")
+
+    bootstrap_servers: str = "127.0.0.1:9092"
+    # Prepended to every topic name: lets several deployments (or test stacks) share one cluster.
+    topic_prefix: str = ""
+    # Off by default: the embedded broker (Tansu) refuses InitProducerId. Consumers dedupe by
+    # event_id, so at-least-once delivery is enough; turn it on against Apache Kafka.
+    enable_idempotence: bool = False
+    consumer_group: str = "payment-service"
+    partitions: int = 3
+    replication_factor: int = 1
+
+    def topic(self, name: str) -> str:
+        return f"{self.topic_prefix}{name}"
+
+
+class GatewaySettings(BaseSettings):
+    """The braintree SDK's configuration. ``environment=local`` targets the project's sandbox."""
+
+    model_config = SettingsConfigDict(env_prefix="BRAINTREE_", extra="ignore")
+
+    environment: Literal["local", "sandbox", "production"] = "local"
+    merchant_id: str = "local-merchant"
+    public_key: str = "local-public-key"
+    private_key: SecretStr = SecretStr(DEV_ONLY_PRIVATE_KEY)
+    # Where the local sandbox listens (environment=local only).
+    local_host: str = "127.0.0.1"
+    local_port: int = 8090
+    timeout_seconds: int = 10
+
+    @model_validator(mode="after")
+    def _no_dev_key_against_braintree(self) -> GatewaySettings:
+        if self.environment != "local" and (
+            self.private_key.get_secret_value() == DEV_ONLY_PRIVATE_KEY
+        ):
+            raise ValueError(
+                "BRAINTREE_PRIVATE_KEY must be set when BRAINTREE_ENVIRONMENT is not 'local'"
+            )
+        return self
+
+
+class SandboxSettings(BaseSettings):
+    """The Braintree-compatible sandbox server (development and tests only)."""
+
+    model_config = SettingsConfigDict(env_prefix="SANDBOX_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = 8090
+    # A submitted transaction moves to settling, then settled, this many seconds later.
+    settle_after_seconds: float = 5.0
+
+
+class ApiSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="API_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    # How long GET /readyz waits for each dependency.
+    readiness_timeout_seconds: float = 2.0
+
+
+class PolicySettings(BaseSettings):
+    """Business rules: which currencies are accepted and the fraud caps."""
+
+    model_config = SettingsConfigDict(env_prefix="PAYMENTS_", extra="ignore")
+
+    accepted_currencies: list[str] = Field(
+        default_factory=lambda: ["USD", "EUR", "GBP", "CAD", "AUD", "JPY", "KWD", "CHF"]
+    )
+    # Largest single payment the basic fraud check lets through, in major units per currency;
+    # currencies not listed use default_amount_cap_major.
+    amount_caps_major: dict[str, int] = Field(
+        default_factory=lambda: {"JPY": 1_500_000, "KWD": 3_000}
+    )
+    default_amount_cap_major: int = 10_000
+    # A refund of an unsettled transaction waits for settlement up to this long, polling at
+    # the interval, before it fails.
+    refund_settlement_poll_seconds: float = 10.0
+    refund_settlement_deadline_seconds: float = 7 * 24 * 3600
+
+
+class LogSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LOG_", extra="ignore")
+
+    level: str = "INFO"
+    json_output: bool = Field(default=False, alias="LOG_JSON")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore")
+
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    temporal: TemporalSettings = Field(default_factory=TemporalSettings)
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    gateway: GatewaySettings = Field(default_factory=GatewaySettings)
+    sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
+    policy: PolicySettings = Field(default_factory=PolicySettings)
+    log: LogSettings = Field(default_factory=LogSettings)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process's settings. Only composition roots call this; everything else is given them."""
+    return Settings()

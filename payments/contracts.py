@@ -1,0 +1,194 @@
+"""Frozen dataclasses that cross the Temporal boundary (workflow and activity in/out).
+
+Plain types only (str, int, bool, None) so that the default JSON converter round-trips them and
+workflow code never imports SQLModel, pydantic or SDK types. New fields get defaults, so
+histories recorded by an older version still decode.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class PaymentRequest:
+    """What a client asked for: the input of PaymentWorkflow (id ``payment-{payment_id}``)."""
+
+    payment_id: str
+    order_id: str
+    user_id: str
+    amount_minor: int
+    currency: str
+    payment_method: str
+    # A single-use gateway nonce, never a card number. Not logged.
+    payment_token: str
+    # Carried so that the workflow's first step can recreate the row exactly as the API
+    # stored it (see PaymentService: a start whose answer was lost).
+    idempotency_key: str | None = None
+    request_fingerprint: str | None = None
+
+
+@dataclass(frozen=True)
+class PaymentSnapshot:
+    """A payment as stored after a change; what events are built from."""
+
+    payment_id: str
+    order_id: str
+    user_id: str
+    amount_minor: int
+    currency: str
+    status: str
+    payment_method: str
+    transaction_id: str | None
+    processor_response_code: str | None
+    failure_reason: str | None
+    refunded_minor: int
+    updated_at: str  # ISO 8601, UTC
+
+
+@dataclass(frozen=True)
+class FraudCheckRequest:
+    payment_id: str
+    order_id: str
+    user_id: str
+    amount_minor: int
+    currency: str
+
+
+@dataclass(frozen=True)
+class FraudDecision:
+    approved: bool
+    # Stable reason when refused: "amount_exceeds_limit", "duplicate_order".
+    reason: str | None = None
+    message: str | None = None
+
+
+@dataclass(frozen=True)
+class ChargeRequest:
+    payment_id: str
+    order_id: str
+    amount_minor: int
+    currency: str
+    payment_token: str
+
+
+@dataclass(frozen=True)
+class ChargeResult:
+    approved: bool
+    transaction_id: str | None
+    gateway_status: str | None
+    processor_response_code: str | None
+    failure_reason: str | None = None
+    failure_message: str | None = None
+
+
+@dataclass(frozen=True)
+class PaymentOutcome:
+    """What the payment workflow records as its end."""
+
+    payment_id: str
+    succeeded: bool
+    transaction_id: str | None = None
+    processor_response_code: str | None = None
+    failure_reason: str | None = None
+    failure_message: str | None = None
+
+
+@dataclass(frozen=True)
+class RefundRequest:
+    """Input of RefundWorkflow (id ``refund-{refund_id}``); the refund row already exists."""
+
+    refund_id: str
+    payment_id: str
+    # A partial refund of a sale that has not settled yet waits for settlement: the workflow
+    # asks the gateway again every poll interval, and gives up after the deadline.
+    settlement_poll_seconds: float = 10.0
+    settlement_deadline_seconds: float = 7 * 24 * 3600
+
+
+@dataclass(frozen=True)
+class RefundPlan:
+    """The checked refund: what the gateway must be asked to do."""
+
+    refund_id: str
+    payment_id: str
+    allowed: bool
+    transaction_id: str | None
+    amount_minor: int
+    currency: str
+    # True when this refund gives back the whole payment (nothing refunded before it).
+    whole_payment: bool
+    failure_reason: str | None = None
+    failure_message: str | None = None
+
+
+@dataclass(frozen=True)
+class GatewayRefundRequest:
+    refund_id: str
+    transaction_id: str
+    amount_minor: int
+    currency: str
+    whole_payment: bool
+
+
+# GatewayRefundResult.outcome values
+REFUNDED = "refunded"
+VOIDED = "voided"
+NOT_SETTLED = "not_settled"  # partial refund before settlement: wait, then try again
+REFUSED = "refused"
+
+
+@dataclass(frozen=True)
+class GatewayRefundResult:
+    outcome: str
+    gateway_transaction_id: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+
+
+@dataclass(frozen=True)
+class RefundOutcome:
+    refund_id: str
+    succeeded: bool
+    method: str | None = None  # "refund" | "void"
+    gateway_transaction_id: str | None = None
+    failure_reason: str | None = None
+    failure_message: str | None = None
+
+
+@dataclass(frozen=True)
+class RefundSnapshot:
+    refund_id: str
+    payment_id: str
+    order_id: str
+    user_id: str
+    amount_minor: int
+    currency: str
+    status: str
+    reason: str
+    method: str | None
+    gateway_transaction_id: str | None
+    failure_reason: str | None
+    payment_refunded_minor: int
+    payment_amount_minor: int
+    updated_at: str
+
+
+class ActivityNames:
+    """Activity names, shared by the activity classes and the workflows that call them.
+
+    Workflows refer to activities by these names (with an explicit result type) so that
+    workflow modules never import the activity modules and, through them, the database,
+    gateway or Kafka libraries.
+    """
+
+    RECORD_PAYMENT_PENDING = "record_payment_pending"
+    RECORD_PAYMENT_OUTCOME = "record_payment_outcome"
+    CHECK_FRAUD = "check_fraud"
+    CHARGE = "charge"
+    REFUND_SNAPSHOT = "refund_snapshot"
+    PLAN_REFUND = "plan_refund"
+    GATEWAY_REFUND = "gateway_refund"
+    RECORD_REFUND_OUTCOME = "record_refund_outcome"
+    PUBLISH_PAYMENT_STATUS = "publish_payment_status"
+    PUBLISH_REFUND_STATUS = "publish_refund_status"

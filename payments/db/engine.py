@@ -1,0 +1,51 @@
+"""Engine factory: SQLite (embedded default) or PostgreSQL, configured for safe concurrency."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+from payments.config import DatabaseSettings
+
+
+def is_sqlite(url: str) -> bool:
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def create_db_engine(settings: DatabaseSettings) -> sa.Engine:
+    """Build the process's engine. Called once, by a composition root.
+
+    SQLite: WAL (readers don't block the writer), a busy timeout instead of instant
+    "database is locked", and every transaction opened with BEGIN IMMEDIATE so that a
+    read-then-write (the refund cap) holds the write lock from its first read: the SQLite
+    equivalent of PostgreSQL's SELECT ... FOR UPDATE.
+    """
+    url = make_url(settings.url)
+    if url.get_backend_name() != "sqlite":
+        return sa.create_engine(url, echo=settings.echo, pool_pre_ping=True)
+
+    if url.database and url.database != ":memory:":
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(
+        url, echo=settings.echo, connect_args={"check_same_thread": False, "timeout": 30}
+    )
+
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take transaction control away from the sqlite3 module so "begin" below decides.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _on_begin(connection: sa.Connection) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine

@@ -1,0 +1,123 @@
+"""SQLModel tables and their public shapes.
+
+Amounts are integer minor units of ``currency``; timestamps are UTC. Status columns are plain
+strings checked by the state machine in ``payments.states`` (and a CHECK constraint), so a
+new status never needs a database enum migration.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+
+class PaymentStatus(StrEnum):
+    PENDING = "pending"
+    SUCCESS = "success"
+    FAILURE = "failure"
+
+
+class PaymentMethod(StrEnum):
+    CREDIT_CARD = "credit_card"
+    DEBIT_CARD = "debit_card"
+    BANK_TRANSFER = "bank_transfer"
+    WALLET = "wallet"
+
+
+class RefundStatus(StrEnum):
+    INITIATED = "initiated"
+    PROCESSED = "processed"
+    FAILED = "failed"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite stores them naive)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: Any, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _timestamp() -> Any:
+    return Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
+class Payment(SQLModel, table=True):
+    __tablename__ = "payments"
+    __table_args__ = (
+        sa.Index("ix_payments_created_at_id", "created_at", "payment_id"),
+        sa.CheckConstraint("amount > 0", name="ck_payments_amount_positive"),
+        sa.CheckConstraint(
+            "refunded_amount >= 0 AND refunded_amount <= amount",
+            name="ck_payments_refunded_within_amount",
+        ),
+        sa.CheckConstraint(
+            "payment_status IN ('pending', 'success', 'failure')", name="ck_payments_status"
+        ),
+    )
+
+    payment_id: str = Field(primary_key=True, max_length=36)
+    order_id: str = Field(index=True, max_length=128)
+    user_id: str = Field(index=True, max_length=128)
+    amount: int = Field(sa_type=sa.BigInteger)
+    currency: str = Field(max_length=3)
+    payment_status: str = Field(default=PaymentStatus.PENDING, index=True, max_length=16)
+    payment_method: str = Field(max_length=32)
+    transaction_id: str | None = Field(default=None, index=True, max_length=64)
+    processor_response_code: str | None = Field(default=None, max_length=16)
+    failure_reason: str | None = Field(default=None, max_length=64)
+    failure_message: str | None = Field(default=None, max_length=255)
+    refunded_amount: int = Field(default=0, sa_type=sa.BigInteger)
+    # Idempotency: the client's key (unique) and a hash of the request it came with.
+    idempotency_key: str | None = Field(default=None, unique=True, max_length=255)
+    request_fingerprint: str | None = Field(default=None, max_length=64)
+    created_at: datetime = _timestamp()
+    updated_at: datetime = _timestamp()
+
+
+class Refund(SQLModel, table=True):
+    __tablename__ = "refunds"
+    __table_args__ = (
+        sa.Index("ix_refunds_created_at_id", "created_at", "refund_id"),
+        sa.CheckConstraint("amount > 0", name="ck_refunds_amount_positive"),
+        sa.CheckConstraint(
+            "refund_status IN ('initiated', 'processed', 'failed')", name="ck_refunds_status"
+        ),
+    )
+
+    refund_id: str = Field(primary_key=True, max_length=36)
+    payment_id: str = Field(foreign_key="payments.payment_id", index=True, max_length=36)
+    amount: int = Field(sa_type=sa.BigInteger)
+    currency: str = Field(max_length=3)
+    refund_status: str = Field(default=RefundStatus.INITIATED, index=True, max_length=16)
+    reason: str = Field(max_length=255)
+    # "refund" (a credit transaction) or "void" (the sale was cancelled before settlement).
+    method: str | None = Field(default=None, max_length=16)
+    gateway_transaction_id: str | None = Field(default=None, max_length=64)
+    failure_reason: str | None = Field(default=None, max_length=64)
+    failure_message: str | None = Field(default=None, max_length=255)
+    idempotency_key: str | None = Field(default=None, unique=True, max_length=255)
+    request_fingerprint: str | None = Field(default=None, max_length=64)
+    created_at: datetime = _timestamp()
+    updated_at: datetime = _timestamp()

@@ -1,0 +1,388 @@
+"""All reads and writes of payments and refunds. One short transaction per method.
+
+The repository enforces the invariants that must hold however many processes race:
+- a payment or refund moves only along its state machine (pending → success|failure,
+  initiated → processed|failed); repeating the same transition is a no-op, so activities can
+  be retried; any other transition raises InvalidTransition;
+- refunds never exceed what was paid: the remainder is computed and the refund inserted while
+  holding the payment's row lock (FOR UPDATE on PostgreSQL, BEGIN IMMEDIATE on SQLite);
+- an idempotency key maps to exactly one payment or refund (unique column).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Generic, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from payments.db.models import Payment, PaymentStatus, Refund, RefundStatus, utcnow
+from payments.errors import (
+    IdempotencyKeyReused,
+    InvalidRequest,
+    NotFound,
+    PaymentServiceError,
+    RefundExceedsRemainder,
+    RefundNotAllowed,
+)
+
+
+class InvalidTransition(PaymentServiceError):
+    """A status change the state machine does not allow (e.g. failure → success)."""
+
+    code = "invalid_transition"
+
+
+PAYMENT_TRANSITIONS: dict[str, frozenset[str]] = {
+    PaymentStatus.PENDING: frozenset({PaymentStatus.SUCCESS, PaymentStatus.FAILURE}),
+    PaymentStatus.SUCCESS: frozenset(),
+    PaymentStatus.FAILURE: frozenset(),
+}
+REFUND_TRANSITIONS: dict[str, frozenset[str]] = {
+    RefundStatus.INITIATED: frozenset({RefundStatus.PROCESSED, RefundStatus.FAILED}),
+    RefundStatus.PROCESSED: frozenset(),
+    RefundStatus.FAILED: frozenset(),
+}
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    items: list[T]
+    next_cursor: str | None
+
+
+def encode_cursor(created_at: datetime, key: str) -> str:
+    return base64.urlsafe_b64encode(f"{created_at.isoformat()}|{key}".encode()).decode()
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        created, key = base64.urlsafe_b64decode(cursor.encode()).decode().split("|", 1)
+        return datetime.fromisoformat(created), key
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise InvalidRequest("cursor is not one this API returned", field="cursor") from None
+
+
+class PaymentRepository:
+    def __init__(self, engine: sa.Engine) -> None:
+        self._engine = engine
+        self._lock_rows = engine.dialect.name != "sqlite"  # SQLite: BEGIN IMMEDIATE instead
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Session]:
+        with Session(self._engine, expire_on_commit=False) as session, session.begin():
+            yield session
+
+    # --- payments --------------------------------------------------------------------------
+    def insert_payment(self, payment: Payment) -> tuple[Payment, bool]:
+        """Insert a new pending payment, or return the one already stored for its
+        idempotency key (``created`` False). The same key with another request body raises
+        IdempotencyKeyReused."""
+        if payment.idempotency_key is not None:
+            existing = self._payment_for_key(payment.idempotency_key, payment.request_fingerprint)
+            if existing is not None:
+                return existing, False
+        try:
+            with self._transaction() as session:
+                session.add(payment)
+            return payment, True
+        except IntegrityError:
+            # A concurrent request with the same key (or a redelivered message) won the race.
+            if payment.idempotency_key is None:
+                raise
+            existing = self._payment_for_key(payment.idempotency_key, payment.request_fingerprint)
+            if existing is None:
+                raise
+            return existing, False
+
+    def _payment_for_key(self, key: str, fingerprint: str | None) -> Payment | None:
+        with self._transaction() as session:
+            existing = session.exec(select(Payment).where(Payment.idempotency_key == key)).first()
+        if existing is not None and existing.request_fingerprint != fingerprint:
+            raise IdempotencyKeyReused(
+                "this Idempotency-Key was already used with a different request",
+                field="Idempotency-Key",
+            )
+        return existing
+
+    def ensure_payment(self, payment: Payment) -> Payment:
+        """Insert the payment unless a row with its id exists; return the stored row."""
+        with self._transaction() as session:
+            stored = session.get(Payment, payment.payment_id)
+            if stored is None:
+                session.add(payment)
+                stored = payment
+        return stored
+
+    def discard_unstarted_payment(self, payment_id: str) -> None:
+        """Compensation when its workflow could not be started: the row must not stay behind
+        as a pending payment that nothing will ever finish."""
+        with self._transaction() as session:
+            session.execute(
+                sa.delete(Payment).where(
+                    col(Payment.payment_id) == payment_id,
+                    col(Payment.payment_status) == PaymentStatus.PENDING,
+                    col(Payment.transaction_id).is_(None),
+                )
+            )
+
+    def get_payment(self, payment_id: str) -> Payment | None:
+        with self._transaction() as session:
+            return session.get(Payment, payment_id)
+
+    def find_open_payment_for_order(self, order_id: str, *, excluding: str) -> Payment | None:
+        """Another payment for the order that is pending or succeeded (the duplicate check)."""
+        with self._transaction() as session:
+            return session.exec(
+                select(Payment)
+                .where(
+                    Payment.order_id == order_id,
+                    Payment.payment_id != excluding,
+                    col(Payment.payment_status).in_([PaymentStatus.PENDING, PaymentStatus.SUCCESS]),
+                )
+                .order_by(col(Payment.created_at))
+            ).first()
+
+    def complete_payment(
+        self,
+        payment_id: str,
+        status: PaymentStatus,
+        *,
+        transaction_id: str | None = None,
+        processor_response_code: str | None = None,
+        failure_reason: str | None = None,
+        failure_message: str | None = None,
+    ) -> Payment:
+        """Move a pending payment to success or failure. Idempotent for the same target."""
+        with self._transaction() as session:
+            payment = self._locked_payment(session, payment_id)
+            if payment.payment_status == status:
+                return payment
+            if status not in PAYMENT_TRANSITIONS[payment.payment_status]:
+                raise InvalidTransition(
+                    f"payment {payment_id} cannot go from {payment.payment_status} to {status}"
+                )
+            payment.payment_status = status
+            payment.transaction_id = transaction_id or payment.transaction_id
+            payment.processor_response_code = processor_response_code
+            payment.failure_reason = failure_reason
+            payment.failure_message = failure_message
+            payment.updated_at = utcnow()
+            session.add(payment)
+        return payment
+
+    def _locked_payment(self, session: Session, payment_id: str) -> Payment:
+        query = select(Payment).where(Payment.payment_id == payment_id)
+        if self._lock_rows:
+            query = query.with_for_update()
+        payment = session.exec(query).first()
+        if payment is None:
+            raise NotFound(f"payment {payment_id} not found", field="payment_id")
+        return payment
+
+    def list_payments(
+        self,
+        *,
+        status: str | None = None,
+        user_id: str | None = None,
+        order_id: str | None = None,
+        limit: int = 20,
+        cursor: str | None = None,
+    ) -> Page[Payment]:
+        query = select(Payment)
+        if status is not None:
+            query = query.where(Payment.payment_status == status)
+        if user_id is not None:
+            query = query.where(Payment.user_id == user_id)
+        if order_id is not None:
+            query = query.where(Payment.order_id == order_id)
+        if cursor is not None:
+            created, key = decode_cursor(cursor)
+            query = query.where(
+                sa.or_(
+                    col(Payment.created_at) < created,
+                    sa.and_(col(Payment.created_at) == created, col(Payment.payment_id) < key),
+                )
+            )
+        query = query.order_by(col(Payment.created_at).desc(), col(Payment.payment_id).desc())
+        with self._transaction() as session:
+            rows = list(session.exec(query.limit(limit + 1)).all())
+        return _page(rows, limit, lambda p: encode_cursor(p.created_at, p.payment_id))
+
+    # --- refunds ---------------------------------------------------------------------------
+    def reserve_refund(self, refund: Refund, *, whole_remainder: bool) -> tuple[Refund, bool]:
+        """Insert an initiated refund if the payment can still give it back.
+
+        Under the payment's row lock: the payment must be ``success`` and the amount at most
+        the paid amount minus every refund not failed (processed or still in flight). With
+        ``whole_remainder`` the refund's amount is set to that remainder. Returns the stored
+        refund for a repeated idempotency key (``created`` False).
+        """
+        if refund.idempotency_key is not None:
+            existing = self._refund_for_key(refund.idempotency_key, refund.request_fingerprint)
+            if existing is not None:
+                return existing, False
+        try:
+            with self._transaction() as session:
+                payment = self._locked_payment(session, refund.payment_id)
+                if payment.payment_status != PaymentStatus.SUCCESS:
+                    raise RefundNotAllowed(
+                        f"payment {payment.payment_id} is {payment.payment_status}: "
+                        "only successful payments can be refunded",
+                        field="payment_id",
+                    )
+                remainder = payment.amount - self._reserved(session, payment.payment_id)
+                if remainder <= 0:
+                    raise RefundNotAllowed(
+                        f"payment {payment.payment_id} is already fully refunded "
+                        "(counting refunds in flight)",
+                        field="payment_id",
+                    )
+                if whole_remainder:
+                    refund.amount = remainder
+                elif refund.amount > remainder:
+                    raise RefundExceedsRemainder(
+                        f"refund amount exceeds the refundable remainder of the payment "
+                        f"({remainder} minor units of {payment.currency})",
+                        field="amount",
+                    )
+                refund.currency = payment.currency
+                session.add(refund)
+            return refund, True
+        except IntegrityError:
+            if refund.idempotency_key is None:
+                raise
+            existing = self._refund_for_key(refund.idempotency_key, refund.request_fingerprint)
+            if existing is None:
+                raise
+            return existing, False
+
+    def _reserved(self, session: Session, payment_id: str) -> int:
+        total = session.exec(
+            select(sa.func.coalesce(sa.func.sum(Refund.amount), 0)).where(
+                Refund.payment_id == payment_id, Refund.refund_status != RefundStatus.FAILED
+            )
+        ).one()
+        return int(total)
+
+    def refundable_remainder(self, payment_id: str) -> int:
+        with self._transaction() as session:
+            payment = self._locked_payment(session, payment_id)
+            return payment.amount - self._reserved(session, payment_id)
+
+    def _refund_for_key(self, key: str, fingerprint: str | None) -> Refund | None:
+        with self._transaction() as session:
+            existing = session.exec(select(Refund).where(Refund.idempotency_key == key)).first()
+        if existing is not None and existing.request_fingerprint != fingerprint:
+            raise IdempotencyKeyReused(
+                "this Idempotency-Key was already used with a different request",
+                field="Idempotency-Key",
+            )
+        return existing
+
+    def discard_unstarted_refund(self, refund_id: str) -> None:
+        """Compensation when the refund's workflow could not be started: frees the amount."""
+        with self._transaction() as session:
+            session.execute(
+                sa.delete(Refund).where(
+                    col(Refund.refund_id) == refund_id,
+                    col(Refund.refund_status) == RefundStatus.INITIATED,
+                    col(Refund.gateway_transaction_id).is_(None),
+                )
+            )
+
+    def get_refund(self, refund_id: str) -> Refund | None:
+        with self._transaction() as session:
+            return session.get(Refund, refund_id)
+
+    def complete_refund(
+        self,
+        refund_id: str,
+        status: RefundStatus,
+        *,
+        method: str | None = None,
+        gateway_transaction_id: str | None = None,
+        failure_reason: str | None = None,
+        failure_message: str | None = None,
+    ) -> tuple[Refund, Payment]:
+        """Move an initiated refund to processed or failed; a processed refund adds its amount
+        to the payment's refunded_amount in the same transaction. Idempotent."""
+        with self._transaction() as session:
+            refund = session.get(Refund, refund_id)
+            if refund is None:
+                raise NotFound(f"refund {refund_id} not found", field="refund_id")
+            payment = self._locked_payment(session, refund.payment_id)
+            if refund.refund_status == status:
+                return refund, payment
+            if status not in REFUND_TRANSITIONS[refund.refund_status]:
+                raise InvalidTransition(
+                    f"refund {refund_id} cannot go from {refund.refund_status} to {status}"
+                )
+            now = utcnow()
+            refund.refund_status = status
+            refund.method = method
+            refund.gateway_transaction_id = gateway_transaction_id
+            refund.failure_reason = failure_reason
+            refund.failure_message = failure_message
+            refund.updated_at = now
+            session.add(refund)
+            if status == RefundStatus.PROCESSED:
+                payment.refunded_amount += refund.amount
+                payment.updated_at = now
+                session.add(payment)
+        return refund, payment
+
+    def list_refunds(
+        self,
+        *,
+        status: str | None = None,
+        user_id: str | None = None,
+        order_id: str | None = None,
+        payment_id: str | None = None,
+        limit: int = 20,
+        cursor: str | None = None,
+    ) -> Page[Refund]:
+        query = select(Refund)
+        if user_id is not None or order_id is not None:
+            query = query.join(Payment, col(Payment.payment_id) == col(Refund.payment_id))
+            if user_id is not None:
+                query = query.where(Payment.user_id == user_id)
+            if order_id is not None:
+                query = query.where(Payment.order_id == order_id)
+        if status is not None:
+            query = query.where(Refund.refund_status == status)
+        if payment_id is not None:
+            query = query.where(Refund.payment_id == payment_id)
+        if cursor is not None:
+            created, key = decode_cursor(cursor)
+            query = query.where(
+                sa.or_(
+                    col(Refund.created_at) < created,
+                    sa.and_(col(Refund.created_at) == created, col(Refund.refund_id) < key),
+                )
+            )
+        query = query.order_by(col(Refund.created_at).desc(), col(Refund.refund_id).desc())
+        with self._transaction() as session:
+            rows = list(session.exec(query.limit(limit + 1)).all())
+        return _page(rows, limit, lambda r: encode_cursor(r.created_at, r.refund_id))
+
+    def ping(self) -> None:
+        with self._engine.connect() as connection:
+            connection.execute(sa.text("SELECT 1"))
+
+
+def _page(rows: Sequence[T], limit: int, cursor_of: Callable[[T], str]) -> Page[T]:
+    if len(rows) > limit:
+        items = list(rows[:limit])
+        return Page(items, cursor_of(items[-1]))
+    return Page(list(rows), None)

@@ -1,0 +1,82 @@
+"""What the service needs from a payment gateway, independent of the braintree SDK.
+
+Activities depend on the ``PaymentGateway`` protocol; ``payments.gateway.braintree_gateway``
+implements it with the official SDK (the only module that imports ``braintree``).
+
+Declines are results, not exceptions. Exceptions mean the call itself failed:
+``GatewayUnavailable`` (outcome unknown, safe to retry with the same request key) or
+``GatewayMisconfigured`` / ``GatewayNotFound`` (retrying cannot help).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from payments.money import Money
+
+# Braintree transaction statuses the service acts on.
+SETTLED_STATUSES = frozenset({"settled", "settling"})
+UNSETTLED_STATUSES = frozenset({"authorized", "submitted_for_settlement", "settlement_pending"})
+APPROVED_STATUSES = SETTLED_STATUSES | UNSETTLED_STATUSES
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayTransaction:
+    """A gateway transaction as the service sees it (a sale, a refund, or a voided sale)."""
+
+    transaction_id: str
+    type: str  # "sale" | "credit"
+    status: str  # braintree status: authorized, submitted_for_settlement, settled, voided, ...
+    amount: Money
+    order_id: str | None
+    processor_response_code: str | None
+    processor_response_text: str | None
+    # A refund's parent sale, if this is a credit.
+    refunded_transaction_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SaleOutcome:
+    approved: bool
+    # Present when the gateway created a transaction (approved, processor-declined,
+    # gateway-rejected); absent for validation errors (bad nonce, ...).
+    transaction: GatewayTransaction | None
+    # Why it was refused: processor response code ("2000"), gateway rejection reason ("fraud"),
+    # or validation error code ("91565"). None when approved.
+    decline_code: str | None = None
+    decline_message: str | None = None
+    # Stable machine-readable reason stored as the payment's failure_reason
+    # ("processor_declined", "gateway_rejected", "failed", "invalid_payment_method", ...).
+    failure_reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RefundOutcome:
+    succeeded: bool
+    # The credit transaction of a refund, or the original sale after a void.
+    transaction: GatewayTransaction | None
+    # Braintree validation code when refused: 91506 (not settled: void instead),
+    # 91521 (amount too large), 91512 (already refunded), 91504 (cannot void).
+    error_code: str | None = None
+    error_message: str | None = None
+
+
+class PaymentGateway(Protocol):
+    """Synchronous (the braintree SDK is); activities call it from a thread pool.
+
+    Every write carries ``request_key``, sent as braintree's ``api_request_key``: the same key
+    for the same business operation, so a retry after an unknown outcome never charges twice.
+    """
+
+    def sale(
+        self, *, request_key: str, order_id: str, amount: Money, payment_method_nonce: str
+    ) -> SaleOutcome: ...
+
+    def find(self, transaction_id: str) -> GatewayTransaction: ...
+
+    def refund(
+        self, *, request_key: str, transaction_id: str, amount: Money | None
+    ) -> RefundOutcome: ...
+
+    def void(self, *, request_key: str, transaction_id: str) -> RefundOutcome: ...

@@ -1,0 +1,62 @@
+"""Timeouts and retry policies of every activity, in one place. Each rule says why."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from temporalio.common import RetryPolicy
+
+from payments.errors import ErrorTypes
+
+
+@dataclass(frozen=True)
+class ActivityOptions:
+    start_to_close_timeout: timedelta
+    retry_policy: RetryPolicy
+
+
+# Database writes are idempotent; while the database is unreachable we wait (unlimited
+# attempts, backoff capped at 30 s) rather than lose the step. A refused state transition or a
+# missing row cannot heal by retrying.
+LEDGER = ActivityOptions(
+    start_to_close_timeout=timedelta(seconds=15),
+    retry_policy=RetryPolicy(
+        initial_interval=timedelta(seconds=1),
+        backoff_coefficient=2.0,
+        maximum_interval=timedelta(seconds=30),
+        non_retryable_error_types=[ErrorTypes.INVALID_TRANSITION, ErrorTypes.PAYMENT_NOT_FOUND],
+    ),
+)
+
+# Read-only checks: same retry as the ledger.
+FRAUD = LEDGER
+
+# Gateway calls carry an idempotency key, so a retry after a timeout or a 5xx cannot charge
+# twice; the outcome of a failed call is unknown, so we never conclude "failed" from it and
+# retry until the gateway answers (backoff capped at 5 min; operators see the attempts in the
+# Temporal UI). Start-to-close exceeds the SDK's HTTP timeout so the SDK reports first.
+# Bad credentials or an unknown transaction will not heal: not retried.
+GATEWAY = ActivityOptions(
+    start_to_close_timeout=timedelta(seconds=60),
+    retry_policy=RetryPolicy(
+        initial_interval=timedelta(seconds=2),
+        backoff_coefficient=2.0,
+        maximum_interval=timedelta(minutes=5),
+        non_retryable_error_types=[
+            ErrorTypes.GATEWAY_MISCONFIGURED,
+            ErrorTypes.GATEWAY_NOT_FOUND,
+        ],
+    ),
+)
+
+# Publishing waits for the broker's acknowledgement; while Kafka is down the step is retried
+# (capped at 30 s) so that every status change is announced once the broker is back.
+EVENTS = ActivityOptions(
+    start_to_close_timeout=timedelta(seconds=30),
+    retry_policy=RetryPolicy(
+        initial_interval=timedelta(seconds=1),
+        backoff_coefficient=2.0,
+        maximum_interval=timedelta(seconds=30),
+    ),
+)

@@ -1,0 +1,118 @@
+"""RefundWorkflow: give back all or part of a successful payment.
+
+Workflow id ``refund-{refund_id}``. The API has already reserved the amount (refund row
+``initiated``, under the payment's lock), so concurrent refunds can never add up to more than
+was paid. Steps: announce initiated → re-check against the payment → gateway:
+- the whole payment before settlement: void the sale (nothing was moved yet);
+- settled (or settling): refund the amount;
+- a partial refund before settlement: sleep durably and ask again until the sale settles,
+  up to a deadline (a worker restart does not lose the wait);
+→ record processed or failed → announce.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from payments.contracts import (
+        NOT_SETTLED,
+        REFUNDED,
+        VOIDED,
+        GatewayRefundRequest,
+        RefundOutcome,
+        RefundPlan,
+        RefundRequest,
+        RefundSnapshot,
+    )
+
+from workflows import steps
+
+
+@workflow.defn
+class RefundWorkflow:
+    def __init__(self) -> None:
+        self._status = "initiated"
+        self._step = "starting"
+        self._settlement_checks = 0
+
+    @workflow.query
+    def progress(self) -> dict[str, str | int]:
+        return {
+            "status": self._status,
+            "step": self._step,
+            "settlement_checks": self._settlement_checks,
+        }
+
+    @workflow.run
+    async def run(self, request: RefundRequest) -> RefundSnapshot:
+        initiated = await steps.refund_snapshot(request)
+        if initiated.status != "initiated":
+            self._status = initiated.status
+            return initiated
+        await steps.publish_refund_status(initiated)
+
+        self._step = "checking"
+        plan = await steps.plan_refund(request)
+        if plan.allowed:
+            outcome = await self._give_back(plan, request)
+        else:
+            outcome = RefundOutcome(
+                refund_id=request.refund_id,
+                succeeded=False,
+                failure_reason=plan.failure_reason,
+                failure_message=plan.failure_message,
+            )
+
+        self._step = "recording_outcome"
+        final = await steps.record_refund_outcome(outcome)
+        self._status = final.status
+        self._step = "announcing"
+        await steps.publish_refund_status(final)
+        self._step = "done"
+        return final
+
+    async def _give_back(self, plan: RefundPlan, request: RefundRequest) -> RefundOutcome:
+        assert plan.transaction_id is not None
+        deadline = workflow.now() + timedelta(seconds=request.settlement_deadline_seconds)
+        while True:
+            self._step = "refunding"
+            result = await steps.gateway_refund(
+                GatewayRefundRequest(
+                    refund_id=plan.refund_id,
+                    transaction_id=plan.transaction_id,
+                    amount_minor=plan.amount_minor,
+                    currency=plan.currency,
+                    whole_payment=plan.whole_payment,
+                )
+            )
+            if result.outcome in (REFUNDED, VOIDED):
+                return RefundOutcome(
+                    refund_id=plan.refund_id,
+                    succeeded=True,
+                    method="void" if result.outcome == VOIDED else "refund",
+                    gateway_transaction_id=result.gateway_transaction_id,
+                )
+            if result.outcome != NOT_SETTLED:
+                return RefundOutcome(
+                    refund_id=plan.refund_id,
+                    succeeded=False,
+                    failure_reason="gateway_refused",
+                    failure_message=(
+                        f"{result.error_code}: {result.error_message}"
+                        if result.error_code
+                        else result.error_message
+                    ),
+                )
+            if workflow.now() >= deadline:
+                return RefundOutcome(
+                    refund_id=plan.refund_id,
+                    succeeded=False,
+                    failure_reason="settlement_timeout",
+                    failure_message="the payment did not settle before the refund deadline",
+                )
+            self._step = "waiting_for_settlement"
+            self._settlement_checks += 1
+            await workflow.sleep(timedelta(seconds=request.settlement_poll_seconds))

@@ -1,0 +1,84 @@
+"""Typed calls of every activity, by name, with its options from workflows/options.py.
+
+Workflows call these instead of ``workflow.execute_activity`` so that their bodies read as
+the business steps, and so that they never import an activity module (and with it the
+database, gateway or Kafka libraries) into the workflow sandbox.
+"""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from temporalio import workflow
+
+from payments.contracts import (
+    ActivityNames,
+    ChargeRequest,
+    ChargeResult,
+    FraudCheckRequest,
+    FraudDecision,
+    GatewayRefundRequest,
+    GatewayRefundResult,
+    PaymentOutcome,
+    PaymentRequest,
+    PaymentSnapshot,
+    RefundOutcome,
+    RefundPlan,
+    RefundRequest,
+    RefundSnapshot,
+)
+from workflows.options import EVENTS, FRAUD, GATEWAY, LEDGER, ActivityOptions
+
+R = TypeVar("R")
+
+
+async def _run(name: str, arg: object, result_type: type[R], options: ActivityOptions) -> R:
+    result = await workflow.execute_activity(
+        name,
+        arg,
+        result_type=result_type,
+        start_to_close_timeout=options.start_to_close_timeout,
+        retry_policy=options.retry_policy,
+    )
+    assert isinstance(result, result_type)
+    return result
+
+
+async def record_payment_pending(request: PaymentRequest) -> PaymentSnapshot:
+    return await _run(ActivityNames.RECORD_PAYMENT_PENDING, request, PaymentSnapshot, LEDGER)
+
+
+async def check_fraud(request: FraudCheckRequest) -> FraudDecision:
+    return await _run(ActivityNames.CHECK_FRAUD, request, FraudDecision, FRAUD)
+
+
+async def charge(request: ChargeRequest) -> ChargeResult:
+    return await _run(ActivityNames.CHARGE, request, ChargeResult, GATEWAY)
+
+
+async def record_payment_outcome(outcome: PaymentOutcome) -> PaymentSnapshot:
+    return await _run(ActivityNames.RECORD_PAYMENT_OUTCOME, outcome, PaymentSnapshot, LEDGER)
+
+
+async def publish_payment_status(snapshot: PaymentSnapshot) -> None:
+    await _run(ActivityNames.PUBLISH_PAYMENT_STATUS, snapshot, str, EVENTS)
+
+
+async def refund_snapshot(request: RefundRequest) -> RefundSnapshot:
+    return await _run(ActivityNames.REFUND_SNAPSHOT, request, RefundSnapshot, LEDGER)
+
+
+async def plan_refund(request: RefundRequest) -> RefundPlan:
+    return await _run(ActivityNames.PLAN_REFUND, request, RefundPlan, LEDGER)
+
+
+async def gateway_refund(request: GatewayRefundRequest) -> GatewayRefundResult:
+    return await _run(ActivityNames.GATEWAY_REFUND, request, GatewayRefundResult, GATEWAY)
+
+
+async def record_refund_outcome(outcome: RefundOutcome) -> RefundSnapshot:
+    return await _run(ActivityNames.RECORD_REFUND_OUTCOME, outcome, RefundSnapshot, LEDGER)
+
+
+async def publish_refund_status(snapshot: RefundSnapshot) -> None:
+    await _run(ActivityNames.PUBLISH_REFUND_STATUS, snapshot, str, EVENTS)
