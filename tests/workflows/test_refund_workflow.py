@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+import uuid
+
+from payments.contracts import RefundRequest, RefundSnapshot
+from payments.db.models import Refund
+from payments.events import topics
+from tests.workflows.conftest import Harness
+from tests.workflows.test_payment_workflow import request, run
+from workflows.refund import RefundWorkflow
+
+
+async def paid_payment(harness: Harness, amount_minor: int = 4999) -> str:
+    req = request(amount_minor)
+    result = await run(harness, req)
+    assert result.status == "success"
+    return req.payment_id
+
+
+def reserve(harness: Harness, payment_id: str, amount: int | None) -> str:
+    refund, _ = harness.repository.reserve_refund(
+        Refund(
+            refund_id=str(uuid.uuid4()),
+            payment_id=payment_id,
+            amount=amount or 0,
+            currency="USD",
+            reason="test",
+        ),
+        whole_remainder=amount is None,
+    )
+    return refund.refund_id
+
+
+async def refund(
+    harness: Harness, payment_id: str, refund_id: str, **timing: float
+) -> RefundSnapshot:
+    return await harness.client.execute_workflow(
+        RefundWorkflow.run,
+        RefundRequest(refund_id=refund_id, payment_id=payment_id, **timing),
+        id=f"refund-{refund_id}",
+        task_queue=harness.task_queue,
+    )
+
+
+async def test_full_refund_before_settlement_voids(harness: Harness) -> None:
+    payment_id = await paid_payment(harness)
+    result = await refund(harness, payment_id, reserve(harness, payment_id, None))
+    assert result.status == "processed"
+    assert result.method == "void"
+    assert result.payment_refunded_minor == 4999
+    statuses = [e["status"] for e in harness.publisher.of(topics.REFUND_REQUEST, payment_id)]
+    assert statuses == ["initiated", "processed"]
+
+
+async def test_partial_refund_waits_durably_for_settlement(harness: Harness) -> None:
+    payment_id = await paid_payment(harness)
+    harness.gateway.settle_on_find = 4  # settles after three hours of polling
+    refund_id = reserve(harness, payment_id, 1000)
+    result = await refund(
+        harness,
+        payment_id,
+        refund_id,
+        settlement_poll_seconds=3600,
+        settlement_deadline_seconds=86400,
+    )
+    assert result.status == "processed"
+    assert result.method == "refund"
+    assert result.payment_refunded_minor == 1000
+    assert [op for op, _ in harness.gateway.calls].count("find") == 4
+
+
+async def test_partial_refund_fails_when_settlement_never_comes(harness: Harness) -> None:
+    payment_id = await paid_payment(harness)
+    refund_id = reserve(harness, payment_id, 1000)
+    result = await refund(
+        harness,
+        payment_id,
+        refund_id,
+        settlement_poll_seconds=3600,
+        settlement_deadline_seconds=7200,
+    )
+    assert result.status == "failed"
+    assert result.failure_reason == "settlement_timeout"
+    # The failed refund's amount is refundable again.
+    assert harness.repository.refundable_remainder(payment_id) == 4999
+
+
+async def test_settled_payment_refunds_in_parts(harness: Harness) -> None:
+    payment_id = await paid_payment(harness)
+    sale = harness.repository.get_payment(payment_id)
+    assert sale is not None and sale.transaction_id is not None
+    harness.gateway.settle(sale.transaction_id)
+    first = await refund(harness, payment_id, reserve(harness, payment_id, 2000))
+    rest = await refund(harness, payment_id, reserve(harness, payment_id, None))
+    assert (first.status, first.method, rest.status, rest.method) == (
+        "processed",
+        "refund",
+        "processed",
+        "refund",
+    )
+    assert rest.amount_minor == 2999
+    assert rest.payment_refunded_minor == 4999
