@@ -30,7 +30,7 @@ SENSITIVE_KEYS = frozenset(
         "cvv",
     }
 )
-# 13–19 digits, optionally separated by spaces or dashes: a primary account number.
+# 13 to 19 digits, optionally separated by spaces or dashes: a primary account number.
 _PAN = re.compile(r"\b(?:\d[ -]?){12,18}\d\b")
 
 

@@ -8,6 +8,7 @@ however often.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from temporalio.client import Client, WorkflowExecutionDescription
 from temporalio.common import WorkflowIDReusePolicy
@@ -56,7 +57,8 @@ class PaymentWorkflows:
     async def start_payment(self, request: PaymentRequest) -> None:
         client = await self._connection.client()
         amount = Money(request.amount_minor, request.currency)
-        try:
+        # Already started (a retried request, a redelivered message): nothing to do.
+        with contextlib.suppress(WorkflowAlreadyStartedError):
             await client.start_workflow(
                 PaymentWorkflow.run,
                 request,
@@ -67,12 +69,10 @@ class PaymentWorkflows:
                     f"Payment of {amount} {amount.currency} for order {request.order_id}"
                 ),
             )
-        except WorkflowAlreadyStartedError:
-            pass  # started before (a retried request or a redelivered message): nothing to do
 
     async def start_refund(self, request: RefundRequest) -> None:
         client = await self._connection.client()
-        try:
+        with contextlib.suppress(WorkflowAlreadyStartedError):
             await client.start_workflow(
                 RefundWorkflow.run,
                 request,
@@ -81,8 +81,6 @@ class PaymentWorkflows:
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 static_summary=f"Refund {request.refund_id} of payment {request.payment_id}",
             )
-        except WorkflowAlreadyStartedError:
-            pass
 
     async def exists(self, workflow_id: str) -> bool:
         """Whether Temporal knows the workflow. Raises if Temporal cannot be asked."""

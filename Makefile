@@ -1,0 +1,57 @@
+# Developer entry points. `make` lists them; `make run` starts the whole stack locally.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# Re-install only when the dependencies change.
+STAMP := $(VENV)/.install-stamp
+PYTEST_ARGS ?=
+TYPED_PACKAGES := payments workflows activities api workers tests
+
+.DEFAULT_GOAL := help
+.PHONY: help install run test lint fmt typecheck check bench clean distclean
+
+help: ## List the targets
+	@echo "Targets (PYTHON=$(PYTHON), PYTEST_ARGS='$(PYTEST_ARGS)'):"
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z-]*:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+install: $(STAMP) ## Create .venv and install the project with its dev tools (again only when pyproject.toml changes)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { \
+		echo "error: Python 3.11 or newer is needed; '$(PYTHON)' is $$($(PYTHON) --version 2>/dev/null || echo 'not found')." >&2; \
+		echo "       Run e.g. 'make install PYTHON=python3.12'." >&2; \
+		exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade pip
+	$(BIN)/python -m pip install -e '.[dev]'
+	@touch $@
+
+run: install ## Start the whole stack in the foreground (URLs printed when ready); Ctrl-C stops it
+	$(BIN)/python -m workers.devstack
+
+test: install ## Run the tests (extra pytest arguments: PYTEST_ARGS='-k refund -x')
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: install ## Check lint and formatting (ruff)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+fmt: install ## Sort imports and format the code (ruff)
+	$(BIN)/ruff check --select I --fix .
+	$(BIN)/ruff format .
+
+typecheck: install ## Type-check with mypy --strict
+	$(BIN)/mypy $(TYPED_PACKAGES)
+
+check: lint typecheck ## lint + typecheck (what CI runs before the tests)
+
+bench: install ## Run the benchmarks (python -m benchmarks)
+	@if [ -d benchmarks ]; then $(BIN)/python -m benchmarks; else echo "no benchmarks yet"; fi
+
+clean: ## Remove local state (.data: databases, Temporal state) and caches; keeps .venv
+	rm -rf .data .pytest_cache .mypy_cache .ruff_cache build dist
+	find . -path ./$(VENV) -prune -o -type d -name __pycache__ -exec rm -rf {} +
+
+distclean: clean ## clean, and remove .venv and the build metadata too
+	rm -rf $(VENV) *.egg-info
