@@ -14,6 +14,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from payments.money import MINOR_UNITS
+
 DATA_DIR = Path(".data")
 DEV_ONLY_PRIVATE_KEY = "development-only-private-key"  # the local sandbox's key
 
@@ -68,6 +70,11 @@ class GatewaySettings(BaseSettings):
     local_host: str = "127.0.0.1"
     local_port: int = 8090
     timeout_seconds: int = 10
+    # Currency → Braintree merchant account that settles it (BRAINTREE_MERCHANT_ACCOUNTS, as
+    # JSON). A sale goes to its currency's account; without one, to the merchant's default
+    # account, which charges in that account's own currency. With environment=local every
+    # currency gets "{merchant_id}-{CUR}", which the sandbox settles in that currency.
+    merchant_accounts: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _no_dev_key_against_braintree(self) -> GatewaySettings:
@@ -77,6 +84,8 @@ class GatewaySettings(BaseSettings):
             raise ValueError(
                 "BRAINTREE_PRIVATE_KEY must be set when BRAINTREE_ENVIRONMENT is not 'local'"
             )
+        if self.environment == "local" and not self.merchant_accounts:
+            self.merchant_accounts = {c: f"{self.merchant_id}-{c}" for c in MINOR_UNITS}
         return self
 
 

@@ -1,0 +1,474 @@
+"""The PaymentGateway implemented with the official braintree SDK.
+
+The only module of the service that imports ``braintree``. It turns the SDK's results into
+``SaleOutcome``/``RefundOutcome`` (declines are results) and its exceptions into the service's
+gateway errors:
+
+- ``GatewayUnavailable``: timeouts, dropped connections, 408/429/5xx, unexpected statuses
+  (a proxy's 502), unparseable bodies, and 915233 (same request key still in flight). The
+  outcome is unknown; retrying with the same request key is safe, since Braintree answers a
+  repeated ``api_request_key`` with the original transaction instead of charging again.
+- ``GatewayMisconfigured``: 401/403/426 and SDK configuration errors; retrying cannot help.
+- ``GatewayNotFound``: 404, the transaction id is unknown.
+
+The SDK is synchronous and thread-safe per call (one requests session per thread), so one
+instance can serve an activity thread pool.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from decimal import Decimal, InvalidOperation
+from typing import Any, TypeVar
+from xml.parsers.expat import ExpatError
+
+import braintree
+import requests
+import structlog
+from braintree.exceptions.authentication_error import AuthenticationError
+from braintree.exceptions.authorization_error import AuthorizationError
+from braintree.exceptions.braintree_error import BraintreeError
+from braintree.exceptions.configuration_error import ConfigurationError
+from braintree.exceptions.gateway_timeout_error import GatewayTimeoutError
+from braintree.exceptions.http.connection_error import ConnectionError as HttpConnectionError
+from braintree.exceptions.http.invalid_response_error import InvalidResponseError
+from braintree.exceptions.http.timeout_error import TimeoutError as HttpTimeoutError
+from braintree.exceptions.not_found_error import NotFoundError
+from braintree.exceptions.request_timeout_error import RequestTimeoutError
+from braintree.exceptions.server_error import ServerError
+from braintree.exceptions.service_unavailable_error import ServiceUnavailableError
+from braintree.exceptions.too_many_requests_error import TooManyRequestsError
+from braintree.exceptions.unexpected_error import UnexpectedError
+from braintree.exceptions.upgrade_required_error import UpgradeRequiredError
+from braintree.util.http import Http
+
+from payments.config import GatewaySettings
+from payments.errors import (
+    GatewayError,
+    GatewayMisconfigured,
+    GatewayNotFound,
+    GatewayUnavailable,
+    UnsupportedCurrency,
+)
+from payments.gateway.types import GatewayTransaction, RefundOutcome, SaleOutcome
+from payments.money import Money, minor_units
+
+log = structlog.get_logger(__name__)
+
+T = TypeVar("T")
+
+# --- error classification ---------------------------------------------------------------------
+# Order matters: ConfigurationError and the http.* transport errors subclass UnexpectedError,
+# so they are matched before the UnexpectedError catch-all below.
+_MISCONFIGURED: tuple[type[Exception], ...] = (
+    AuthenticationError,  # 401: wrong key pair or merchant id
+    AuthorizationError,  # 403: the key lacks a permission
+    UpgradeRequiredError,  # 426: the SDK's API version is retired
+    ConfigurationError,  # the SDK refused its own configuration
+)
+_UNAVAILABLE: tuple[type[Exception], ...] = (
+    RequestTimeoutError,  # 408 (also the SDK's "search timeout")
+    TooManyRequestsError,  # 429: rate limited, later attempts can pass
+    ServerError,  # 500
+    ServiceUnavailableError,  # 503
+    GatewayTimeoutError,  # 504
+    HttpConnectionError,  # refused or dropped connection (wrap_http_exceptions=True)
+    HttpTimeoutError,  # ReadTimeoutError / ConnectTimeoutError and other requests timeouts
+    InvalidResponseError,  # requests' HTTPError
+)
+# What the SDK raises while parsing a body that is not the XML it expects (truncated by a
+# proxy, a missing field): the request may or may not have taken effect.
+_MALFORMED_RESPONSE: tuple[type[Exception], ...] = (
+    ExpatError,
+    AttributeError,
+    KeyError,
+    TypeError,
+    ValueError,
+    InvalidOperation,
+)
+
+# Validation codes that mean "the payment method cannot be used": the customer must supply
+# another one. 91508 no payment method, 9156x nonce unknown/consumed/locked/not accepted,
+# 8171x card number invalid (Braintree's error code reference).
+_PAYMENT_METHOD_CODES = frozenset(
+    {"91508", "91564", "91565", "91566", "91567", "91569", "81714", "81715", "81716", "81717"}
+)
+API_REQUEST_KEY_REUSED = "915232"
+API_REQUEST_KEY_IN_FLIGHT = "915233"
+
+
+def _translate(operation: str, exc: Exception) -> GatewayError | None:
+    """The service's error for an exception raised during a gateway call, None if it is not
+    one we know (a bug: let it propagate unchanged)."""
+    if isinstance(exc, GatewayError):
+        return exc
+    what = f"braintree {operation} failed: {type(exc).__name__}"
+    if isinstance(exc, NotFoundError):
+        return GatewayNotFound(f"{what}: {exc}")
+    if isinstance(exc, _MISCONFIGURED):
+        return GatewayMisconfigured(what)
+    if isinstance(exc, _UNAVAILABLE):
+        return GatewayUnavailable(what)
+    if isinstance(exc, UnexpectedError):
+        # Any other HTTP status ("Unexpected HTTP_RESPONSE 502" from a load balancer) or
+        # transport failure: the gateway may or may not have acted.
+        return GatewayUnavailable(f"{what}: {exc}")
+    if isinstance(exc, BraintreeError):
+        # InvalidSignature/InvalidChallenge (webhooks), TestOperationPerformedInProduction:
+        # a programming or configuration mistake, never fixed by retrying.
+        return GatewayMisconfigured(what)
+    if isinstance(exc, _MALFORMED_RESPONSE):
+        return GatewayUnavailable(
+            f"braintree {operation}: malformed response ({type(exc).__name__})"
+        )
+    return None
+
+
+# --- conversions ------------------------------------------------------------------------------
+def _text(value: Any) -> str | None:
+    """The SDK gives "" or None for absent fields; the service uses None."""
+    if value is None or value == "":
+        return None
+    return str(value)
+
+
+def _money(amount: Any, currency: str) -> Money:
+    try:
+        places = minor_units(currency)
+    except UnsupportedCurrency:
+        raise GatewayMisconfigured(
+            f"gateway transaction in unsupported currency {currency!r}"
+        ) from None
+    minor = Decimal(amount).scaleb(places)
+    if minor != minor.to_integral_value():
+        # e.g. a KWD merchant account (3 places) where the service expected USD.
+        raise GatewayMisconfigured(f"gateway amount {amount} has more than {places} places")
+    return Money(int(minor), currency)
+
+
+def _first_error(result: Any) -> tuple[str | None, str | None]:
+    """(code, message) of the first validation error of an SDK error result."""
+    errors = result.errors.deep_errors
+    if not errors:
+        return None, _text(getattr(result, "message", None))
+    first = errors[0]
+    return str(first.code), _text(getattr(result, "message", None)) or _text(first.message)
+
+
+# --- the adapter ------------------------------------------------------------------------------
+class BraintreeGateway:
+    """PaymentGateway over a configured ``braintree.BraintreeGateway``.
+
+    ``merchant_account_ids`` maps a currency to the Braintree merchant account that settles
+    it; a Braintree amount has no currency of its own, the account decides. Sales in other
+    currencies go to the merchant's default account. ``default_currency`` is only used to read
+    a transaction that carries no currency_iso_code (Braintree always sends one).
+    """
+
+    def __init__(
+        self,
+        gateway: Any,
+        *,
+        merchant_account_ids: Mapping[str, str] | None = None,
+        default_currency: str = "USD",
+    ) -> None:
+        self._sdk = gateway
+        self._merchant_account_ids = dict(merchant_account_ids or {})
+        self._default_currency = default_currency
+
+    # --- PaymentGateway ---------------------------------------------------------------------
+    def sale(
+        self, *, request_key: str, order_id: str, amount: Money, payment_method_nonce: str
+    ) -> SaleOutcome:
+        """Authorize and submit for settlement in one call. Idempotent per ``request_key``."""
+        params: dict[str, Any] = {
+            "amount": str(amount),
+            "payment_method_nonce": payment_method_nonce,
+            "order_id": order_id,
+            "options": {"submit_for_settlement": True},
+            "api_request_key": request_key,
+        }
+        if merchant_account_id := self._merchant_account_ids.get(amount.currency):
+            params["merchant_account_id"] = merchant_account_id
+        # The nonce is a one-time card token: it never reaches a log line.
+        context = {
+            "order_id": order_id,
+            "request_key": request_key,
+            "amount": str(amount),
+            "currency": amount.currency,
+        }
+        outcome = self._call(
+            "sale",
+            lambda: self._sale_outcome(self._sdk.transaction.sale(params), amount.currency),
+            context,
+        )
+        tx = outcome.transaction
+        if tx is not None and tx.amount.currency != amount.currency:
+            log.error(
+                "gateway_currency_mismatch",
+                **context,
+                transaction_id=tx.transaction_id,
+                gateway_currency=tx.amount.currency,
+            )
+        log.info(
+            "gateway_sale",
+            **context,
+            approved=outcome.approved,
+            transaction_id=tx.transaction_id if tx else None,
+            status=tx.status if tx else None,
+            failure_reason=outcome.failure_reason,
+            decline_code=outcome.decline_code,
+        )
+        return outcome
+
+    def find(self, transaction_id: str) -> GatewayTransaction:
+        return self._call(
+            "find",
+            lambda: self._transaction(
+                self._sdk.transaction.find(transaction_id), self._default_currency
+            ),
+            {"transaction_id": transaction_id},
+        )
+
+    def refund(
+        self, *, request_key: str, transaction_id: str, amount: Money | None
+    ) -> RefundOutcome:
+        """Refund a settled/settling sale, fully (``amount`` None: what remains) or partly.
+        An unsettled sale is refused with 91506: void it instead."""
+        options: dict[str, Any] = {"api_request_key": request_key}
+        if amount is not None:
+            options["amount"] = str(amount)
+        currency = amount.currency if amount is not None else self._default_currency
+        context = {
+            "transaction_id": transaction_id,
+            "request_key": request_key,
+            "amount": str(amount) if amount is not None else "full",
+        }
+        outcome = self._call(
+            "refund",
+            lambda: self._refund_outcome(
+                self._sdk.transaction.refund(transaction_id, options), currency
+            ),
+            context,
+        )
+        self._log_refund_outcome("gateway_refund", outcome, context)
+        return outcome
+
+    def void(self, *, request_key: str, transaction_id: str) -> RefundOutcome:
+        """Cancel an authorized or submitted_for_settlement sale; 91504 once it settles."""
+        context = {"transaction_id": transaction_id, "request_key": request_key}
+        outcome = self._call(
+            "void",
+            lambda: self._refund_outcome(
+                self._sdk.transaction.void(transaction_id, {"api_request_key": request_key}),
+                self._default_currency,
+            ),
+            context,
+        )
+        self._log_refund_outcome("gateway_void", outcome, context)
+        return outcome
+
+    # --- beyond the protocol ----------------------------------------------------------------
+    def find_sales_by_order_id(self, order_id: str) -> list[GatewayTransaction]:
+        """The sales carrying ``order_id`` (any status, refunds excluded), oldest first.
+
+        The way to learn whether a charge happened after an ambiguous failure before charging
+        again under a new request key (a retry under the same key needs no lookup).
+        """
+        return self._call(
+            "search",
+            lambda: [
+                self._transaction(tx, self._default_currency)
+                for tx in self._sdk.transaction.search(
+                    braintree.TransactionSearch.order_id == order_id,
+                    braintree.TransactionSearch.type == "sale",
+                ).items
+            ],
+            {"order_id": order_id},
+        )
+
+    # --- internals --------------------------------------------------------------------------
+    def _call(self, operation: str, call: Callable[[], T], context: Mapping[str, Any]) -> T:
+        """Run an SDK call and the parsing of its result, translating what it raises."""
+        try:
+            return call()
+        except Exception as exc:
+            error = _translate(operation, exc)
+            if error is None:
+                raise
+            log.warning(
+                "gateway_call_failed",
+                operation=operation,
+                **context,
+                error=error.code,
+                cause=type(exc).__name__,
+            )
+            if error is exc:
+                raise
+            raise error from exc
+
+    def _transaction(self, tx: Any, fallback_currency: str) -> GatewayTransaction:
+        currency = _text(getattr(tx, "currency_iso_code", None)) or fallback_currency
+        return GatewayTransaction(
+            transaction_id=str(tx.id),
+            type=str(tx.type),
+            status=str(tx.status),
+            amount=_money(tx.amount, currency),
+            order_id=_text(getattr(tx, "order_id", None)),
+            processor_response_code=_text(getattr(tx, "processor_response_code", None)),
+            processor_response_text=_text(getattr(tx, "processor_response_text", None)),
+            refunded_transaction_id=_text(getattr(tx, "refunded_transaction_id", None)),
+        )
+
+    def _sale_outcome(self, result: Any, currency: str) -> SaleOutcome:
+        if result is None:
+            # A 2xx answer with neither <transaction> nor <api-error-response>.
+            raise GatewayUnavailable("braintree sale: response without a transaction")
+        if result.is_success:
+            return SaleOutcome(
+                approved=True, transaction=self._transaction(result.transaction, currency)
+            )
+        if result.transaction is not None:
+            tx = self._transaction(result.transaction, currency)
+            if tx.status == "gateway_rejected":
+                return SaleOutcome(
+                    approved=False,
+                    transaction=tx,
+                    decline_code=_text(
+                        getattr(result.transaction, "gateway_rejection_reason", None)
+                    ),
+                    decline_message=_text(result.message),
+                    failure_reason="gateway_rejected",
+                )
+            # processor_declined (2000-2999), failed (3000: processor network trouble), or a
+            # status we do not expect: the status itself is the stable reason.
+            return SaleOutcome(
+                approved=False,
+                transaction=tx,
+                decline_code=tx.processor_response_code,
+                decline_message=tx.processor_response_text or _text(result.message),
+                failure_reason=tx.status,
+            )
+        code, message = _first_error(result)
+        if code == API_REQUEST_KEY_IN_FLIGHT:
+            raise GatewayUnavailable("braintree sale: the same request key is still in flight")
+        return SaleOutcome(
+            approved=False,
+            transaction=None,
+            decline_code=code,
+            decline_message=message,
+            failure_reason=_validation_failure_reason(code),
+        )
+
+    def _refund_outcome(self, result: Any, currency: str) -> RefundOutcome:
+        if result is None:
+            raise GatewayUnavailable("braintree refund/void: response without a transaction")
+        if result.is_success:
+            return RefundOutcome(
+                succeeded=True, transaction=self._transaction(result.transaction, currency)
+            )
+        if result.transaction is not None:
+            # The gateway created a refund but the processor refused it.
+            tx = self._transaction(result.transaction, currency)
+            return RefundOutcome(
+                succeeded=False,
+                transaction=tx,
+                error_code=tx.processor_response_code,
+                error_message=tx.processor_response_text or _text(result.message),
+            )
+        code, message = _first_error(result)
+        if code == API_REQUEST_KEY_IN_FLIGHT:
+            raise GatewayUnavailable("braintree: the same request key is still in flight")
+        return RefundOutcome(
+            succeeded=False, transaction=None, error_code=code, error_message=message
+        )
+
+    @staticmethod
+    def _log_refund_outcome(event: str, outcome: RefundOutcome, context: Mapping[str, Any]) -> None:
+        tx = outcome.transaction
+        log.info(
+            event,
+            **context,
+            succeeded=outcome.succeeded,
+            result_transaction_id=tx.transaction_id if tx else None,
+            status=tx.status if tx else None,
+            error_code=outcome.error_code,
+        )
+
+
+def _validation_failure_reason(code: str | None) -> str:
+    if code in _PAYMENT_METHOD_CODES:
+        return "invalid_payment_method"
+    if code == API_REQUEST_KEY_REUSED:
+        return "request_key_reused"
+    return "validation_error"
+
+
+# --- construction -----------------------------------------------------------------------------
+class _DirectHttp(Http):  # type: ignore[misc]  # braintree is untyped
+    """HTTP for the local sandbox that ignores HTTP(S)_PROXY.
+
+    The SDK copies the proxy variables from the environment into every session and ignores
+    NO_PROXY, so with a proxy configured it would send 127.0.0.1 requests to the proxy.
+    """
+
+    def http_do(
+        self, http_verb: str, path: str, headers: dict[str, Any], request_body: Any
+    ) -> list[Any]:
+        # The SDK's per-thread session (kept alive between calls), told not to read the
+        # environment; proxies are then never applied.
+        session: requests.Session = self._get_session()
+        session.trust_env = False
+        response = session.request(
+            http_verb, path, headers=headers, data=request_body, timeout=self.config.timeout
+        )
+        return [response.status_code, response.text]
+
+
+def build_braintree_gateway(
+    settings: GatewaySettings, *, merchant_account_ids: Mapping[str, str] | None = None
+) -> BraintreeGateway:
+    """The adapter for ``settings``: the local sandbox (environment=local, plain HTTP on
+    local_host:local_port) or Braintree's sandbox/production. Raises GatewayMisconfigured if
+    the SDK refuses the configuration. Makes no network call."""
+    extra: dict[str, Any] = {}
+    if settings.environment == "local":
+        environment = braintree.Environment(
+            "local",
+            settings.local_host,
+            str(settings.local_port),  # the SDK compares the port as a string ("443": https)
+            "http://" + settings.local_host,
+            False,
+            None,
+        )
+        extra["http_strategy"] = _DirectHttp
+    elif settings.environment == "sandbox":
+        environment = braintree.Environment.Sandbox
+    else:
+        environment = braintree.Environment.Production
+    try:
+        config = braintree.Configuration(
+            environment=environment,
+            merchant_id=settings.merchant_id,
+            public_key=settings.public_key,
+            private_key=settings.private_key.get_secret_value(),
+            timeout=settings.timeout_seconds,
+            # Transport failures as braintree exceptions (ConnectionError, ReadTimeoutError...)
+            # rather than raw requests exceptions, so _translate sees one hierarchy.
+            wrap_http_exceptions=True,
+            **extra,
+        )
+    except BraintreeError as exc:
+        raise GatewayMisconfigured(f"braintree configuration refused: {exc}") from None
+    log.info(
+        "gateway_configured",
+        environment=settings.environment,
+        merchant_id=settings.merchant_id,
+        base_url=config.base_url(),
+    )
+    return BraintreeGateway(
+        braintree.BraintreeGateway(config),
+        merchant_account_ids=(
+            settings.merchant_accounts if merchant_account_ids is None else merchant_account_ids
+        ),
+    )

@@ -1,0 +1,12 @@
+"""A Braintree-compatible sandbox server for development and tests (never production).
+
+It speaks the XML API the official braintree SDK uses, with Braintree's documented sandbox
+test values (``fake-valid-nonce``, amounts 2000-2999.99 declined, ...), so the service runs
+its real adapter against it: ``BRAINTREE_ENVIRONMENT=local`` plus
+``python -m payments.gateway.sandbox``. It does not import braintree.
+"""
+
+from payments.gateway.sandbox.app import FaultSpec, create_sandbox_app
+from payments.gateway.sandbox.runner import PortInUse, SandboxServer, bind_socket
+
+__all__ = ["FaultSpec", "PortInUse", "SandboxServer", "bind_socket", "create_sandbox_app"]

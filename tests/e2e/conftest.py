@@ -1,0 +1,131 @@
+"""The real stack for end-to-end tests, once per database backend.
+
+Each stack is what `make run` starts — Temporal dev server (with its Web UI), the Tansu
+broker, the Braintree-compatible sandbox, worker, consumer and API as separate processes —
+on free ports, with its output in a log file under pytest's temporary directory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from temporalio.client import Client
+
+from payments.config import DatabaseSettings, PolicySettings, SandboxSettings, Settings
+from tests.conftest import create_postgres_database, drop_postgres_database, require_postgres
+from tests.e2e.events import EventReader
+from workers.devstack import ProcessGroup, StackEndpoints, free_stack_settings, start_stack
+
+
+@dataclass
+class Stack:
+    settings: Settings
+    endpoints: StackEndpoints
+    group: ProcessGroup
+    log_path: Path
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        return self.endpoints.kafka_bootstrap
+
+    def topic(self, name: str) -> str:
+        return self.settings.kafka.topic(name)
+
+    async def workflow_status(self, workflow_id: str) -> str:
+        client = await Client.connect(self.endpoints.temporal_address)
+        description = await client.get_workflow_handle(workflow_id).describe()
+        assert description.status is not None
+        return description.status.name
+
+    async def ui_workflows(self, query: str) -> list[dict[str, Any]]:
+        """Ask the Temporal Web UI's own HTTP API, as the browser page does."""
+        assert self.endpoints.temporal_ui_url is not None
+        async with httpx.AsyncClient(
+            base_url=self.endpoints.temporal_ui_url, trust_env=False
+        ) as ui:
+            for _ in range(50):  # visibility is eventually consistent
+                response = await ui.get(
+                    f"/api/v1/namespaces/{self.settings.temporal.namespace}/workflows",
+                    params={"query": query},
+                )
+                response.raise_for_status()
+                found: list[dict[str, Any]] = response.json().get("executions") or []
+                if found:
+                    return found
+                await asyncio.sleep(0.2)
+        return []
+
+    async def sandbox_transactions(self, **match: str) -> list[dict[str, Any]]:
+        assert self.endpoints.sandbox_url is not None
+        async with httpx.AsyncClient(base_url=self.endpoints.sandbox_url, trust_env=False) as sb:
+            response = await sb.get("/_sandbox/transactions")
+            response.raise_for_status()
+            body = response.json()
+        items: list[dict[str, Any]] = body["transactions"] if isinstance(body, dict) else body
+        return [t for t in items if all(t.get(k) == v for k, v in match.items())]
+
+    def stop_worker(self) -> None:
+        self.group.stop("worker")
+
+    def start_worker(self) -> None:
+        self.group.restart("worker")
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgres"])
+def stack(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    data_dir = tmp_path_factory.mktemp(f"stack-{request.param}")
+    dropper = None
+    if request.param == "sqlite":
+        database_url = f"sqlite:///{data_dir / 'payments.db'}"
+    else:
+        require_postgres()
+        database_url, name = create_postgres_database("payments_e2e")
+        dropper = name
+    settings = free_stack_settings(
+        data_dir,
+        database=DatabaseSettings(url=database_url),
+        policy=PolicySettings(refund_settlement_poll_seconds=1.0),
+    )
+    settings = settings.model_copy(
+        update={
+            "sandbox": SandboxSettings(
+                host=settings.sandbox.host, port=settings.sandbox.port, settle_after_seconds=2.0
+            )
+        }
+    )
+    log_path = data_dir / "stack.log"
+    try:
+        with ProcessGroup(log_path) as group:
+            try:
+                endpoints = start_stack(group, settings, temporal_persistent=False)
+            except Exception:
+                print(log_path.read_text()[-5000:])
+                raise
+            yield Stack(settings, endpoints, group, log_path)
+    finally:
+        if dropper is not None:
+            drop_postgres_database(dropper)
+
+
+@pytest.fixture(scope="session")
+async def events(stack: Stack) -> AsyncIterator[EventReader]:
+    reader = EventReader(stack.kafka_bootstrap, stack.settings.kafka.topic_prefix)
+    await reader.start()
+    yield reader
+    await reader.stop()
+
+
+@pytest.fixture(scope="session")
+async def api(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(
+        base_url=stack.endpoints.api_url, timeout=30, trust_env=False
+    ) as client:
+        yield client

@@ -1,0 +1,78 @@
+"""A real Kafka consumer for end-to-end tests: reads every topic of a stack from the start,
+deduplicating by event_id as the Order and Notification services are told to."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer
+
+from payments.events.topics import NOTIFICATIONS, PAYMENT_STATUS, REFUND_REQUEST
+
+Event = dict[str, Any]
+
+
+class EventReader:
+    def __init__(self, bootstrap: str, prefix: str = "") -> None:
+        self._prefix = prefix
+        self._consumer = AIOKafkaConsumer(
+            *(prefix + t for t in (PAYMENT_STATUS, REFUND_REQUEST, NOTIFICATIONS)),
+            bootstrap_servers=bootstrap,
+            group_id=None,  # no group: read everything, every time (FACTS: 'latest' is unreliable)
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+        )
+        self.events: dict[str, list[Event]] = {}
+        self.deliveries: dict[str, int] = {}  # event_id -> times seen
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self._consumer.start()
+        self._task = asyncio.create_task(self._pump())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self._consumer.stop()
+
+    async def _pump(self) -> None:
+        while True:
+            batches = await self._consumer.getmany(timeout_ms=200)
+            for messages in batches.values():
+                for message in messages:
+                    event = json.loads(message.value)
+                    event["_topic"] = message.topic.removeprefix(self._prefix)
+                    event["_key"] = message.key.decode() if message.key else None
+                    seen = self.deliveries.get(event["event_id"], 0)
+                    self.deliveries[event["event_id"]] = seen + 1
+                    if seen == 0:
+                        self.events.setdefault(event["_topic"], []).append(event)
+
+    def of(self, topic: str, **match: Any) -> list[Event]:
+        return [
+            e for e in self.events.get(topic, []) if all(e.get(k) == v for k, v in match.items())
+        ]
+
+    async def wait_for(
+        self,
+        topic: str,
+        condition: Callable[[list[Event]], bool] = bool,
+        *,
+        seconds: float = 30.0,
+        **match: Any,
+    ) -> list[Event]:
+        deadline = time.monotonic() + seconds
+        while True:
+            found = self.of(topic, **match)
+            if condition(found):
+                return found
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no matching events on {topic} for {match}: {found}")
+            await asyncio.sleep(0.1)
