@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # Re-install only when the dependencies change.
 STAMP := $(VENV)/.install-stamp
 PYTEST_ARGS ?=
-TYPED_PACKAGES := payments workflows activities api workers tests
+TYPED_PACKAGES := payments workflows activities api workers tests benchmarks
 
 .DEFAULT_GOAL := help
 .PHONY: help install run test lint fmt typecheck check bench clean distclean

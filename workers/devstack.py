@@ -27,6 +27,7 @@ import importlib.util
 import json
 import logging
 import os
+import random
 import shutil
 import signal
 import socket
@@ -172,12 +173,34 @@ def port_is_free(host: str, port: int) -> bool:
     return True
 
 
+_handed_out: set[int] = set()
+_FREE_PORT_FLOOR = 20000
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A port nothing listens on right now (the OS picks it; it may be taken again later)."""
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """A port nothing listens on right now, for a server started a moment later.
+
+    Chosen below the kernel's ephemeral range on purpose: ports the OS hands out itself (to
+    outgoing connections, and to the Temporal dev server's internal services, which bind
+    port 0) come from that range, and one of them could otherwise take the port between
+    this call and the server's bind. Never the same port twice in one process.
+    """
+    low, _high = _ephemeral_range()
+    ceiling = low - 1 if low - 1 > _FREE_PORT_FLOOR + 1000 else 65535
+    for _ in range(1000):
+        port = random.randint(_FREE_PORT_FLOOR, ceiling)
+        if port not in _handed_out and port_is_free(host, port):
+            _handed_out.add(port)
+            return port
+    raise DevStackError(f"no free port found on {host}")
 
 
 def connect_host(host: str) -> str:

@@ -1,0 +1,1 @@
+"""Benchmarks of the real stack (`make bench`). Not tests: they measure, they do not assert."""
