@@ -4,7 +4,7 @@
 # (docker-compose.yml runs each of these):
 #   python -m api                          the HTTP API (the default command), port 8000
 #   python -m workers.payment_worker       the Temporal worker (payment and refund workflows)
-#   python -m workers.initiation_consumer  the Kafka payment_initiation consumer
+#   python -m workers.consumer  the Kafka payment_initiation consumer
 #   python -m payments.db.migrate          apply the database migrations, then exit
 #   python -m payments.gateway.sandbox     the Braintree-compatible sandbox (development only)
 # Configuration comes from the environment only (payments/config.py lists every variable).

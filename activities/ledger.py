@@ -50,14 +50,21 @@ class LedgerActivities:
 
     @activity.defn(name=ActivityNames.RECORD_PAYMENT_OUTCOME)
     def record_payment_outcome(self, outcome: PaymentOutcome) -> PaymentSnapshot:
+        if outcome.still_pending:
+            status = PaymentStatus.PENDING
+        else:
+            status = PaymentStatus.SUCCESS if outcome.succeeded else PaymentStatus.FAILURE
         try:
             stored = self._repository.complete_payment(
                 outcome.payment_id,
-                PaymentStatus.SUCCESS if outcome.succeeded else PaymentStatus.FAILURE,
+                status,
                 transaction_id=outcome.transaction_id,
                 processor_response_code=outcome.processor_response_code,
                 failure_reason=outcome.failure_reason,
                 failure_message=outcome.failure_message,
+                gateway_status=outcome.gateway_status,
+                decline_type=outcome.decline_type,
+                instrument=outcome.instrument,
             )
         except InvalidTransition as exc:
             activity.logger.error("refused payment transition: %s", exc.message)

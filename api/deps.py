@@ -42,10 +42,15 @@ def _gateway(request: Request) -> PaymentGateway:
     return _container(request).gateway
 
 
+def _workflows(request: Request) -> PaymentWorkflows:
+    return _container(request).workflows
+
+
 ContainerDep = Annotated[Container, Depends(_container)]
 RepositoryDep = Annotated[PaymentRepository, Depends(_repository)]
 ServiceDep = Annotated[PaymentService, Depends(_service)]
 GatewayDep = Annotated[PaymentGateway, Depends(_gateway)]
+WorkflowsDep = Annotated[PaymentWorkflows, Depends(_workflows)]
 IdempotencyKeyHeader = Annotated[
     str | None,
     Header(

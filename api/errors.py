@@ -24,6 +24,7 @@ from payments.errors import (
     GatewayNotFound,
     IdempotencyKeyReused,
     InvalidRequest,
+    InvalidWebhook,
     NotFound,
     PaymentServiceError,
     RefundExceedsRemainder,
@@ -60,6 +61,8 @@ def _field_of(location: Sequence[Any]) -> str | None:
 
 
 def _status_of(exc: PaymentServiceError) -> int:
+    if isinstance(exc, InvalidWebhook):
+        return status.HTTP_400_BAD_REQUEST
     if isinstance(exc, NotFound):
         return status.HTTP_404_NOT_FOUND
     if isinstance(exc, RefundExceedsRemainder | InvalidRequest | IdempotencyKeyReused):

@@ -7,15 +7,24 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from payments.gateway.braintree_gateway import build_braintree_gateway
 
 from api.deps import Container
 from api.errors import install_error_handlers
-from api.routes import admin, health, payments, refunds
+from api.routes import (
+    admin,
+    health,
+    payment_methods,
+    payments,
+    reconciliation,
+    refunds,
+    webhooks,
+)
 from payments.config import Settings, get_settings
 from payments.db.engine import create_db_engine
 from payments.db.repository import PaymentRepository
+from payments.gateway.braintree_gateway import build_braintree_gateway
 from payments.logging import configure_logging
+from payments.orders.client import HttpOrderService, create_order_service_http_client
 from payments.service import PaymentService
 from workflows.client import PaymentWorkflows, TemporalConnection
 
@@ -36,11 +45,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     workflows = PaymentWorkflows(
         TemporalConnection(settings.temporal.address, settings.temporal.namespace),
         settings.temporal.task_queue,
+        settings.policy,
+    )
+    order_client = (
+        create_order_service_http_client(settings.orders) if settings.orders.url else None
+    )
+    orders = (
+        HttpOrderService(order_client, settings.orders.url)
+        if order_client is not None and settings.orders.url
+        else None
     )
     container = Container(
         settings=settings,
         repository=repository,
-        service=PaymentService(repository, workflows, settings.policy),
+        service=PaymentService(repository, workflows, settings.policy, orders),
         workflows=workflows,
         gateway=build_braintree_gateway(settings.gateway),
     )
@@ -48,6 +66,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
+        if order_client is not None:
+            await order_client.aclose()
         engine.dispose()
 
     app = FastAPI(
@@ -58,7 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.container = container
     install_error_handlers(app)
-    for module in (payments, refunds, admin, health):
+    for module in (payments, refunds, payment_methods, webhooks, admin, reconciliation, health):
         app.include_router(module.router)
     return app
 

@@ -7,7 +7,7 @@ from typing import Annotated, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from payments.db.models import Payment, Refund
+from payments.db.models import Payment, Refund, StoredPaymentMethod
 from payments.money import Money
 from payments.requests import AmountString, Identifier, InitiatePaymentIn
 
@@ -33,6 +33,16 @@ class RefundIn(BaseModel):
     reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
 
 
+class PaymentMethodDetails(BaseModel):
+    """What a user recognises of the means of payment (never a full number)."""
+
+    instrument_type: str
+    brand: str | None
+    last4: str | None
+    wallet: str | None
+    display: str | None
+
+
 class PaymentPublic(BaseModel):
     payment_id: str
     order_id: str
@@ -48,6 +58,12 @@ class PaymentPublic(BaseModel):
     refunded_amount: str
     # none | partial | full: how much of the payment has been given back.
     refund_state: str
+    # soft | hard, for processor declines: whether trying the same card later may work.
+    decline_type: str | None
+    # The gateway's last known status of the sale (e.g. settlement_pending).
+    gateway_status: str | None
+    payment_method_id: str | None
+    payment_method_details: PaymentMethodDetails | None
     created_at: datetime
     updated_at: datetime
 
@@ -72,6 +88,20 @@ class PaymentPublic(BaseModel):
             else "full"
             if refunded >= payment.amount
             else "partial",
+            decline_type=payment.decline_type,
+            gateway_status=payment.gateway_status,
+            payment_method_id=payment.payment_method_id,
+            payment_method_details=(
+                PaymentMethodDetails(
+                    instrument_type=payment.instrument_type,
+                    brand=payment.card_brand,
+                    last4=payment.card_last4,
+                    wallet=payment.wallet_type,
+                    display=payment.instrument_display,
+                )
+                if payment.instrument_type
+                else None
+            ),
             created_at=payment.created_at,
             updated_at=payment.updated_at,
         )
@@ -92,6 +122,59 @@ class VerifiedPayment(PaymentPublic):
     # False when the stored status and the gateway's disagree (e.g. the workflow has not
     # recorded the gateway's answer yet).
     consistent: bool
+
+
+class SavePaymentMethodIn(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"user_id": "user-42", "payment_token": "fake-valid-visa-nonce"}]
+        },
+    )
+
+    user_id: Identifier
+    # A nonce from the client SDK (or the sandbox's /_sandbox/client/tokenize): never a card.
+    payment_token: Annotated[str, StringConstraints(min_length=1, max_length=512)]
+
+
+class SavedPaymentMethod(BaseModel):
+    payment_method_id: str
+    user_id: str
+    type: str
+    brand: str | None
+    last4: str | None
+    expiration: str | None
+    wallet: str | None
+    display: str | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, method: StoredPaymentMethod) -> SavedPaymentMethod:
+        return cls(
+            payment_method_id=method.payment_method_id,
+            user_id=method.user_id,
+            type=method.instrument_type,
+            brand=method.brand,
+            last4=method.last4,
+            expiration=method.expiration,
+            wallet=method.wallet_type,
+            display=method.display,
+            created_at=method.created_at,
+        )
+
+
+class SavedPaymentMethods(BaseModel):
+    items: list[SavedPaymentMethod]
+
+
+class ReconciliationReportOut(BaseModel):
+    report_id: str
+    started_at: datetime
+    finished_at: datetime
+    checked_payments: int
+    checked_refunds: int
+    repaired: int
+    findings: list[dict[str, str]]
 
 
 class RefundPublic(BaseModel):

@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from payments.money import MINOR_UNITS
@@ -98,6 +98,12 @@ class SandboxSettings(BaseSettings):
     port: int = 8090
     # A submitted transaction moves to settling, then settled, this many seconds later.
     settle_after_seconds: float = 5.0
+    # A bank transfer (SEPA, US bank account) waits in settlement_pending this long, then is
+    # settled (or settlement_declined for amounts 4001.00-5000.99).
+    bank_settle_after_seconds: float = 20.0
+    # Where the sandbox POSTs Braintree-style webhooks (transaction_settled,
+    # transaction_settlement_declined) when a transaction settles by itself; None: no webhooks.
+    webhook_url: str | None = None
 
 
 class ApiSettings(BaseSettings):
@@ -127,6 +133,22 @@ class PolicySettings(BaseSettings):
     # the interval, before it fails.
     refund_settlement_poll_seconds: float = 10.0
     refund_settlement_deadline_seconds: float = 7 * 24 * 3600
+    # A payment the gateway has accepted but not settled (bank transfers) is checked again
+    # on this schedule (seconds; the last step repeats), at once when a webhook, an event on
+    # payment_status or POST /verify-payment says something changed, and ends as failure
+    # ("settlement_timeout") after the deadline. Minutes, then hours, then days, as Kill
+    # Bill's janitor does.
+    pending_check_schedule_seconds: list[float] = Field(
+        default_factory=lambda: [60.0, 300.0, 900.0, 3600.0, 4 * 3600.0, 12 * 3600.0, 86400.0]
+    )
+    pending_deadline_seconds: float = 14 * 24 * 3600
+    # Fernet key for gateway tokens at rest; generated into .data/ for local development.
+    token_encryption_key: SecretStr | None = None
+    dev_token_key_file: Path = DATA_DIR / "token-encryption.dev.key"
+    # Reconciliation (a Temporal Schedule): how often, and how old a non-terminal payment or
+    # refund must be before it is looked at (younger ones are still in their workflow's hands).
+    reconciliation_interval_seconds: float = 300
+    reconciliation_min_age_seconds: float = 120
 
 
 class LogSettings(BaseSettings):
@@ -147,9 +169,38 @@ class Settings(BaseSettings):
     api: ApiSettings = Field(default_factory=ApiSettings)
     policy: PolicySettings = Field(default_factory=PolicySettings)
     log: LogSettings = Field(default_factory=LogSettings)
+    # Defined at the end of this module; the lambda defers the name lookup.
+    orders: OrderServiceSettings = Field(default_factory=lambda: OrderServiceSettings())
 
 
 @lru_cache
 def get_settings() -> Settings:
     """The process's settings. Only composition roots call this; everything else is given them."""
     return Settings()
+
+
+class OrderServiceSettings(BaseSettings):
+    """The Order Service (``payments.orders``). Unset URL: the service trusts the request's
+    amount, and the ``payment_status`` events are the only order update."""
+
+    model_config = SettingsConfigDict(env_prefix="ORDER_SERVICE_", extra="ignore")
+
+    # e.g. http://127.0.0.1:8070 (``python -m payments.orders.local_service``). When set,
+    # initiation takes amount and currency from the order and a terminal payment updates it.
+    url: str | None = None
+    # Per request to the Order Service (connect, read, write).
+    timeout_seconds: float = 5.0
+
+    @field_validator("url", mode="before")
+    @classmethod
+    def _blank_url_is_unset(cls, value: object) -> object:
+        # ORDER_SERVICE_URL= (empty, as env files and compose leave it) means "not configured".
+        if isinstance(value, str):
+            value = value.strip().rstrip("/") or None
+        if isinstance(value, str) and not value.startswith(("http://", "https://")):
+            raise ValueError("ORDER_SERVICE_URL must start with http:// or https://")
+        return value
+
+
+# Settings' `orders` field names a class defined after it: resolve the annotation at import.
+Settings.model_rebuild()

@@ -7,7 +7,11 @@ histories recorded by an older version still decode.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from payments.gateway.types import InstrumentDetails
+
+DEFAULT_PENDING_CHECKS = [60.0, 300.0, 900.0, 3600.0, 4 * 3600.0, 12 * 3600.0, 86400.0]
 
 
 @dataclass(frozen=True)
@@ -20,12 +24,22 @@ class PaymentRequest:
     amount_minor: int
     currency: str
     payment_method: str
-    # A single-use gateway nonce, never a card number. Not logged.
-    payment_token: str
+    # A single-use gateway nonce, never a card number. Not logged. None when a vaulted
+    # payment method is charged (payment_method_id); its token never enters the history.
+    payment_token: str | None
     # Carried so that the workflow's first step can recreate the row exactly as the API
     # stored it (see PaymentService: a start whose answer was lost).
     idempotency_key: str | None = None
     request_fingerprint: str | None = None
+    payment_method_id: str | None = None
+    # When the gateway accepts but has not settled (bank transfers): check again after
+    # these delays (the last repeats) and give up after the deadline.
+    pending_check_schedule_seconds: list[float] = field(
+        default_factory=lambda: list(DEFAULT_PENDING_CHECKS)
+    )
+    pending_deadline_seconds: float = 14 * 24 * 3600
+    # Tell the Order Service the outcome (ORDER_SERVICE_URL configured at initiation).
+    update_order_service: bool = False
 
 
 @dataclass(frozen=True)
@@ -67,9 +81,11 @@ class FraudDecision:
 class ChargeRequest:
     payment_id: str
     order_id: str
+    user_id: str
     amount_minor: int
     currency: str
-    payment_token: str
+    payment_token: str | None
+    payment_method_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -80,11 +96,26 @@ class ChargeResult:
     processor_response_code: str | None
     failure_reason: str | None = None
     failure_message: str | None = None
+    decline_type: str | None = None  # "soft" | "hard" for processor declines
+    instrument: InstrumentDetails | None = None
+
+
+@dataclass(frozen=True)
+class TransactionCheck:
+    """The gateway's current view of a transaction (the pending payment's poll)."""
+
+    transaction_id: str
+    status: str
+    processor_response_code: str | None = None
+
+
+# PaymentOutcome.status values besides success/failure: progress while still pending.
+PENDING = "pending"
 
 
 @dataclass(frozen=True)
 class PaymentOutcome:
-    """What the payment workflow records as its end."""
+    """What the payment workflow records: its end, or progress while pending."""
 
     payment_id: str
     succeeded: bool
@@ -92,6 +123,11 @@ class PaymentOutcome:
     processor_response_code: str | None = None
     failure_reason: str | None = None
     failure_message: str | None = None
+    gateway_status: str | None = None
+    decline_type: str | None = None
+    instrument: InstrumentDetails | None = None
+    # True: not an end; the gateway accepted, settlement is awaited.
+    still_pending: bool = False
 
 
 @dataclass(frozen=True)
@@ -192,3 +228,68 @@ class ActivityNames:
     RECORD_REFUND_OUTCOME = "record_refund_outcome"
     PUBLISH_PAYMENT_STATUS = "publish_payment_status"
     PUBLISH_REFUND_STATUS = "publish_refund_status"
+    CHECK_TRANSACTION = "check_transaction"
+    VAULT_PAYMENT_METHOD = "vault_payment_method"
+    REMOVE_PAYMENT_METHOD = "remove_payment_method"
+    LIST_OPEN_ITEMS = "list_open_items"
+    RECONCILE_PAYMENT = "reconcile_payment"
+    RECONCILE_REFUND = "reconcile_refund"
+    SAVE_RECONCILIATION_REPORT = "save_reconciliation_report"
+    UPDATE_ORDER = "update_order"
+
+
+@dataclass(frozen=True)
+class VaultRequest:
+    payment_method_id: str
+    user_id: str
+    payment_token: str  # a nonce, single use
+
+
+@dataclass(frozen=True)
+class VaultResult:
+    succeeded: bool
+    payment_method_id: str
+    error_code: str | None = None
+    error_message: str | None = None
+
+
+@dataclass(frozen=True)
+class RemovePaymentMethodRequest:
+    payment_method_id: str
+
+
+@dataclass(frozen=True)
+class ReconciliationRequest:
+    min_age_seconds: float = 120.0
+
+
+@dataclass(frozen=True)
+class OpenItems:
+    payment_ids: list[str]
+    refund_ids: list[str]
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One reconciled item: what was found, and what was done about it."""
+
+    kind: str  # "payment" | "refund"
+    id: str
+    found: str
+    action: str  # "none", "nudged", "recorded_success", "recorded_failure", "restarted", ...
+
+
+@dataclass(frozen=True)
+class ReconciliationReportData:
+    report_id: str
+    started_at: str
+    finished_at: str
+    findings: list[Finding]
+
+
+@dataclass(frozen=True)
+class OrderUpdate:
+    order_id: str
+    payment_id: str
+    payment_status: str  # "success" | "failure"
+    event_id: str

@@ -97,3 +97,4 @@ class ErrorTypes:
     GATEWAY_NOT_FOUND = "GatewayNotFound"
     PAYMENT_NOT_FOUND = "PaymentNotFound"
     INVALID_TRANSITION = "InvalidTransition"
+    ORDER_UPDATE_REJECTED = "OrderUpdateRejected"

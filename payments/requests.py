@@ -51,11 +51,15 @@ class InitiatePaymentIn(BaseModel):
 
     order_id: Identifier
     user_id: Identifier
-    amount: AmountString
-    currency: CurrencyCode
+    # Required unless the Order Service is configured (then the order decides; if given,
+    # they must match it).
+    amount: AmountString | None = None
+    currency: CurrencyCode | None = None
     payment_method: PaymentMethod
-    # A gateway nonce from the client-side SDK: never a card number.
-    payment_token: Annotated[str, StringConstraints(min_length=1, max_length=512)]
+    # A gateway nonce from the client-side SDK (never a card number), or the id of a payment
+    # method saved with POST /payment-methods: exactly one of the two.
+    payment_token: Annotated[str, StringConstraints(min_length=1, max_length=512)] | None = None
+    payment_method_id: Identifier | None = None
 
 
 class PaymentInitiationMessage(InitiatePaymentIn):

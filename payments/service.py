@@ -24,11 +24,13 @@ from typing import Protocol
 import structlog
 
 from payments.config import PolicySettings
-from payments.contracts import PaymentRequest, RefundRequest
+from payments.contracts import PaymentRequest
 from payments.db.models import Payment, PaymentMethod, Refund
 from payments.db.repository import PaymentRepository
-from payments.errors import NotFound, ServiceUnavailable, UnsupportedCurrency
+from payments.errors import InvalidRequest, NotFound, ServiceUnavailable, UnsupportedCurrency
 from payments.money import Money
+from payments.orders.checks import check_order_for_payment
+from payments.orders.client import OrderService
 
 log = structlog.get_logger(__name__)
 
@@ -37,7 +39,9 @@ _IDEMPOTENCY_NAMESPACE = uuid.UUID("0b7a1f0e-8d43-4c2a-9e51-3f6c2d9a7b18")
 
 class WorkflowStarter(Protocol):
     async def start_payment(self, request: PaymentRequest) -> None: ...
-    async def start_refund(self, request: RefundRequest) -> None: ...
+    async def start_refund(
+        self, refund_id: str, payment_id: str, *, restart: bool = False
+    ) -> None: ...
     async def exists(self, workflow_id: str) -> bool: ...
 
 
@@ -45,11 +49,15 @@ class WorkflowStarter(Protocol):
 class InitiatePayment:
     order_id: str
     user_id: str
-    amount: str
-    currency: str
+    # Both required, unless the Order Service is configured: then they come from the order
+    # (and, when given, must match it).
+    amount: str | None
+    currency: str | None
     payment_method: PaymentMethod
-    payment_token: str
+    # Exactly one of: a single-use nonce, or a payment method vaulted for this user.
+    payment_token: str | None
     idempotency_key: str | None = None
+    payment_method_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -74,22 +82,53 @@ def fingerprint(*parts: object) -> str:
 
 class PaymentService:
     def __init__(
-        self, repository: PaymentRepository, workflows: WorkflowStarter, policy: PolicySettings
+        self,
+        repository: PaymentRepository,
+        workflows: WorkflowStarter,
+        policy: PolicySettings,
+        orders: OrderService | None = None,
     ) -> None:
         self._repository = repository
         self._workflows = workflows
         self._policy = policy
+        self._orders = orders
+
+    async def _amount_to_charge(self, command: InitiatePayment) -> Money:
+        """With the Order Service: the order decides (it must await payment and belong to the
+        user). Without it, the request's amount and currency are trusted."""
+        if self._orders is not None:
+            order = await self._orders.get_order(command.order_id)
+            return check_order_for_payment(
+                order,
+                order_id=command.order_id,
+                user_id=command.user_id,
+                amount=command.amount,
+                currency=command.currency,
+            )
+        if command.currency is None:
+            raise InvalidRequest("currency is required", field="currency")
+        if command.amount is None:
+            raise InvalidRequest("amount is required", field="amount")
+        return Money.parse(command.amount, command.currency.upper())
 
     async def initiate_payment(self, command: InitiatePayment) -> tuple[Payment, bool]:
         """Returns the payment and whether this call created it (False: idempotent replay)."""
-        currency = command.currency.upper()
-        amount = Money.parse(command.amount, currency)
+        amount = await self._amount_to_charge(command)
+        currency = amount.currency
         if currency not in self._policy.accepted_currencies:
             raise UnsupportedCurrency(
                 f"{currency} is not accepted; accepted: "
                 + ", ".join(self._policy.accepted_currencies),
                 field="currency",
             )
+        if (command.payment_token is None) == (command.payment_method_id is None):
+            raise InvalidRequest(
+                "give exactly one of payment_token (a nonce from the client SDK) and "
+                "payment_method_id (a saved payment method)",
+                field="payment_token",
+            )
+        if command.payment_method_id is not None:
+            await self._check_vaulted_method(command.payment_method_id, command.user_id)
         request_fingerprint = fingerprint(
             command.order_id,
             command.user_id,
@@ -97,6 +136,7 @@ class PaymentService:
             currency,
             command.payment_method,
             command.payment_token,
+            command.payment_method_id,
         )
         payment = Payment(
             payment_id=id_for_key("payment", command.idempotency_key),
@@ -105,6 +145,7 @@ class PaymentService:
             amount=amount.minor,
             currency=currency,
             payment_method=command.payment_method,
+            payment_method_id=command.payment_method_id,
             idempotency_key=command.idempotency_key,
             request_fingerprint=request_fingerprint,
         )
@@ -123,6 +164,10 @@ class PaymentService:
             payment_token=command.payment_token,
             idempotency_key=stored.idempotency_key,
             request_fingerprint=stored.request_fingerprint,
+            payment_method_id=stored.payment_method_id,
+            pending_check_schedule_seconds=list(self._policy.pending_check_schedule_seconds),
+            pending_deadline_seconds=self._policy.pending_deadline_seconds,
+            update_order_service=self._orders is not None,
         )
         try:
             await self._workflows.start_payment(request)
@@ -166,14 +211,8 @@ class PaymentService:
         )
         if not created and stored.refund_status != "initiated":
             return stored, False
-        request = RefundRequest(
-            refund_id=stored.refund_id,
-            payment_id=stored.payment_id,
-            settlement_poll_seconds=self._policy.refund_settlement_poll_seconds,
-            settlement_deadline_seconds=self._policy.refund_settlement_deadline_seconds,
-        )
         try:
-            await self._workflows.start_refund(request)
+            await self._workflows.start_refund(stored.refund_id, stored.payment_id)
         except Exception as exc:
             await self._undo_unless_started(
                 f"refund-{stored.refund_id}",
@@ -189,6 +228,15 @@ class PaymentService:
             replay=not created,
         )
         return stored, created
+
+    async def _check_vaulted_method(self, payment_method_id: str, user_id: str) -> None:
+        method = await asyncio.to_thread(self._repository.get_payment_method, payment_method_id)
+        if method is None or method.user_id != user_id or method.deleted_at is not None:
+            raise InvalidRequest(
+                f"payment method {payment_method_id} is not a saved payment method of user "
+                f"{user_id}",
+                field="payment_method_id",
+            )
 
     async def _undo_unless_started(
         self, workflow_id: str, undo: Callable[[], None], *, created: bool

@@ -11,8 +11,16 @@ import threading
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from payments.errors import GatewayUnavailable
-from payments.gateway.types import GatewayTransaction, RefundOutcome, SaleOutcome
+from payments.errors import GatewayUnavailable, InvalidWebhook
+from payments.gateway.types import (
+    GatewayTransaction,
+    InstrumentDetails,
+    RefundOutcome,
+    SaleOutcome,
+    VaultedPaymentMethod,
+    VaultOutcome,
+    WebhookEvent,
+)
 from payments.money import Money
 
 
@@ -25,6 +33,11 @@ class FakeGateway:
     sale_status: str = "submitted_for_settlement"
     # A sale settles on the n-th find (None: never by itself), as if time had passed.
     settle_on_find: int | None = None
+    # Status a settling sale ends in ("settled", or "settlement_declined").
+    settles_as: str = "settled"
+    # Sales made "behind our back" (an earlier attempt whose answer was lost), by order id.
+    lost_sales: dict[str, GatewayTransaction] = field(default_factory=dict)
+    vaulted: dict[str, VaultedPaymentMethod] = field(default_factory=dict)
     calls: list[tuple[str, str]] = field(default_factory=list)  # (operation, request_key)
     transactions: dict[str, GatewayTransaction] = field(default_factory=dict)
     by_key: dict[str, GatewayTransaction] = field(default_factory=dict)
@@ -37,10 +50,20 @@ class FakeGateway:
             raise GatewayUnavailable("injected: gateway timed out")
 
     def sale(
-        self, *, request_key: str, order_id: str, amount: Money, payment_method_nonce: str
+        self,
+        *,
+        request_key: str,
+        order_id: str,
+        amount: Money,
+        payment_method_nonce: str | None = None,
+        payment_method_token: str | None = None,
     ) -> SaleOutcome:
         with self._lock:
             self.calls.append(("sale", request_key))
+            if payment_method_token is not None and payment_method_token not in {
+                m.token for m in self.vaulted.values()
+            }:
+                raise AssertionError("sale with a token that was never vaulted")
             self._maybe_unavailable()
             if request_key in self.by_key:
                 tx = self.by_key[request_key]
@@ -80,9 +103,42 @@ class FakeGateway:
             finds = sum(1 for op, _ in self.calls if op == "find")
             tx = self.transactions[transaction_id]
             if self.settle_on_find is not None and finds >= self.settle_on_find:
-                tx = replace(tx, status="settled")
+                tx = replace(tx, status=self.settles_as)
                 self.transactions[transaction_id] = tx
             return tx
+
+    def find_sales_by_order_id(self, order_id: str) -> list[GatewayTransaction]:
+        with self._lock:
+            self.calls.append(("search", order_id))
+            found = [t for t in self.transactions.values() if t.order_id == order_id]
+            if order_id in self.lost_sales:
+                found.append(self.lost_sales[order_id])
+            return found
+
+    def vault(self, *, customer_id: str, payment_method_nonce: str) -> VaultOutcome:
+        with self._lock:
+            self.calls.append(("vault", customer_id))
+            if payment_method_nonce != "fake-valid-visa-nonce":
+                return VaultOutcome(False, None, "91565", "Unknown or expired nonce")
+            method = VaultedPaymentMethod(
+                token=f"token{next(self._ids)}",
+                customer_id=customer_id,
+                instrument=InstrumentDetails(
+                    "credit_card", "Visa", "1881", "12/2030", None, "Visa ending 1881"
+                ),
+            )
+            self.vaulted[method.token] = method
+            return VaultOutcome(True, method)
+
+    def delete_payment_method(self, token: str) -> None:
+        with self._lock:
+            self.calls.append(("delete_payment_method", token))
+            self.vaulted.pop(token, None)
+
+    def parse_webhook(self, signature: str, payload: str) -> WebhookEvent:
+        if signature != "valid":
+            raise InvalidWebhook("signature does not verify")
+        return WebhookEvent("transaction_settled", payload, "settled")
 
     def refund(
         self, *, request_key: str, transaction_id: str, amount: Money | None

@@ -972,7 +972,7 @@ def start_stack(
         ProcessSpec("worker", python_module_argv("workers.payment_worker"), env=service_env)
     )
     group.start(
-        ProcessSpec("consumer", python_module_argv("workers.initiation_consumer"), env=service_env)
+        ProcessSpec("consumer", python_module_argv("workers.consumer"), env=service_env)
     )
     api_url = f"http://{_url_host(settings.api.host)}:{settings.api.port}"
     group.start(

@@ -1,19 +1,21 @@
 """The worker process's composition root: ``python -m workers.payment_worker``.
 
 Reads settings, builds the database engine, the braintree gateway, the Kafka producer and the
-Temporal client once, injects them into the activity classes and runs PaymentWorkflow and
-RefundWorkflow on the task queue until SIGINT/SIGTERM, then drains and exits.
+Temporal client once, injects them into the activity classes, makes sure the reconciliation
+schedule exists, and runs the workflows on the task queue until SIGINT/SIGTERM, then drains
+and exits.
 """
 
 from __future__ import annotations
 
 import asyncio
 import signal
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaProducer
-from payments.gateway.braintree_gateway import build_braintree_gateway
 from temporalio.client import Client
 from temporalio.worker import Worker
 
@@ -21,12 +23,25 @@ from activities.events import EventActivities
 from activities.fraud import FraudActivities
 from activities.gateway import GatewayActivities
 from activities.ledger import LedgerActivities
+from activities.orders import OrderActivities
+from activities.reconciliation import ReconciliationActivities
 from payments.config import Settings, get_settings
+from payments.crypto import build_token_cipher
 from payments.db.engine import create_db_engine
 from payments.db.repository import PaymentRepository
-from payments.events.publisher import KafkaEventPublisher
+from payments.events.publisher import EventPublisher, KafkaEventPublisher
+from payments.gateway.braintree_gateway import build_braintree_gateway
+from payments.gateway.types import PaymentGateway
 from payments.logging import configure_logging
+from payments.orders.client import (
+    HttpOrderService,
+    OrderService,
+    create_order_service_http_client,
+)
+from workflows.client import PaymentWorkflows, TemporalConnection
 from workflows.payment import PaymentWorkflow
+from workflows.payment_methods import RemovePaymentMethodWorkflow, VaultPaymentMethodWorkflow
+from workflows.reconciliation import ReconciliationWorkflow
 from workflows.refund import RefundWorkflow
 
 log = structlog.get_logger(__name__)
@@ -36,34 +51,78 @@ log = structlog.get_logger(__name__)
 ACTIVITY_THREADS = 32
 
 
+WORKFLOWS = [
+    PaymentWorkflow,
+    RefundWorkflow,
+    VaultPaymentMethodWorkflow,
+    RemovePaymentMethodWorkflow,
+    ReconciliationWorkflow,
+]
+
+
+def build_activities(
+    client: Client,
+    settings: Settings,
+    *,
+    publisher: EventPublisher,
+    gateway: PaymentGateway,
+    repository: PaymentRepository,
+    orders: OrderService | None,
+) -> list[Callable[..., Any]]:
+    """Every activity, with its dependencies injected (shared with the workflow tests)."""
+    ledger = LedgerActivities(repository)
+    fraud = FraudActivities(repository, settings.policy)
+    gateway_activities = GatewayActivities(gateway, repository, build_token_cipher(settings))
+    events = EventActivities(publisher)
+    workflows = PaymentWorkflows(
+        TemporalConnection.of(client), settings.temporal.task_queue, settings.policy
+    )
+    reconciliation = ReconciliationActivities(repository, gateway, workflows, publisher)
+    activities: list[Callable[..., Any]] = [
+        ledger.record_payment_pending,
+        ledger.record_payment_outcome,
+        ledger.refund_snapshot,
+        ledger.plan_refund,
+        ledger.record_refund_outcome,
+        fraud.check_payment,
+        gateway_activities.charge,
+        gateway_activities.refund,
+        gateway_activities.check_transaction,
+        gateway_activities.vault_payment_method,
+        gateway_activities.remove_payment_method,
+        events.publish_payment_status,
+        events.publish_refund_status,
+        reconciliation.list_open_items,
+        reconciliation.reconcile_payment,
+        reconciliation.reconcile_refund,
+        reconciliation.save_reconciliation_report,
+    ]
+    if orders is not None:
+        activities.append(OrderActivities(orders).update_order)
+    return activities
+
+
 def build_worker(
     client: Client,
     settings: Settings,
     *,
-    publisher: KafkaEventPublisher,
+    publisher: EventPublisher,
     executor: ThreadPoolExecutor,
+    orders: OrderService | None,
 ) -> Worker:
     repository = PaymentRepository(create_db_engine(settings.database))
-    ledger = LedgerActivities(repository)
-    fraud = FraudActivities(repository, settings.policy)
-    gateway = GatewayActivities(build_braintree_gateway(settings.gateway))
-    events = EventActivities(publisher)
     return Worker(
         client,
         task_queue=settings.temporal.task_queue,
-        workflows=[PaymentWorkflow, RefundWorkflow],
-        activities=[
-            ledger.record_payment_pending,
-            ledger.record_payment_outcome,
-            ledger.refund_snapshot,
-            ledger.plan_refund,
-            ledger.record_refund_outcome,
-            fraud.check_payment,
-            gateway.charge,
-            gateway.refund,
-            events.publish_payment_status,
-            events.publish_refund_status,
-        ],
+        workflows=WORKFLOWS,
+        activities=build_activities(
+            client,
+            settings,
+            publisher=publisher,
+            gateway=build_braintree_gateway(settings.gateway),
+            repository=repository,
+            orders=orders,
+        ),
         activity_executor=executor,
         max_concurrent_activities=ACTIVITY_THREADS,
     )
@@ -112,12 +171,31 @@ async def run(settings: Settings) -> None:
     if client is None or producer is None:
         return
     publisher = KafkaEventPublisher(producer, settings.kafka)
+    order_client = (
+        create_order_service_http_client(settings.orders) if settings.orders.url else None
+    )
+    orders = (
+        HttpOrderService(order_client, settings.orders.url)
+        if order_client is not None and settings.orders.url
+        else None
+    )
     with ThreadPoolExecutor(max_workers=ACTIVITY_THREADS) as executor:
-        worker = build_worker(client, settings, publisher=publisher, executor=executor)
-        log.info("worker started", task_queue=settings.temporal.task_queue)
+        worker = build_worker(
+            client, settings, publisher=publisher, executor=executor, orders=orders
+        )
+        await PaymentWorkflows(
+            TemporalConnection.of(client), settings.temporal.task_queue, settings.policy
+        ).ensure_reconciliation_schedule()
+        log.info(
+            "worker started",
+            task_queue=settings.temporal.task_queue,
+            reconciliation_every_seconds=settings.policy.reconciliation_interval_seconds,
+        )
         async with worker:
             await stop.wait()
             log.info("worker stopping")
+    if order_client is not None:
+        await order_client.aclose()
     await producer.stop()
 
 

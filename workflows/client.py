@@ -1,4 +1,4 @@
-"""How the API and the consumer start and inspect workflows (ids, policies, summaries).
+"""How the API, the consumer and the worker start, signal and inspect workflows.
 
 Workflow ids come from business keys (``payment-{payment_id}``, ``refund-{refund_id}``) and
 duplicates are rejected, so a payment or refund can never run twice, whoever starts it and
@@ -9,16 +9,41 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from datetime import timedelta
 
-from temporalio.client import Client, WorkflowExecutionDescription
+from temporalio.client import (
+    Client,
+    Schedule,
+    ScheduleActionStartWorkflow,
+    ScheduleAlreadyRunningError,
+    ScheduleIntervalSpec,
+    ScheduleOverlapPolicy,
+    SchedulePolicy,
+    ScheduleSpec,
+    ScheduleUpdate,
+    ScheduleUpdateInput,
+    WorkflowExecutionStatus,
+)
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from payments.contracts import PaymentRequest, RefundRequest
+from payments.config import PolicySettings
+from payments.contracts import (
+    PaymentRequest,
+    ReconciliationRequest,
+    RefundRequest,
+    RemovePaymentMethodRequest,
+    VaultRequest,
+    VaultResult,
+)
 from payments.money import Money
 from workflows.payment import PaymentWorkflow
+from workflows.payment_methods import RemovePaymentMethodWorkflow, VaultPaymentMethodWorkflow
+from workflows.reconciliation import ReconciliationWorkflow
 from workflows.refund import RefundWorkflow
+
+RECONCILIATION_SCHEDULE_ID = "payments-reconciliation"
 
 
 def payment_workflow_id(payment_id: str) -> str:
@@ -33,11 +58,15 @@ class TemporalConnection:
     """Connects on first use and keeps the client, so a process can start (and report
     not-ready) while Temporal is still coming up."""
 
-    def __init__(self, address: str, namespace: str) -> None:
+    def __init__(self, address: str, namespace: str, client: Client | None = None) -> None:
         self._address = address
         self._namespace = namespace
-        self._client: Client | None = None
+        self._client = client
         self._lock = asyncio.Lock()
+
+    @classmethod
+    def of(cls, client: Client) -> TemporalConnection:
+        return cls("", client.namespace, client)
 
     async def client(self) -> Client:
         if self._client is None:
@@ -48,11 +77,14 @@ class TemporalConnection:
 
 
 class PaymentWorkflows:
-    """Starts PaymentWorkflow and RefundWorkflow; both starts are idempotent."""
+    """Starts, signals and inspects this service's workflows; every start is idempotent."""
 
-    def __init__(self, connection: TemporalConnection, task_queue: str) -> None:
+    def __init__(
+        self, connection: TemporalConnection, task_queue: str, policy: PolicySettings
+    ) -> None:
         self._connection = connection
         self._task_queue = task_queue
+        self._policy = policy
 
     async def start_payment(self, request: PaymentRequest) -> None:
         client = await self._connection.client()
@@ -70,30 +102,122 @@ class PaymentWorkflows:
                 ),
             )
 
-    async def start_refund(self, request: RefundRequest) -> None:
+    async def start_refund(self, refund_id: str, payment_id: str, *, restart: bool = False) -> None:
+        """``restart``: run again even if an earlier run closed (reconciliation found the
+        refund still initiated with no workflow); safe, the gateway call reuses its key."""
         client = await self._connection.client()
+        request = RefundRequest(
+            refund_id=refund_id,
+            payment_id=payment_id,
+            settlement_poll_seconds=self._policy.refund_settlement_poll_seconds,
+            settlement_deadline_seconds=self._policy.refund_settlement_deadline_seconds,
+        )
         with contextlib.suppress(WorkflowAlreadyStartedError):
             await client.start_workflow(
                 RefundWorkflow.run,
                 request,
-                id=refund_workflow_id(request.refund_id),
+                id=refund_workflow_id(refund_id),
                 task_queue=self._task_queue,
-                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                static_summary=f"Refund {request.refund_id} of payment {request.payment_id}",
+                id_reuse_policy=(
+                    WorkflowIDReusePolicy.ALLOW_DUPLICATE
+                    if restart
+                    else WorkflowIDReusePolicy.REJECT_DUPLICATE
+                ),
+                static_summary=f"Refund {refund_id} of payment {payment_id}",
             )
+
+    async def vault(self, request: VaultRequest) -> VaultResult:
+        """Runs the vaulting workflow and waits for its result (a few seconds at most)."""
+        client = await self._connection.client()
+        return await client.execute_workflow(
+            VaultPaymentMethodWorkflow.run,
+            request,
+            id=f"vault-{request.payment_method_id}",
+            task_queue=self._task_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            execution_timeout=timedelta(minutes=2),
+            static_summary=f"Vault a payment method for user {request.user_id}",
+        )
+
+    async def remove_payment_method(self, payment_method_id: str) -> None:
+        client = await self._connection.client()
+        with contextlib.suppress(WorkflowAlreadyStartedError):
+            await client.start_workflow(
+                RemovePaymentMethodWorkflow.run,
+                RemovePaymentMethodRequest(payment_method_id),
+                id=f"remove-payment-method-{payment_method_id}",
+                task_queue=self._task_queue,
+            )
+
+    async def nudge_payment(self, payment_id: str) -> bool:
+        """Ask a pending payment to check the gateway now. False if its workflow is not
+        running (nothing to nudge)."""
+        client = await self._connection.client()
+        try:
+            await client.get_workflow_handle(payment_workflow_id(payment_id)).signal(
+                PaymentWorkflow.check_now
+            )
+        except RPCError as exc:
+            if exc.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION):
+                return False
+            raise
+        return True
+
+    async def is_running(self, workflow_id: str) -> bool:
+        client = await self._connection.client()
+        try:
+            description = await client.get_workflow_handle(workflow_id).describe()
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                return False
+            raise
+        return description.status == WorkflowExecutionStatus.RUNNING
 
     async def exists(self, workflow_id: str) -> bool:
         """Whether Temporal knows the workflow. Raises if Temporal cannot be asked."""
         client = await self._connection.client()
         try:
-            description: WorkflowExecutionDescription = await client.get_workflow_handle(
-                workflow_id
-            ).describe()
+            await client.get_workflow_handle(workflow_id).describe()
         except RPCError as exc:
             if exc.status == RPCStatusCode.NOT_FOUND:
                 return False
             raise
-        return description is not None
+        return True
+
+    async def ensure_reconciliation_schedule(self) -> None:
+        """Create the reconciliation schedule, or bring its interval up to date."""
+        client = await self._connection.client()
+        schedule = Schedule(
+            action=ScheduleActionStartWorkflow(
+                ReconciliationWorkflow.run,
+                ReconciliationRequest(min_age_seconds=self._policy.reconciliation_min_age_seconds),
+                id="reconciliation",
+                task_queue=self._task_queue,
+            ),
+            spec=ScheduleSpec(
+                intervals=[
+                    ScheduleIntervalSpec(
+                        every=timedelta(seconds=self._policy.reconciliation_interval_seconds)
+                    )
+                ]
+            ),
+            # A slow run is never doubled by the next tick.
+            policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+        )
+        try:
+            await client.create_schedule(RECONCILIATION_SCHEDULE_ID, schedule)
+        except ScheduleAlreadyRunningError:
+
+            def update(_: ScheduleUpdateInput) -> ScheduleUpdate:
+                return ScheduleUpdate(schedule=schedule)
+
+            await client.get_schedule_handle(RECONCILIATION_SCHEDULE_ID).update(update)
+
+    async def run_reconciliation_now(self) -> None:
+        client = await self._connection.client()
+        await client.get_schedule_handle(RECONCILIATION_SCHEDULE_ID).trigger(
+            overlap=ScheduleOverlapPolicy.ALLOW_ALL
+        )
 
     async def ping(self) -> None:
         client = await self._connection.client()

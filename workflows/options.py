@@ -60,3 +60,16 @@ EVENTS = ActivityOptions(
         maximum_interval=timedelta(seconds=30),
     ),
 )
+
+# The Order Service is told every terminal outcome; while it is down we keep trying (capped at
+# one minute), since the order must not stay "awaiting payment" after a successful payment.
+# It refusing the update (4xx) cannot heal: not retried, and visible in the history.
+ORDERS = ActivityOptions(
+    start_to_close_timeout=timedelta(seconds=30),
+    retry_policy=RetryPolicy(
+        initial_interval=timedelta(seconds=1),
+        backoff_coefficient=2.0,
+        maximum_interval=timedelta(minutes=1),
+        non_retryable_error_types=[ErrorTypes.ORDER_UPDATE_REJECTED],
+    ),
+)

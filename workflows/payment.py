@@ -4,22 +4,41 @@ Workflow id ``payment-{payment_id}`` (see workflows/client.py), so a payment can
 run once. Steps: record pending → announce → fraud check → sale through the gateway → record
 the outcome → announce (status event and user notification). Every step is an activity with
 its own timeout and retry policy (workflows/options.py); this code only decides.
+
+A sale the gateway accepts without settling it (a bank transfer: ``settlement_pending``)
+keeps the payment pending: the workflow records the transaction, then checks the gateway on
+a schedule of durable timers (minutes, then hours, then days) and at once when signalled
+(``check_now``: a webhook, an event on payment_status, POST /verify-payment), until the
+transaction settles (success), is declined (failure) or the deadline passes (failure,
+``settlement_timeout``).
 """
 
 from __future__ import annotations
+
+import contextlib
+from datetime import timedelta
 
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from payments.contracts import (
         ChargeRequest,
+        ChargeResult,
         FraudCheckRequest,
+        OrderUpdate,
         PaymentOutcome,
         PaymentRequest,
         PaymentSnapshot,
     )
+    from payments.events.envelope import event_id
+    from payments.gateway.types import SETTLED_STATUSES
 
 from workflows import steps
+
+# Gateway statuses that end a pending payment as failure.
+SETTLEMENT_FAILED_STATUSES = frozenset(
+    {"settlement_declined", "failed", "voided", "processor_declined", "gateway_rejected"}
+)
 
 
 @workflow.defn
@@ -27,11 +46,22 @@ class PaymentWorkflow:
     def __init__(self) -> None:
         self._status = "pending"
         self._step = "starting"
+        self._check_requested = False
+        self._settlement_checks = 0
 
     @workflow.query
-    def progress(self) -> dict[str, str]:
+    def progress(self) -> dict[str, str | int]:
         """Where the payment is; visible in the Temporal UI's Queries tab."""
-        return {"status": self._status, "step": self._step}
+        return {
+            "status": self._status,
+            "step": self._step,
+            "settlement_checks": self._settlement_checks,
+        }
+
+    @workflow.signal
+    def check_now(self) -> None:
+        """Something may have changed at the gateway: check before the next timer."""
+        self._check_requested = True
 
     @workflow.run
     async def run(self, request: PaymentRequest) -> PaymentSnapshot:
@@ -58,19 +88,32 @@ class PaymentWorkflow:
                 ChargeRequest(
                     payment_id=request.payment_id,
                     order_id=request.order_id,
+                    user_id=request.user_id,
                     amount_minor=request.amount_minor,
                     currency=request.currency,
                     payment_token=request.payment_token,
+                    payment_method_id=request.payment_method_id,
                 )
             )
-            outcome = PaymentOutcome(
-                payment_id=request.payment_id,
-                succeeded=charge.approved,
-                transaction_id=charge.transaction_id,
-                processor_response_code=charge.processor_response_code,
-                failure_reason=charge.failure_reason,
-                failure_message=charge.failure_message,
-            )
+            outcome = _outcome_of(request.payment_id, charge)
+            if charge.approved and charge.gateway_status not in SETTLED_STATUSES | {
+                "authorized",
+                "submitted_for_settlement",
+            }:
+                # Accepted, not settled (settlement_pending): record it and wait.
+                await steps.record_payment_outcome(
+                    PaymentOutcome(
+                        payment_id=request.payment_id,
+                        succeeded=False,
+                        transaction_id=charge.transaction_id,
+                        processor_response_code=charge.processor_response_code,
+                        gateway_status=charge.gateway_status,
+                        instrument=charge.instrument,
+                        still_pending=True,
+                    )
+                )
+                assert charge.transaction_id is not None
+                outcome = await self._await_settlement(request, charge)
         else:
             outcome = PaymentOutcome(
                 payment_id=request.payment_id,
@@ -84,5 +127,82 @@ class PaymentWorkflow:
         self._status = final.status
         self._step = "announcing"
         await steps.publish_payment_status(final)
+        if request.update_order_service:
+            self._step = "updating_order"
+            await steps.update_order(
+                OrderUpdate(
+                    order_id=request.order_id,
+                    payment_id=request.payment_id,
+                    payment_status=final.status,
+                    # The id of the payment_status event: one outcome, one id everywhere.
+                    event_id=event_id("payment", request.payment_id, final.status),
+                )
+            )
         self._step = "done"
         return final
+
+    async def _await_settlement(
+        self, request: PaymentRequest, charge: ChargeResult
+    ) -> PaymentOutcome:
+        assert charge.transaction_id is not None
+        deadline = workflow.now() + timedelta(seconds=request.pending_deadline_seconds)
+        schedule = request.pending_check_schedule_seconds or [3600.0]
+        while True:
+            self._step = "waiting_for_settlement"
+            remaining = (deadline - workflow.now()).total_seconds()
+            if remaining <= 0:
+                return PaymentOutcome(
+                    payment_id=request.payment_id,
+                    succeeded=False,
+                    transaction_id=charge.transaction_id,
+                    gateway_status=charge.gateway_status,
+                    instrument=charge.instrument,
+                    failure_reason="settlement_timeout",
+                    failure_message="the gateway did not settle the payment before the deadline",
+                )
+            delay = schedule[min(self._settlement_checks, len(schedule) - 1)]
+            # Wakes on the timer (the scheduled check) or on a check_now signal; a signal
+            # that came earlier (even before this wait) is not lost: the flag stays set.
+            with contextlib.suppress(TimeoutError):
+                await workflow.wait_condition(
+                    lambda: self._check_requested,
+                    timeout=timedelta(seconds=min(delay, remaining)),
+                )
+            self._check_requested = False
+            self._settlement_checks += 1
+            self._step = "checking_settlement"
+            check = await steps.check_transaction(charge.transaction_id)
+            if check.status in SETTLED_STATUSES:
+                return PaymentOutcome(
+                    payment_id=request.payment_id,
+                    succeeded=True,
+                    transaction_id=charge.transaction_id,
+                    processor_response_code=charge.processor_response_code,
+                    gateway_status=check.status,
+                    instrument=charge.instrument,
+                )
+            if check.status in SETTLEMENT_FAILED_STATUSES:
+                return PaymentOutcome(
+                    payment_id=request.payment_id,
+                    succeeded=False,
+                    transaction_id=charge.transaction_id,
+                    processor_response_code=check.processor_response_code,
+                    gateway_status=check.status,
+                    instrument=charge.instrument,
+                    failure_reason=check.status,
+                    failure_message=f"the gateway reports the transaction {check.status}",
+                )
+
+
+def _outcome_of(payment_id: str, charge: ChargeResult) -> PaymentOutcome:
+    return PaymentOutcome(
+        payment_id=payment_id,
+        succeeded=charge.approved,
+        transaction_id=charge.transaction_id,
+        processor_response_code=charge.processor_response_code,
+        failure_reason=charge.failure_reason,
+        failure_message=charge.failure_message,
+        gateway_status=charge.gateway_status,
+        decline_type=charge.decline_type,
+        instrument=charge.instrument,
+    )

@@ -15,19 +15,28 @@ from payments.contracts import (
     ActivityNames,
     ChargeRequest,
     ChargeResult,
+    Finding,
     FraudCheckRequest,
     FraudDecision,
     GatewayRefundRequest,
     GatewayRefundResult,
+    OpenItems,
+    OrderUpdate,
     PaymentOutcome,
     PaymentRequest,
     PaymentSnapshot,
+    ReconciliationReportData,
+    ReconciliationRequest,
     RefundOutcome,
     RefundPlan,
     RefundRequest,
     RefundSnapshot,
+    RemovePaymentMethodRequest,
+    TransactionCheck,
+    VaultRequest,
+    VaultResult,
 )
-from workflows.options import EVENTS, FRAUD, GATEWAY, LEDGER, ActivityOptions
+from workflows.options import EVENTS, FRAUD, GATEWAY, LEDGER, ORDERS, ActivityOptions
 
 R = TypeVar("R")
 
@@ -82,3 +91,35 @@ async def record_refund_outcome(outcome: RefundOutcome) -> RefundSnapshot:
 
 async def publish_refund_status(snapshot: RefundSnapshot) -> None:
     await _run(ActivityNames.PUBLISH_REFUND_STATUS, snapshot, str, EVENTS)
+
+
+async def check_transaction(transaction_id: str) -> TransactionCheck:
+    return await _run(ActivityNames.CHECK_TRANSACTION, transaction_id, TransactionCheck, GATEWAY)
+
+
+async def vault_payment_method(request: VaultRequest) -> VaultResult:
+    return await _run(ActivityNames.VAULT_PAYMENT_METHOD, request, VaultResult, GATEWAY)
+
+
+async def remove_payment_method(request: RemovePaymentMethodRequest) -> None:
+    await _run(ActivityNames.REMOVE_PAYMENT_METHOD, request, str, GATEWAY)
+
+
+async def list_open_items(request: ReconciliationRequest) -> OpenItems:
+    return await _run(ActivityNames.LIST_OPEN_ITEMS, request, OpenItems, LEDGER)
+
+
+async def reconcile_payment(payment_id: str) -> Finding:
+    return await _run(ActivityNames.RECONCILE_PAYMENT, payment_id, Finding, GATEWAY)
+
+
+async def reconcile_refund(refund_id: str) -> Finding:
+    return await _run(ActivityNames.RECONCILE_REFUND, refund_id, Finding, GATEWAY)
+
+
+async def save_reconciliation_report(report: ReconciliationReportData) -> None:
+    await _run(ActivityNames.SAVE_RECONCILIATION_REPORT, report, str, LEDGER)
+
+
+async def update_order(update: OrderUpdate) -> None:
+    await _run(ActivityNames.UPDATE_ORDER, update, str, ORDERS)

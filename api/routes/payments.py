@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from fastapi import APIRouter, Response, status
 
-from api.deps import GatewayDep, IdempotencyKeyHeader, RepositoryDep, ServiceDep
+from api.deps import GatewayDep, IdempotencyKeyHeader, RepositoryDep, ServiceDep, WorkflowsDep
 from api.schemas import (
     ErrorOut,
     GatewayView,
@@ -51,6 +51,7 @@ async def initiate_payment(
             currency=body.currency,
             payment_method=body.payment_method,
             payment_token=body.payment_token,
+            payment_method_id=body.payment_method_id,
             idempotency_key=idempotency_key,
         )
     )
@@ -74,11 +75,14 @@ async def get_payment(payment_id: str, repository: RepositoryDep) -> PaymentPubl
 
 @router.post("/verify-payment", response_model=VerifiedPayment, responses=ERRORS)
 async def verify_payment(
-    body: VerifyPaymentIn, repository: RepositoryDep, gateway: GatewayDep
+    body: VerifyPaymentIn, repository: RepositoryDep, gateway: GatewayDep, workflows: WorkflowsDep
 ) -> VerifiedPayment:
     """The stored payment next to what the gateway says about its transaction right now.
-    Read-only: the payment's workflow is the only writer of its status."""
+    A pending payment's workflow is asked to check the gateway at once (it is the only writer
+    of the payment's status); poll GET /payment/{id} for the result."""
     payment = await _load(repository, body.payment_id)
+    if payment.payment_status == PaymentStatus.PENDING:
+        await workflows.nudge_payment(payment.payment_id)
     view: GatewayView | None = None
     transaction: GatewayTransaction | None = None
     if payment.transaction_id is not None:

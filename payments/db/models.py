@@ -89,11 +89,59 @@ class Payment(SQLModel, table=True):
     failure_reason: str | None = Field(default=None, max_length=64)
     failure_message: str | None = Field(default=None, max_length=255)
     refunded_amount: int = Field(default=0, sa_type=sa.BigInteger)
+    # Vaulted method charged instead of a nonce (POST /payment-methods).
+    payment_method_id: str | None = Field(
+        default=None, foreign_key="payment_methods.payment_method_id", max_length=36
+    )
+    # The gateway's last known status of the sale (settlement_pending while a bank transfer
+    # clears) and what the user would recognise of the means of payment.
+    gateway_status: str | None = Field(default=None, max_length=32)
+    decline_type: str | None = Field(default=None, max_length=8)  # soft | hard
+    instrument_type: str | None = Field(default=None, max_length=32)
+    card_brand: str | None = Field(default=None, max_length=32)
+    card_last4: str | None = Field(default=None, max_length=4)
+    wallet_type: str | None = Field(default=None, max_length=32)
+    instrument_display: str | None = Field(default=None, max_length=128)
     # Idempotency: the client's key (unique) and a hash of the request it came with.
     idempotency_key: str | None = Field(default=None, unique=True, max_length=255)
     request_fingerprint: str | None = Field(default=None, max_length=64)
     created_at: datetime = _timestamp()
     updated_at: datetime = _timestamp()
+
+
+class StoredPaymentMethod(SQLModel, table=True):
+    """A payment method vaulted at the gateway for a user. The gateway token is stored only
+    encrypted (payments.crypto); card numbers and CVVs never reach the service."""
+
+    __tablename__ = "payment_methods"
+
+    payment_method_id: str = Field(primary_key=True, max_length=36)
+    user_id: str = Field(index=True, max_length=128)
+    gateway_customer_id: str = Field(max_length=64)
+    token_ciphertext: str = Field(sa_type=sa.Text)
+    instrument_type: str = Field(max_length=32)
+    brand: str | None = Field(default=None, max_length=32)
+    last4: str | None = Field(default=None, max_length=4)
+    expiration: str | None = Field(default=None, max_length=7)
+    wallet_type: str | None = Field(default=None, max_length=32)
+    display: str | None = Field(default=None, max_length=128)
+    created_at: datetime = _timestamp()
+    deleted_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+
+
+class ReconciliationReport(SQLModel, table=True):
+    """What one reconciliation run found and repaired (the latest is served by the API)."""
+
+    __tablename__ = "reconciliation_reports"
+
+    report_id: str = Field(primary_key=True, max_length=64)
+    started_at: datetime = Field(sa_type=UTCDateTime, index=True)
+    finished_at: datetime = Field(sa_type=UTCDateTime)
+    checked_payments: int
+    checked_refunds: int
+    repaired: int
+    # JSON list of {kind, id, found, action}.
+    findings: str = Field(sa_type=sa.Text)
 
 
 class Refund(SQLModel, table=True):

@@ -23,7 +23,15 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from payments.db.models import Payment, PaymentStatus, Refund, RefundStatus, utcnow
+from payments.db.models import (
+    Payment,
+    PaymentStatus,
+    ReconciliationReport,
+    Refund,
+    RefundStatus,
+    StoredPaymentMethod,
+    utcnow,
+)
 from payments.errors import (
     IdempotencyKeyReused,
     InvalidRequest,
@@ -32,6 +40,7 @@ from payments.errors import (
     RefundExceedsRemainder,
     RefundNotAllowed,
 )
+from payments.gateway.types import InstrumentDetails
 
 
 class InvalidTransition(PaymentServiceError):
@@ -162,24 +171,132 @@ class PaymentRepository:
         processor_response_code: str | None = None,
         failure_reason: str | None = None,
         failure_message: str | None = None,
+        gateway_status: str | None = None,
+        decline_type: str | None = None,
+        instrument: InstrumentDetails | None = None,
     ) -> Payment:
-        """Move a pending payment to success or failure. Idempotent for the same target."""
+        """Move a pending payment to success or failure. Idempotent for the same target.
+
+        ``status`` pending records progress without a transition (the gateway accepted a
+        bank transfer that has not settled yet): transaction id, gateway status, instrument.
+        """
         with self._transaction() as session:
             payment = self._locked_payment(session, payment_id)
-            if payment.payment_status == status:
+            if payment.payment_status == status and status != PaymentStatus.PENDING:
                 return payment
-            if status not in PAYMENT_TRANSITIONS[payment.payment_status]:
+            if status != PaymentStatus.PENDING and (
+                status not in PAYMENT_TRANSITIONS[payment.payment_status]
+            ):
                 raise InvalidTransition(
                     f"payment {payment_id} cannot go from {payment.payment_status} to {status}"
                 )
+            if status == PaymentStatus.PENDING and payment.payment_status != status:
+                raise InvalidTransition(
+                    f"payment {payment_id} is {payment.payment_status}, not pending"
+                )
             payment.payment_status = status
             payment.transaction_id = transaction_id or payment.transaction_id
-            payment.processor_response_code = processor_response_code
+            payment.processor_response_code = (
+                processor_response_code or payment.processor_response_code
+            )
             payment.failure_reason = failure_reason
             payment.failure_message = failure_message
+            payment.gateway_status = gateway_status or payment.gateway_status
+            payment.decline_type = decline_type
+            if instrument is not None:
+                payment.instrument_type = instrument.instrument_type
+                payment.card_brand = instrument.brand
+                payment.card_last4 = instrument.last4
+                payment.wallet_type = instrument.wallet
+                payment.instrument_display = instrument.display
             payment.updated_at = utcnow()
             session.add(payment)
         return payment
+
+    def find_payment_by_transaction(self, transaction_id: str) -> Payment | None:
+        with self._transaction() as session:
+            return session.exec(
+                select(Payment).where(Payment.transaction_id == transaction_id)
+            ).first()
+
+    def open_payments(self, *, older_than: datetime, limit: int = 500) -> list[Payment]:
+        """Pending payments last touched before ``older_than`` (reconciliation)."""
+        with self._transaction() as session:
+            return list(
+                session.exec(
+                    select(Payment)
+                    .where(
+                        Payment.payment_status == PaymentStatus.PENDING,
+                        col(Payment.updated_at) < older_than,
+                    )
+                    .order_by(col(Payment.updated_at))
+                    .limit(limit)
+                ).all()
+            )
+
+    def open_refunds(self, *, older_than: datetime, limit: int = 500) -> list[Refund]:
+        with self._transaction() as session:
+            return list(
+                session.exec(
+                    select(Refund)
+                    .where(
+                        Refund.refund_status == RefundStatus.INITIATED,
+                        col(Refund.updated_at) < older_than,
+                    )
+                    .order_by(col(Refund.updated_at))
+                    .limit(limit)
+                ).all()
+            )
+
+    # --- vaulted payment methods -----------------------------------------------------------
+    def add_payment_method(self, method: StoredPaymentMethod) -> StoredPaymentMethod:
+        """Insert, or return the row already stored under its id (a retried activity)."""
+        with self._transaction() as session:
+            stored = session.get(StoredPaymentMethod, method.payment_method_id)
+            if stored is None:
+                session.add(method)
+                stored = method
+        return stored
+
+    def get_payment_method(self, payment_method_id: str) -> StoredPaymentMethod | None:
+        with self._transaction() as session:
+            return session.get(StoredPaymentMethod, payment_method_id)
+
+    def list_payment_methods(self, user_id: str) -> list[StoredPaymentMethod]:
+        with self._transaction() as session:
+            return list(
+                session.exec(
+                    select(StoredPaymentMethod)
+                    .where(
+                        StoredPaymentMethod.user_id == user_id,
+                        col(StoredPaymentMethod.deleted_at).is_(None),
+                    )
+                    .order_by(col(StoredPaymentMethod.created_at).desc())
+                ).all()
+            )
+
+    def delete_payment_method(self, payment_method_id: str) -> StoredPaymentMethod | None:
+        """Soft delete (payments keep their reference); returns the row, None if unknown."""
+        with self._transaction() as session:
+            stored = session.get(StoredPaymentMethod, payment_method_id)
+            if stored is not None and stored.deleted_at is None:
+                stored.deleted_at = utcnow()
+                session.add(stored)
+        return stored
+
+    # --- reconciliation reports ------------------------------------------------------------
+    def save_report(self, report: ReconciliationReport) -> None:
+        with self._transaction() as session:
+            if session.get(ReconciliationReport, report.report_id) is None:
+                session.add(report)
+
+    def latest_report(self) -> ReconciliationReport | None:
+        with self._transaction() as session:
+            return session.exec(
+                select(ReconciliationReport)
+                .order_by(col(ReconciliationReport.started_at).desc())
+                .limit(1)
+            ).first()
 
     def _locked_payment(self, session: Session, payment_id: str) -> Payment:
         query = select(Payment).where(Payment.payment_id == payment_id)

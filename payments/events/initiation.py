@@ -1,6 +1,6 @@
 """Handling one ``payment_initiation`` message: decode, validate, start the payment.
 
-Separate from the consumer loop (workers/initiation_consumer.py) so it can be tested alone.
+Separate from the consumer loop (workers/consumer.py) so it can be tested alone.
 """
 
 from __future__ import annotations

@@ -9,6 +9,8 @@ from aiokafka import AIOKafkaProducer
 
 from payments.config import KafkaSettings
 
+PRODUCER = "payment-service"
+
 
 class EventPublisher(Protocol):
     async def publish(self, topic: str, key: str, event: dict[str, Any]) -> None:
@@ -42,6 +44,8 @@ class KafkaEventPublisher:
 
     async def publish(self, topic: str, key: str, event: dict[str, Any]) -> None:
         headers = [
+            # Lets our own consumer of payment_status tell our events from external ones.
+            ("producer", PRODUCER.encode()),
             ("event_type", str(event["event_type"]).encode()),
             ("event_id", str(event["event_id"]).encode()),
         ]

@@ -8,7 +8,7 @@ import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -16,17 +16,13 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities.events import EventActivities
-from activities.fraud import FraudActivities
-from activities.gateway import GatewayActivities
-from activities.ledger import LedgerActivities
-from payments.config import DatabaseSettings, PolicySettings
+from payments.config import DatabaseSettings, PolicySettings, Settings, TemporalSettings
 from payments.db.engine import create_db_engine
 from payments.db.migrate import upgrade
 from payments.db.repository import PaymentRepository
+from payments.orders.client import Order, PaymentOutcome
 from tests.fakes import FakeGateway, RecordingPublisher
-from workflows.payment import PaymentWorkflow
-from workflows.refund import RefundWorkflow
+from workers.payment_worker import WORKFLOWS, build_activities
 
 
 def test_server_path() -> str:
@@ -67,6 +63,20 @@ class Harness:
     gateway: FakeGateway
     publisher: RecordingPublisher
     repository: PaymentRepository
+    orders: RecordingOrderService
+
+
+@dataclass
+class RecordingOrderService:
+    updates: list[tuple[str, str, str, str]] = field(default_factory=list)
+
+    async def get_order(self, order_id: str) -> Order | None:
+        return None
+
+    async def record_payment(
+        self, order_id: str, payment_id: str, payment_status: PaymentOutcome, event_id: str
+    ) -> None:
+        self.updates.append((order_id, payment_id, payment_status, event_id))
 
 
 @pytest.fixture
@@ -74,30 +84,30 @@ async def harness(
     time_skipping_env: WorkflowEnvironment,
     repository: PaymentRepository,
     executor: ThreadPoolExecutor,
+    tmp_path: Path,
 ) -> AsyncIterator[Harness]:
+    """The worker's own wiring (build_activities), with the gateway, the publisher and the
+    Order Service swapped for fakes."""
     gateway = FakeGateway()
     publisher = RecordingPublisher()
-    ledger = LedgerActivities(repository)
-    fraud = FraudActivities(repository, PolicySettings())
-    gateway_activities = GatewayActivities(gateway)
-    events = EventActivities(publisher)
+    orders = RecordingOrderService()
     task_queue = f"tq-{uuid.uuid4()}"
+    settings = Settings(
+        policy=PolicySettings(dev_token_key_file=tmp_path / "token.key"),
+        temporal=TemporalSettings(task_queue=task_queue),
+    )
     async with Worker(
         time_skipping_env.client,
         task_queue=task_queue,
-        workflows=[PaymentWorkflow, RefundWorkflow],
-        activities=[
-            ledger.record_payment_pending,
-            ledger.record_payment_outcome,
-            ledger.refund_snapshot,
-            ledger.plan_refund,
-            ledger.record_refund_outcome,
-            fraud.check_payment,
-            gateway_activities.charge,
-            gateway_activities.refund,
-            events.publish_payment_status,
-            events.publish_refund_status,
-        ],
+        workflows=WORKFLOWS,
+        activities=build_activities(
+            time_skipping_env.client,
+            settings,
+            publisher=publisher,
+            gateway=gateway,
+            repository=repository,
+            orders=orders,
+        ),
         activity_executor=executor,
     ):
-        yield Harness(time_skipping_env.client, task_queue, gateway, publisher, repository)
+        yield Harness(time_skipping_env.client, task_queue, gateway, publisher, repository, orders)

@@ -1,9 +1,11 @@
-"""The Kafka consumer process's composition root: ``python -m workers.initiation_consumer``.
+"""The Kafka consumer process's composition root: ``python -m workers.consumer``.
 
-Reads ``payment_initiation`` and starts one payment per message. Offsets are committed only
-after a message has been handled, so a crash re-delivers it; the message's idempotency key
-makes the re-delivery start nothing new. A message that fails for an infrastructure reason
-(database or Temporal down) is retried, with backoff, before the next one is read.
+Reads ``payment_initiation`` and starts one payment per message, and ``payment_status`` for
+updates from other producers (a hint that makes a pending payment check the gateway now).
+Offsets are committed only after a message has been handled, so a crash re-delivers it; the
+message's idempotency key makes the re-delivery start nothing new. A message that fails for
+an infrastructure reason (database or Temporal down) is retried, with backoff, before the
+next one is read.
 """
 
 from __future__ import annotations
@@ -11,41 +13,71 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+from dataclasses import dataclass
 
 import structlog
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from payments.config import Settings, get_settings
 from payments.db.engine import create_db_engine
 from payments.db.repository import PaymentRepository
 from payments.events import topics
 from payments.events.initiation import MessageRef, handle_initiation
+from payments.events.status_updates import handle_status_update
 from payments.logging import configure_logging
+from payments.orders.client import (
+    HttpOrderService,
+    OrderService,
+    create_order_service_http_client,
+)
 from payments.service import PaymentService
 from workflows.client import PaymentWorkflows, TemporalConnection
 
 log = structlog.get_logger(__name__)
 
 
-def build_service(settings: Settings) -> PaymentService:
+@dataclass(frozen=True)
+class Handlers:
+    service: PaymentService
+    repository: PaymentRepository
+    workflows: PaymentWorkflows
+    initiation_topic: str
+
+    async def handle(self, message: ConsumerRecord) -> None:
+        if message.topic == self.initiation_topic:
+            ref = MessageRef(message.topic, message.partition, message.offset)
+            await handle_initiation(self.service, ref, message.value)
+        else:
+            await handle_status_update(
+                self.repository, self.workflows, list(message.headers or ()), message.value
+            )
+
+
+def build_handlers(settings: Settings, orders: OrderService | None) -> Handlers:
     repository = PaymentRepository(create_db_engine(settings.database))
     workflows = PaymentWorkflows(
         TemporalConnection(settings.temporal.address, settings.temporal.namespace),
         settings.temporal.task_queue,
+        settings.policy,
     )
-    return PaymentService(repository, workflows, settings.policy)
+    return Handlers(
+        service=PaymentService(repository, workflows, settings.policy, orders),
+        repository=repository,
+        workflows=workflows,
+        initiation_topic=settings.kafka.topic(topics.PAYMENT_INITIATION),
+    )
 
 
 async def _handle_until_done(
-    service: PaymentService, ref: MessageRef, value: bytes, stop: asyncio.Event
+    handlers: Handlers, message: ConsumerRecord, stop: asyncio.Event
 ) -> bool:
     delay = 0.5
     while not stop.is_set():
         try:
-            await handle_initiation(service, ref, value)
+            await handlers.handle(message)
             return True
         except Exception as exc:  # infrastructure: keep the message, try again
-            log.warning("payment_initiation handling failed; retrying", error=repr(exc))
+            log.warning("message handling failed; retrying", topic=message.topic, error=repr(exc))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), delay)
             delay = min(delay * 2, 10.0)
@@ -58,10 +90,19 @@ async def run(settings: Settings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
 
-    service = build_service(settings)
+    order_client = (
+        create_order_service_http_client(settings.orders) if settings.orders.url else None
+    )
+    orders = (
+        HttpOrderService(order_client, settings.orders.url)
+        if order_client is not None and settings.orders.url
+        else None
+    )
+    handlers = build_handlers(settings, orders)
     topic = settings.kafka.topic(topics.PAYMENT_INITIATION)
     consumer = AIOKafkaConsumer(
         topic,
+        settings.kafka.topic(topics.PAYMENT_STATUS),
         bootstrap_servers=settings.kafka.bootstrap_servers,
         group_id=settings.kafka.consumer_group,
         enable_auto_commit=False,
@@ -84,14 +125,15 @@ async def run(settings: Settings) -> None:
             batches = await consumer.getmany(timeout_ms=500, max_records=50)
             for partition, messages in batches.items():
                 for message in messages:
-                    ref = MessageRef(message.topic, message.partition, message.offset)
-                    if not await _handle_until_done(service, ref, message.value, stop):
+                    if not await _handle_until_done(handlers, message, stop):
                         return  # stopping: the offset stays uncommitted, it will come again
                     await consumer.commit(
                         {TopicPartition(partition.topic, partition.partition): message.offset + 1}
                     )
     finally:
         await consumer.stop()
+        if order_client is not None:
+            await order_client.aclose()
         log.info("consumer stopped")
 
 

@@ -1,0 +1,30 @@
+"""Order Service activity: tell the order what became of its payment."""
+
+from __future__ import annotations
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from payments.contracts import ActivityNames, OrderUpdate
+from payments.errors import ErrorTypes
+from payments.orders.client import OrderService, OrderUpdateRejected, PaymentOutcome
+
+
+class OrderActivities:
+    def __init__(self, orders: OrderService) -> None:
+        self._orders = orders
+
+    @activity.defn(name=ActivityNames.UPDATE_ORDER)
+    async def update_order(self, update: OrderUpdate) -> str:
+        """Idempotent by event_id on the Order Service's side; unavailability raises and is
+        retried, a refusal is final."""
+        status: PaymentOutcome = "success" if update.payment_status == "success" else "failure"
+        try:
+            await self._orders.record_payment(
+                update.order_id, update.payment_id, status, update.event_id
+            )
+        except OrderUpdateRejected as exc:
+            raise ApplicationError(
+                exc.message, type=ErrorTypes.ORDER_UPDATE_REJECTED, non_retryable=True
+            ) from exc
+        return update.event_id

@@ -1,0 +1,142 @@
+"""Reconciliation activities: compare stored state with the gateway and Temporal, repair.
+
+Async (they ask Temporal whether an item's workflow still runs); the database and the
+braintree SDK are called on threads. Each repair is idempotent: recording an outcome that is
+already recorded is a no-op, and a restarted refund reuses its gateway request key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import asdict
+from datetime import UTC, datetime, timedelta
+
+from temporalio import activity
+
+from activities.snapshots import payment_snapshot
+from payments.contracts import (
+    ActivityNames,
+    Finding,
+    OpenItems,
+    ReconciliationReportData,
+    ReconciliationRequest,
+)
+from payments.db.models import PaymentStatus, ReconciliationReport
+from payments.db.repository import PaymentRepository
+from payments.events import topics
+from payments.events.envelope import payment_notification, payment_status_event
+from payments.events.publisher import EventPublisher
+from payments.gateway.types import APPROVED_STATUSES, SETTLED_STATUSES, PaymentGateway
+from payments.money import Money
+from workflows.client import PaymentWorkflows, payment_workflow_id, refund_workflow_id
+
+SETTLEMENT_FAILED = frozenset(
+    {"settlement_declined", "failed", "voided", "processor_declined", "gateway_rejected"}
+)
+
+
+class ReconciliationActivities:
+    def __init__(
+        self,
+        repository: PaymentRepository,
+        gateway: PaymentGateway,
+        workflows: PaymentWorkflows,
+        publisher: EventPublisher,
+    ) -> None:
+        self._repository = repository
+        self._gateway = gateway
+        self._workflows = workflows
+        self._publisher = publisher
+
+    @activity.defn(name=ActivityNames.LIST_OPEN_ITEMS)
+    def list_open_items(self, request: ReconciliationRequest) -> OpenItems:
+        older_than = datetime.now(UTC) - timedelta(seconds=request.min_age_seconds)
+        return OpenItems(
+            payment_ids=[
+                p.payment_id for p in self._repository.open_payments(older_than=older_than)
+            ],
+            refund_ids=[r.refund_id for r in self._repository.open_refunds(older_than=older_than)],
+        )
+
+    @activity.defn(name=ActivityNames.RECONCILE_PAYMENT)
+    async def reconcile_payment(self, payment_id: str) -> Finding:
+        payment = await asyncio.to_thread(self._repository.get_payment, payment_id)
+        if payment is None or payment.payment_status != PaymentStatus.PENDING:
+            return Finding("payment", payment_id, "no longer pending", "none")
+        if await self._workflows.is_running(payment_workflow_id(payment_id)):
+            await self._workflows.nudge_payment(payment_id)
+            return Finding("payment", payment_id, "pending, workflow running", "nudged")
+
+        # Nothing will finish this payment: find out from the gateway what really happened.
+        amount = Money(payment.amount, payment.currency)
+        if payment.transaction_id is not None:
+            sales = [await asyncio.to_thread(self._gateway.find, payment.transaction_id)]
+        else:
+            found = await asyncio.to_thread(self._gateway.find_sales_by_order_id, payment.order_id)
+            sales = [s for s in found if s.amount == amount]
+        approved = [s for s in sales if s.status in APPROVED_STATUSES]
+        if approved and approved[0].status not in SETTLED_STATUSES | {
+            "authorized",
+            "submitted_for_settlement",
+        }:
+            return Finding(
+                "payment", payment_id, f"workflow gone, sale {approved[0].status}", "none"
+            )
+        if approved:
+            sale = approved[0]
+            stored = await asyncio.to_thread(
+                lambda: self._repository.complete_payment(
+                    payment_id,
+                    PaymentStatus.SUCCESS,
+                    transaction_id=sale.transaction_id,
+                    processor_response_code=sale.processor_response_code,
+                    gateway_status=sale.status,
+                    instrument=sale.instrument,
+                )
+            )
+            action = "recorded_success"
+        else:
+            reason = sales[0].status if sales else "abandoned"
+            stored = await asyncio.to_thread(
+                lambda: self._repository.complete_payment(
+                    payment_id,
+                    PaymentStatus.FAILURE,
+                    transaction_id=sales[0].transaction_id if sales else None,
+                    failure_reason=reason if reason in SETTLEMENT_FAILED else "abandoned",
+                    failure_message="closed by reconciliation: "
+                    + (f"the gateway reports {reason}" if sales else "no sale at the gateway"),
+                )
+            )
+            action = "recorded_failure"
+        event = payment_status_event(payment_snapshot(stored))
+        await self._publisher.publish(topics.PAYMENT_STATUS, payment_id, event)
+        notification = payment_notification(event)
+        if notification is not None:
+            await self._publisher.publish(topics.NOTIFICATIONS, payment_id, notification)
+        return Finding("payment", payment_id, "pending, workflow gone", action)
+
+    @activity.defn(name=ActivityNames.RECONCILE_REFUND)
+    async def reconcile_refund(self, refund_id: str) -> Finding:
+        refund = await asyncio.to_thread(self._repository.get_refund, refund_id)
+        if refund is None or refund.refund_status != "initiated":
+            return Finding("refund", refund_id, "no longer initiated", "none")
+        if await self._workflows.is_running(refund_workflow_id(refund_id)):
+            return Finding("refund", refund_id, "initiated, workflow running", "none")
+        await self._workflows.start_refund(refund_id, refund.payment_id, restart=True)
+        return Finding("refund", refund_id, "initiated, workflow gone", "restarted")
+
+    @activity.defn(name=ActivityNames.SAVE_RECONCILIATION_REPORT)
+    def save_reconciliation_report(self, report: ReconciliationReportData) -> str:
+        self._repository.save_report(
+            ReconciliationReport(
+                report_id=report.report_id,
+                started_at=datetime.fromisoformat(report.started_at),
+                finished_at=datetime.fromisoformat(report.finished_at),
+                checked_payments=sum(1 for f in report.findings if f.kind == "payment"),
+                checked_refunds=sum(1 for f in report.findings if f.kind == "refund"),
+                repaired=sum(1 for f in report.findings if f.action != "none"),
+                findings=json.dumps([asdict(f) for f in report.findings]),
+            )
+        )
+        return report.report_id

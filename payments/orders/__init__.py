@@ -1,0 +1,29 @@
+"""The Order Service, as this service uses it when ``ORDER_SERVICE_URL`` is set.
+
+``client``: the contract (``OrderService``), its HTTP client and errors; ``checks``: whether a
+request may pay an order and for how much; ``local_service``: an in-memory Order Service for
+tests and local runs (not imported here: it pulls in FastAPI and uvicorn).
+"""
+
+from payments.orders.checks import PAYABLE_STATUSES, check_order_for_payment
+from payments.orders.client import (
+    HttpOrderService,
+    Order,
+    OrderService,
+    OrderStatus,
+    OrderUpdateRejected,
+    PaymentOutcome,
+    create_order_service_http_client,
+)
+
+__all__ = [
+    "PAYABLE_STATUSES",
+    "HttpOrderService",
+    "Order",
+    "OrderService",
+    "OrderStatus",
+    "OrderUpdateRejected",
+    "PaymentOutcome",
+    "check_order_for_payment",
+    "create_order_service_http_client",
+]

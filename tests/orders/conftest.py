@@ -1,0 +1,48 @@
+"""The local Order Service on a free port for the session, reached through HttpOrderService."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator, Iterator
+
+import httpx
+import pytest
+
+from payments.config import OrderServiceSettings
+from payments.gateway.sandbox.runner import SandboxServer
+from payments.orders import HttpOrderService, create_order_service_http_client
+from tests.support.order_service import OrderServiceAdmin, start_local_order_service
+
+USER_ID = "user-1"
+
+
+@pytest.fixture(scope="session")
+def order_server() -> Iterator[SandboxServer]:
+    server = start_local_order_service()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def admin(order_server: SandboxServer) -> AsyncIterator[OrderServiceAdmin]:
+    async with httpx.AsyncClient(base_url=order_server.url, timeout=5, trust_env=False) as client:
+        admin = OrderServiceAdmin(client)
+        yield admin
+        await admin.clear_faults()
+
+
+@pytest.fixture
+async def orders(order_server: SandboxServer) -> AsyncIterator[HttpOrderService]:
+    settings = OrderServiceSettings(url=order_server.url, timeout_seconds=2.0)
+    assert settings.url is not None
+    async with create_order_service_http_client(settings) as client:
+        yield HttpOrderService(client, settings.url)
+
+
+@pytest.fixture
+def unused_port() -> int:
+    """A port nothing listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port

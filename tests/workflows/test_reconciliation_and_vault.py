@@ -1,0 +1,152 @@
+"""Reconciliation repairs what no workflow will finish; vaulted methods are charged by
+token, which is stored only encrypted."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import replace
+
+from payments.contracts import (
+    ReconciliationRequest,
+    RemovePaymentMethodRequest,
+    VaultRequest,
+)
+from payments.db.models import Payment, Refund
+from payments.events import topics
+from payments.gateway.types import GatewayTransaction
+from payments.money import Money
+from tests.workflows.conftest import Harness
+from tests.workflows.test_payment_workflow import request, run
+from workflows.payment import PaymentWorkflow
+from workflows.payment_methods import RemovePaymentMethodWorkflow, VaultPaymentMethodWorkflow
+from workflows.reconciliation import ReconciliationWorkflow
+from workflows.refund import RefundWorkflow
+
+
+def orphan_payment(harness: Harness) -> Payment:
+    """A pending payment whose workflow never ran (the process died between the two)."""
+    payment, _ = harness.repository.insert_payment(
+        Payment(
+            payment_id=str(uuid.uuid4()),
+            order_id=f"order-{uuid.uuid4().hex[:8]}",
+            user_id="user-1",
+            amount=2500,
+            currency="USD",
+            payment_method="credit_card",
+        )
+    )
+    return payment
+
+
+async def test_reconciliation_repairs_what_no_workflow_will_finish(harness: Harness) -> None:
+    charged = orphan_payment(harness)
+    harness.gateway.lost_sales[charged.order_id] = GatewayTransaction(
+        transaction_id="lost-9",
+        type="sale",
+        status="settled",
+        amount=Money(2500, "USD"),
+        order_id=charged.order_id,
+        processor_response_code="1000",
+        processor_response_text="Approved",
+    )
+    never_charged = orphan_payment(harness)
+
+    paid = await run(harness, request())
+    assert paid.transaction_id is not None
+    harness.gateway.settle(paid.transaction_id)
+    orphan_refund, _ = harness.repository.reserve_refund(
+        Refund(
+            refund_id=str(uuid.uuid4()),
+            payment_id=paid.payment_id,
+            amount=1000,
+            currency="USD",
+            reason="test",
+        ),
+        whole_remainder=False,
+    )
+
+    waiting = replace(
+        request(),
+        payment_token="fake-sepa-direct-debit-nonce",
+        pending_check_schedule_seconds=[86400.0],
+    )
+    harness.gateway.sale_status = "settlement_pending"
+    running = await harness.client.start_workflow(
+        PaymentWorkflow.run,
+        waiting,
+        id=f"payment-{waiting.payment_id}",
+        task_queue=harness.task_queue,
+    )
+    while (await running.query(PaymentWorkflow.progress))["step"] != "waiting_for_settlement":
+        pass
+
+    report = await harness.client.execute_workflow(
+        ReconciliationWorkflow.run,
+        ReconciliationRequest(min_age_seconds=0),
+        id=f"reconciliation-{uuid.uuid4()}",
+        task_queue=harness.task_queue,
+    )
+    actions = {f.id: f.action for f in report.findings}
+    assert actions[charged.payment_id] == "recorded_success"
+    assert actions[never_charged.payment_id] == "recorded_failure"
+    assert actions[orphan_refund.refund_id] == "restarted"
+    assert actions[waiting.payment_id] == "nudged"
+
+    repaired = harness.repository.get_payment(charged.payment_id)
+    assert repaired is not None
+    assert (repaired.payment_status, repaired.transaction_id) == ("success", "lost-9")
+    abandoned = harness.repository.get_payment(never_charged.payment_id)
+    assert abandoned is not None
+    assert (abandoned.payment_status, abandoned.failure_reason) == ("failure", "abandoned")
+    # Repairs are announced like any other status change.
+    assert [
+        e["status"] for e in harness.publisher.of(topics.PAYMENT_STATUS, charged.payment_id)
+    ] == ["success"]
+    latest = harness.repository.latest_report()
+    assert latest is not None and latest.report_id == report.report_id
+
+    # The restarted refund runs to its end.
+    restarted = harness.client.get_workflow_handle_for(
+        RefundWorkflow.run, f"refund-{orphan_refund.refund_id}"
+    )
+    assert (await restarted.result()).status == "processed"
+    await running.terminate("test over")
+
+
+async def test_vaulted_method_is_charged_by_token(harness: Harness) -> None:
+    method_id = str(uuid.uuid4())
+    vaulted = await harness.client.execute_workflow(
+        VaultPaymentMethodWorkflow.run,
+        VaultRequest(method_id, "user-1", "fake-valid-visa-nonce"),
+        id=f"vault-{method_id}",
+        task_queue=harness.task_queue,
+    )
+    assert vaulted.succeeded
+    stored = harness.repository.get_payment_method(method_id)
+    assert stored is not None and (stored.brand, stored.last4) == ("Visa", "1881")
+    [token] = list(harness.gateway.vaulted)
+    assert token not in stored.token_ciphertext  # encrypted at rest
+
+    req = replace(request(), payment_token=None, payment_method_id=method_id)
+    result = await run(harness, req)
+    assert result.status == "success"
+
+    await harness.client.execute_workflow(
+        RemovePaymentMethodWorkflow.run,
+        RemovePaymentMethodRequest(method_id),
+        id=f"remove-{method_id}",
+        task_queue=harness.task_queue,
+    )
+    assert harness.gateway.vaulted == {}
+
+
+async def test_vault_refusal_is_a_result(harness: Harness) -> None:
+    method_id = str(uuid.uuid4())
+    refused = await harness.client.execute_workflow(
+        VaultPaymentMethodWorkflow.run,
+        VaultRequest(method_id, "user-1", "fake-consumed-nonce"),
+        id=f"vault-{method_id}",
+        task_queue=harness.task_queue,
+    )
+    assert (refused.succeeded, refused.error_code) == (False, "91565")
+    assert harness.repository.get_payment_method(method_id) is None

@@ -1,0 +1,41 @@
+"""ReconciliationWorkflow: compare every non-terminal payment and refund with the gateway and
+repair what differs. A Temporal Schedule (``payments-reconciliation``, created by the worker)
+starts it every few minutes; the report is stored and served by GET /reconciliation/latest.
+
+Each item is one activity (its own retries; one failing item does not stop the others):
+- a pending payment whose workflow still runs is nudged to check the gateway now;
+- a pending payment whose workflow is gone gets the gateway's outcome recorded (and
+  announced), or is failed as abandoned when the gateway never saw a sale;
+- an initiated refund whose workflow is gone is started again (its gateway calls carry the
+  refund's request key, so the refund cannot happen twice).
+"""
+
+from __future__ import annotations
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from payments.contracts import Finding, ReconciliationReportData, ReconciliationRequest
+
+from workflows import steps
+
+
+@workflow.defn
+class ReconciliationWorkflow:
+    @workflow.run
+    async def run(self, request: ReconciliationRequest) -> ReconciliationReportData:
+        started = workflow.now()
+        items = await steps.list_open_items(request)
+        findings: list[Finding] = []
+        for payment_id in items.payment_ids:
+            findings.append(await steps.reconcile_payment(payment_id))
+        for refund_id in items.refund_ids:
+            findings.append(await steps.reconcile_refund(refund_id))
+        report = ReconciliationReportData(
+            report_id=workflow.info().workflow_id + "/" + workflow.info().run_id,
+            started_at=started.isoformat(),
+            finished_at=workflow.now().isoformat(),
+            findings=findings,
+        )
+        await steps.save_reconciliation_report(report)
+        return report
