@@ -878,6 +878,12 @@ def stack_env(settings: Settings) -> dict[str, str]:
     if _runs_sandbox(settings):
         env["BRAINTREE_LOCAL_HOST"] = connect_host(settings.sandbox.host)
         env["BRAINTREE_LOCAL_PORT"] = str(settings.sandbox.port)
+        # The sandbox tells the API when transactions settle, as Braintree's webhooks do.
+        env.setdefault(
+            "SANDBOX_WEBHOOK_URL",
+            f"http://{_url_host(connect_host(settings.api.host))}:{settings.api.port}"
+            "/webhooks/braintree",
+        )
     return env
 
 
@@ -971,9 +977,7 @@ def start_stack(
     group.start(
         ProcessSpec("worker", python_module_argv("workers.payment_worker"), env=service_env)
     )
-    group.start(
-        ProcessSpec("consumer", python_module_argv("workers.consumer"), env=service_env)
-    )
+    group.start(ProcessSpec("consumer", python_module_argv("workers.consumer"), env=service_env))
     api_url = f"http://{_url_host(settings.api.host)}:{settings.api.port}"
     group.start(
         ProcessSpec(

@@ -43,7 +43,10 @@ from workflows.payment_methods import RemovePaymentMethodWorkflow, VaultPaymentM
 from workflows.reconciliation import ReconciliationWorkflow
 from workflows.refund import RefundWorkflow
 
-RECONCILIATION_SCHEDULE_ID = "payments-reconciliation"
+
+def reconciliation_schedule_id(task_queue: str) -> str:
+    """One schedule per deployment (task queue) sharing a Temporal namespace."""
+    return f"reconciliation-{task_queue}"
 
 
 def payment_workflow_id(payment_id: str) -> str:
@@ -191,7 +194,7 @@ class PaymentWorkflows:
             action=ScheduleActionStartWorkflow(
                 ReconciliationWorkflow.run,
                 ReconciliationRequest(min_age_seconds=self._policy.reconciliation_min_age_seconds),
-                id="reconciliation",
+                id=f"reconciliation-run-{self._task_queue}",
                 task_queue=self._task_queue,
             ),
             spec=ScheduleSpec(
@@ -205,17 +208,19 @@ class PaymentWorkflows:
             policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
         )
         try:
-            await client.create_schedule(RECONCILIATION_SCHEDULE_ID, schedule)
+            await client.create_schedule(reconciliation_schedule_id(self._task_queue), schedule)
         except ScheduleAlreadyRunningError:
 
             def update(_: ScheduleUpdateInput) -> ScheduleUpdate:
                 return ScheduleUpdate(schedule=schedule)
 
-            await client.get_schedule_handle(RECONCILIATION_SCHEDULE_ID).update(update)
+            await client.get_schedule_handle(reconciliation_schedule_id(self._task_queue)).update(
+                update
+            )
 
     async def run_reconciliation_now(self) -> None:
         client = await self._connection.client()
-        await client.get_schedule_handle(RECONCILIATION_SCHEDULE_ID).trigger(
+        await client.get_schedule_handle(reconciliation_schedule_id(self._task_queue)).trigger(
             overlap=ScheduleOverlapPolicy.ALLOW_ALL
         )
 

@@ -1,5 +1,5 @@
 """ReconciliationWorkflow: compare every non-terminal payment and refund with the gateway and
-repair what differs. A Temporal Schedule (``payments-reconciliation``, created by the worker)
+repair what differs. A Temporal Schedule (``reconciliation-{task_queue}``, created by the worker)
 starts it every few minutes; the report is stored and served by GET /reconciliation/latest.
 
 Each item is one activity (its own retries; one failing item does not stop the others):
@@ -32,7 +32,7 @@ class ReconciliationWorkflow:
         for refund_id in items.refund_ids:
             findings.append(await steps.reconcile_refund(refund_id))
         report = ReconciliationReportData(
-            report_id=workflow.info().workflow_id + "/" + workflow.info().run_id,
+            report_id=workflow.info().run_id,
             started_at=started.isoformat(),
             finished_at=workflow.now().isoformat(),
             findings=findings,

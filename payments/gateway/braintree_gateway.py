@@ -1,8 +1,10 @@
 """The PaymentGateway implemented with the official braintree SDK.
 
 The only module of the service that imports ``braintree``. It turns the SDK's results into
-``SaleOutcome``/``RefundOutcome`` (declines are results) and its exceptions into the service's
-gateway errors:
+``SaleOutcome``/``RefundOutcome``/``VaultOutcome`` (declines are results), the instrument
+blocks of transactions and payment methods into ``InstrumentDetails`` (never a full number),
+verified webhooks into ``WebhookEvent``, and the SDK's exceptions into the service's gateway
+errors:
 
 - ``GatewayUnavailable``: timeouts, dropped connections, 408/429/5xx, unexpected statuses
   (a proxy's 502), unparseable bodies, and 915233 (same request key still in flight). The
@@ -11,6 +13,8 @@ gateway errors:
 - ``GatewayMisconfigured``: 401/403/426 and SDK configuration errors; retrying cannot help.
 - ``GatewayNotFound``: 404, the transaction id is unknown.
 
+A webhook whose signature does not verify, or that cannot be decoded, is ``InvalidWebhook``.
+
 The SDK is synchronous and thread-safe per call (one requests session per thread), so one
 instance can serve an activity thread pool.
 """
@@ -18,6 +22,7 @@ instance can serve an activity thread pool.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
 from xml.parsers.expat import ExpatError
@@ -33,6 +38,8 @@ from braintree.exceptions.gateway_timeout_error import GatewayTimeoutError
 from braintree.exceptions.http.connection_error import ConnectionError as HttpConnectionError
 from braintree.exceptions.http.invalid_response_error import InvalidResponseError
 from braintree.exceptions.http.timeout_error import TimeoutError as HttpTimeoutError
+from braintree.exceptions.invalid_challenge_error import InvalidChallengeError
+from braintree.exceptions.invalid_signature_error import InvalidSignatureError
 from braintree.exceptions.not_found_error import NotFoundError
 from braintree.exceptions.request_timeout_error import RequestTimeoutError
 from braintree.exceptions.server_error import ServerError
@@ -48,9 +55,18 @@ from payments.errors import (
     GatewayMisconfigured,
     GatewayNotFound,
     GatewayUnavailable,
+    InvalidWebhook,
     UnsupportedCurrency,
 )
-from payments.gateway.types import GatewayTransaction, RefundOutcome, SaleOutcome
+from payments.gateway.types import (
+    GatewayTransaction,
+    InstrumentDetails,
+    RefundOutcome,
+    SaleOutcome,
+    VaultedPaymentMethod,
+    VaultOutcome,
+    WebhookEvent,
+)
 from payments.money import Money, minor_units
 
 log = structlog.get_logger(__name__)
@@ -89,12 +105,35 @@ _MALFORMED_RESPONSE: tuple[type[Exception], ...] = (
 
 # Validation codes that mean "the payment method cannot be used": the customer must supply
 # another one. 91508 no payment method, 9156x nonce unknown/consumed/locked/not accepted,
-# 8171x card number invalid (Braintree's error code reference).
+# 91518 unknown vaulted token, 8171x card number invalid (Braintree's error code reference).
 _PAYMENT_METHOD_CODES = frozenset(
-    {"91508", "91564", "91565", "91566", "91567", "91569", "81714", "81715", "81716", "81717"}
+    {
+        "91508",
+        "91518",
+        "91564",
+        "91565",
+        "91566",
+        "91567",
+        "91569",
+        "81714",
+        "81715",
+        "81716",
+        "81717",
+    }
 )
 API_REQUEST_KEY_REUSED = "915232"
 API_REQUEST_KEY_IN_FLIGHT = "915233"
+CUSTOMER_ID_IN_USE = "91609"
+# What a webhook payload that passed (or failed) the signature check can raise while decoding:
+# bad base64 (binascii.Error is a ValueError), non-ASCII text, XML that is not a notification.
+_UNDECODABLE_WEBHOOK: tuple[type[Exception], ...] = (
+    ExpatError,
+    AttributeError,
+    KeyError,
+    TypeError,
+    ValueError,
+    InvalidOperation,
+)
 
 
 def _translate(operation: str, exc: Exception) -> GatewayError | None:
@@ -146,6 +185,129 @@ def _money(amount: Any, currency: str) -> Money:
     return Money(int(minor), currency)
 
 
+def _attr(obj: Any, name: str) -> str | None:
+    return _text(getattr(obj, name, None))
+
+
+# payment_instrument_type → where braintree.Transaction puts that instrument's details.
+_TRANSACTION_DETAILS = {
+    "credit_card": "credit_card_details",
+    "apple_pay_card": "apple_pay_details",
+    "android_pay_card": "android_pay_card_details",
+    "paypal_account": "paypal_details",
+    "venmo_account": "venmo_account_details",
+    "sepa_debit_account": "sepa_direct_debit_account_details",
+    "us_bank_account": "us_bank_account",
+}
+# The SDK's payment method classes (payment_method.create/find) → payment_instrument_type.
+_PAYMENT_METHOD_TYPES: tuple[tuple[type[Any], str], ...] = (
+    (braintree.CreditCard, "credit_card"),
+    (braintree.ApplePayCard, "apple_pay_card"),
+    (braintree.AndroidPayCard, "android_pay_card"),
+    (braintree.PayPalAccount, "paypal_account"),
+    (braintree.VenmoAccount, "venmo_account"),
+    (braintree.SepaDirectDebitAccount, "sepa_debit_account"),
+    (braintree.UsBankAccount, "us_bank_account"),
+)
+_WALLETS = {
+    "apple_pay_card": "apple_pay",
+    "android_pay_card": "google_pay",
+    "paypal_account": "paypal",
+    "venmo_account": "venmo",
+}
+_APPLE_PAY_PREFIX = "Apple Pay - "  # braintree.ApplePayCard.CardType: "Apple Pay - Visa"
+
+
+def _transaction_instrument(tx: Any) -> InstrumentDetails | None:
+    instrument_type = _attr(tx, "payment_instrument_type")
+    if instrument_type is None:
+        return None
+    details = getattr(tx, _TRANSACTION_DETAILS.get(instrument_type, ""), None)
+    return _instrument(instrument_type, details)
+
+
+def _payment_method_instrument(method: Any) -> InstrumentDetails:
+    for cls, instrument_type in _PAYMENT_METHOD_TYPES:
+        if isinstance(method, cls):
+            return _instrument(instrument_type, method)
+    return InstrumentDetails(instrument_type=type(method).__name__)
+
+
+def _instrument(instrument_type: str, details: Any) -> InstrumentDetails:
+    """What may be shown of an instrument, from the SDK's object for it (a transaction's
+    details or a vaulted payment method: they share field names, except PayPal's email)."""
+    wallet = _WALLETS.get(instrument_type)
+    if details is None:
+        return InstrumentDetails(instrument_type=instrument_type, wallet=wallet)
+    if instrument_type in ("credit_card", "apple_pay_card", "android_pay_card"):
+        if instrument_type == "android_pay_card":
+            # The customer knows the card behind the Google Pay virtual card.
+            brand = _attr(details, "source_card_type") or _attr(details, "virtual_card_type")
+            last4 = _attr(details, "source_card_last_4") or _attr(details, "virtual_card_last_4")
+        else:
+            brand = _attr(details, "card_type")
+            last4 = _attr(details, "last_4")
+        if brand is not None and brand.startswith(_APPLE_PAY_PREFIX):
+            brand = brand.removeprefix(_APPLE_PAY_PREFIX)
+        card = _card_display(brand, last4)
+        display = {
+            "apple_pay_card": f"Apple Pay ({card})",
+            "android_pay_card": f"Google Pay ({card})",
+        }.get(instrument_type, card)
+        return InstrumentDetails(
+            instrument_type=instrument_type,
+            brand=brand,
+            last4=last4,
+            expiration=_expiration(details),
+            wallet=wallet,
+            display=display,
+        )
+    if instrument_type == "paypal_account":
+        email = _attr(details, "payer_email") or _attr(details, "email")
+        return InstrumentDetails(
+            instrument_type=instrument_type,
+            wallet=wallet,
+            display=f"PayPal ({email})" if email else "PayPal",
+        )
+    if instrument_type == "venmo_account":
+        username = _attr(details, "username")
+        return InstrumentDetails(
+            instrument_type=instrument_type,
+            wallet=wallet,
+            display=f"Venmo (@{username})" if username else "Venmo",
+        )
+    last4 = _attr(details, "last_4")
+    if instrument_type == "sepa_debit_account":
+        return InstrumentDetails(
+            instrument_type=instrument_type,
+            last4=last4,
+            display=f"SEPA direct debit ending {last4}" if last4 else "SEPA direct debit",
+        )
+    if instrument_type == "us_bank_account":
+        bank = _attr(details, "bank_name")
+        display = f"Bank account ending {last4}" if last4 else "Bank account"
+        return InstrumentDetails(
+            instrument_type=instrument_type,
+            brand=bank,
+            last4=last4,
+            display=f"{display} ({bank})" if bank else display,
+        )
+    return InstrumentDetails(instrument_type=instrument_type, wallet=wallet)
+
+
+def _card_display(brand: str | None, last4: str | None) -> str:
+    if last4 is None:
+        return brand or "Card"
+    return f"{brand or 'Card'} ending {last4}"
+
+
+def _expiration(details: Any) -> str | None:
+    month, year = _attr(details, "expiration_month"), _attr(details, "expiration_year")
+    if month is None or year is None or not month.isdigit():
+        return None
+    return f"{int(month):02d}/{year}"
+
+
 def _first_error(result: Any) -> tuple[str | None, str | None]:
     """(code, message) of the first validation error of an SDK error result."""
     errors = result.errors.deep_errors
@@ -178,24 +340,38 @@ class BraintreeGateway:
 
     # --- PaymentGateway ---------------------------------------------------------------------
     def sale(
-        self, *, request_key: str, order_id: str, amount: Money, payment_method_nonce: str
+        self,
+        *,
+        request_key: str,
+        order_id: str,
+        amount: Money,
+        payment_method_nonce: str | None = None,
+        payment_method_token: str | None = None,
     ) -> SaleOutcome:
-        """Authorize and submit for settlement in one call. Idempotent per ``request_key``."""
+        """Authorize and submit for settlement in one call, paying with a single-use nonce or
+        a vaulted payment method's token (exactly one; ValueError otherwise). Idempotent per
+        ``request_key``. A bank transfer comes back ``settlement_pending`` (approved)."""
+        if bool(payment_method_nonce) == bool(payment_method_token):
+            raise ValueError("sale needs exactly one of payment_method_nonce, payment_method_token")
         params: dict[str, Any] = {
             "amount": str(amount),
-            "payment_method_nonce": payment_method_nonce,
             "order_id": order_id,
             "options": {"submit_for_settlement": True},
             "api_request_key": request_key,
         }
+        if payment_method_nonce:
+            params["payment_method_nonce"] = payment_method_nonce
+        else:
+            params["payment_method_token"] = payment_method_token
         if merchant_account_id := self._merchant_account_ids.get(amount.currency):
             params["merchant_account_id"] = merchant_account_id
-        # The nonce is a one-time card token: it never reaches a log line.
+        # Nonces and tokens pay: they never reach a log line, only which of the two was used.
         context = {
             "order_id": order_id,
             "request_key": request_key,
             "amount": str(amount),
             "currency": amount.currency,
+            "paid_with": "nonce" if payment_method_nonce else "token",
         }
         outcome = self._call(
             "sale",
@@ -216,10 +392,89 @@ class BraintreeGateway:
             approved=outcome.approved,
             transaction_id=tx.transaction_id if tx else None,
             status=tx.status if tx else None,
+            instrument_type=tx.instrument.instrument_type if tx and tx.instrument else None,
             failure_reason=outcome.failure_reason,
             decline_code=outcome.decline_code,
         )
         return outcome
+
+    def find_sales_by_order_id(self, order_id: str) -> list[GatewayTransaction]:
+        """The sales carrying ``order_id`` (any status, refunds excluded), oldest first, with
+        their instrument details.
+
+        The way to learn whether a charge happened after an ambiguous failure before charging
+        again under a new request key (a retry under the same key needs no lookup).
+        """
+        return self._call(
+            "search",
+            lambda: [
+                self._transaction(tx, self._default_currency)
+                for tx in self._sdk.transaction.search(
+                    braintree.TransactionSearch.order_id == order_id,
+                    braintree.TransactionSearch.type == "sale",
+                ).items
+                # The search already asks for sales; a credit must never pass for a charge.
+                if tx.type == "sale"
+            ],
+            {"order_id": order_id},
+        )
+
+    def vault(self, *, customer_id: str, payment_method_nonce: str) -> VaultOutcome:
+        """Store the nonce's payment method for ``customer_id``, creating the customer (with
+        that id) if Braintree does not know it. Cards are verified first (verify_card): one
+        that fails verification is refused with the processor's code ("2000").
+
+        Not idempotent (payment_method.create takes no request key): after GatewayUnavailable
+        a retry with a single-use nonce may answer 93107 (nonce consumed) although the first
+        attempt vaulted it; look at the customer's methods before vaulting again.
+        """
+        context = {"customer_id": customer_id}
+        outcome = self._call(
+            "vault", lambda: self._vault(customer_id, payment_method_nonce), context
+        )
+        method = outcome.method
+        log.info(
+            "gateway_vault",
+            **context,
+            succeeded=outcome.succeeded,
+            instrument_type=method.instrument.instrument_type if method else None,
+            error_code=outcome.error_code,
+        )
+        return outcome
+
+    def delete_payment_method(self, token: str) -> None:
+        """Remove a vaulted payment method. Idempotent: an unknown token is already deleted."""
+
+        def delete() -> None:
+            try:
+                self._sdk.payment_method.delete(token)
+            except NotFoundError:
+                log.info("gateway_payment_method_already_deleted")
+
+        self._call("delete_payment_method", delete, {})
+
+    def parse_webhook(self, signature: str, payload: str) -> WebhookEvent:
+        """Verify (HMAC-SHA1 with the private key, via the SDK) and decode a webhook's
+        ``bt_signature``/``bt_payload``. Raises InvalidWebhook if the signature does not
+        verify for this public key or the payload cannot be decoded. No network call."""
+        try:
+            notification = self._sdk.webhook_notification.parse(signature, payload)
+        except (InvalidSignatureError, InvalidChallengeError) as exc:
+            log.warning("gateway_webhook_rejected", reason=str(exc))
+            raise InvalidWebhook("webhook signature does not verify") from None
+        except _UNDECODABLE_WEBHOOK as exc:
+            log.warning("gateway_webhook_rejected", reason=type(exc).__name__)
+            raise InvalidWebhook("webhook payload cannot be decoded") from None
+        transaction = getattr(notification, "transaction", None)
+        timestamp = getattr(notification, "timestamp", None)
+        return WebhookEvent(
+            kind=str(notification.kind),
+            transaction_id=_attr(transaction, "id") if transaction is not None else None,
+            transaction_status=_attr(transaction, "status") if transaction is not None else None,
+            timestamp=(
+                timestamp.isoformat() if isinstance(timestamp, datetime) else _text(timestamp)
+            ),
+        )
 
     def find(self, transaction_id: str) -> GatewayTransaction:
         return self._call(
@@ -268,25 +523,6 @@ class BraintreeGateway:
         self._log_refund_outcome("gateway_void", outcome, context)
         return outcome
 
-    # --- beyond the protocol ----------------------------------------------------------------
-    def find_sales_by_order_id(self, order_id: str) -> list[GatewayTransaction]:
-        """The sales carrying ``order_id`` (any status, refunds excluded), oldest first.
-
-        The way to learn whether a charge happened after an ambiguous failure before charging
-        again under a new request key (a retry under the same key needs no lookup).
-        """
-        return self._call(
-            "search",
-            lambda: [
-                self._transaction(tx, self._default_currency)
-                for tx in self._sdk.transaction.search(
-                    braintree.TransactionSearch.order_id == order_id,
-                    braintree.TransactionSearch.type == "sale",
-                ).items
-            ],
-            {"order_id": order_id},
-        )
-
     # --- internals --------------------------------------------------------------------------
     def _call(self, operation: str, call: Callable[[], T], context: Mapping[str, Any]) -> T:
         """Run an SDK call and the parsing of its result, translating what it raises."""
@@ -318,7 +554,66 @@ class BraintreeGateway:
             processor_response_code=_text(getattr(tx, "processor_response_code", None)),
             processor_response_text=_text(getattr(tx, "processor_response_text", None)),
             refunded_transaction_id=_text(getattr(tx, "refunded_transaction_id", None)),
+            instrument=_transaction_instrument(tx),
         )
+
+    def _vault(self, customer_id: str, payment_method_nonce: str) -> VaultOutcome:
+        refused = self._ensure_customer(customer_id)
+        if refused is not None:
+            return refused
+        result = self._sdk.payment_method.create(
+            {
+                "customer_id": customer_id,
+                "payment_method_nonce": payment_method_nonce,
+                "options": {"verify_card": True},
+            }
+        )
+        if result is None:
+            raise GatewayUnavailable("braintree payment_method.create: empty response")
+        if result.is_success:
+            method = result.payment_method
+            return VaultOutcome(
+                succeeded=True,
+                method=VaultedPaymentMethod(
+                    token=str(method.token),
+                    customer_id=_attr(method, "customer_id") or customer_id,
+                    instrument=_payment_method_instrument(method),
+                ),
+            )
+        verification = getattr(result, "credit_card_verification", None)
+        if verification is not None:
+            # The card failed verification: Braintree answers with the verification and no
+            # validation errors; its processor code says why (2000 Do Not Honor...).
+            return VaultOutcome(
+                succeeded=False,
+                error_code=(
+                    _attr(verification, "processor_response_code")
+                    or _attr(verification, "gateway_rejection_reason")
+                    or _attr(verification, "status")
+                ),
+                error_message=_attr(verification, "processor_response_text")
+                or _text(result.message),
+            )
+        code, message = _first_error(result)
+        return VaultOutcome(succeeded=False, error_code=code, error_message=message)
+
+    def _ensure_customer(self, customer_id: str) -> VaultOutcome | None:
+        """None once the customer exists (found or created); the refusal otherwise."""
+        try:
+            self._sdk.customer.find(customer_id)
+            return None
+        except NotFoundError:
+            pass  # a new customer: create it under the service's id
+        created = self._sdk.customer.create({"id": customer_id})
+        if created is None:
+            raise GatewayUnavailable("braintree customer.create: response without a customer")
+        if created.is_success:
+            return None
+        code, message = _first_error(created)
+        # 91609: a concurrent vault created the customer since find: go on.
+        if code == CUSTOMER_ID_IN_USE:
+            return None
+        return VaultOutcome(succeeded=False, error_code=code, error_message=message)
 
     def _sale_outcome(self, result: Any, currency: str) -> SaleOutcome:
         if result is None:

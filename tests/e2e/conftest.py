@@ -17,10 +17,28 @@ import httpx
 import pytest
 from temporalio.client import Client
 
-from payments.config import DatabaseSettings, PolicySettings, SandboxSettings, Settings
+from payments.config import (
+    ApiSettings,
+    DatabaseSettings,
+    OrderServiceSettings,
+    PolicySettings,
+    SandboxSettings,
+    Settings,
+)
 from tests.conftest import create_postgres_database, drop_postgres_database, require_postgres
 from tests.e2e.events import EventReader
-from workers.devstack import ProcessGroup, StackEndpoints, free_stack_settings, start_stack
+from tests.support.order_service import OrderServiceAdmin, start_local_order_service
+from workers.devstack import (
+    ProcessGroup,
+    ProcessSpec,
+    StackEndpoints,
+    free_port,
+    free_stack_settings,
+    http_probe,
+    python_module_argv,
+    stack_env,
+    start_stack,
+)
 
 
 @dataclass
@@ -97,8 +115,13 @@ def stack(
     settings = settings.model_copy(
         update={
             "sandbox": SandboxSettings(
-                host=settings.sandbox.host, port=settings.sandbox.port, settle_after_seconds=2.0
-            )
+                host=settings.sandbox.host,
+                port=settings.sandbox.port,
+                settle_after_seconds=2.0,
+                bank_settle_after_seconds=6.0,
+            ),
+            # Short, so that a delayed answer (injected fault) becomes a timeout quickly.
+            "gateway": settings.gateway.model_copy(update={"timeout_seconds": 2}),
         }
     )
     log_path = data_dir / "stack.log"
@@ -129,3 +152,53 @@ async def api(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
         base_url=stack.endpoints.api_url, timeout=30, trust_env=False
     ) as client:
         yield client
+
+
+@dataclass
+class OrderStack:
+    """A second API and worker of the service, configured with ORDER_SERVICE_URL, on the same
+    Temporal, Kafka and gateway sandbox (own task queue and database)."""
+
+    api: httpx.AsyncClient
+    admin: OrderServiceAdmin
+
+
+@pytest.fixture(scope="session")
+async def order_stack(
+    stack: Stack, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[OrderStack]:
+    if not stack.settings.database.url.startswith("sqlite"):
+        pytest.skip("the Order Service integration runs once, on the SQLite stack")
+    data_dir = tmp_path_factory.mktemp("order-stack")
+    server = start_local_order_service()
+    settings = stack.settings.model_copy(
+        update={
+            "database": DatabaseSettings(url=f"sqlite:///{data_dir / 'payments.db'}"),
+            "temporal": stack.settings.temporal.model_copy(update={"task_queue": "orders-stack"}),
+            "api": ApiSettings(host="127.0.0.1", port=free_port()),
+            "orders": OrderServiceSettings(url=server.url),
+        }
+    )
+    env = stack_env(settings)
+    api_url = f"http://127.0.0.1:{settings.api.port}"
+    try:
+        with ProcessGroup(data_dir / "stack.log") as group:
+            group.run(ProcessSpec("migrate", python_module_argv("payments.db.migrate"), env=env))
+            group.start(
+                ProcessSpec("worker", python_module_argv("workers.payment_worker"), env=env)
+            )
+            group.start(
+                ProcessSpec(
+                    "api",
+                    python_module_argv("api"),
+                    env=env,
+                    ready=http_probe(f"{api_url}/healthz"),
+                )
+            )
+            async with (
+                httpx.AsyncClient(base_url=api_url, timeout=30, trust_env=False) as api,
+                httpx.AsyncClient(base_url=server.url, timeout=30, trust_env=False) as admin,
+            ):
+                yield OrderStack(api, OrderServiceAdmin(admin))
+    finally:
+        server.stop()

@@ -48,6 +48,8 @@ class EventReader:
             for messages in batches.values():
                 for message in messages:
                     event = json.loads(message.value)
+                    if not isinstance(event, dict) or "event_id" not in event:
+                        continue  # another producer's message (e.g. a status hint), not an event
                     event["_topic"] = message.topic.removeprefix(self._prefix)
                     event["_key"] = message.key.decode() if message.key else None
                     seen = self.deliveries.get(event["event_id"], 0)

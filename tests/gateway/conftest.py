@@ -10,6 +10,7 @@ import pytest
 
 from payments.gateway.braintree_gateway import BraintreeGateway, build_braintree_gateway
 from payments.gateway.sandbox import SandboxServer
+from payments.gateway.types import PaymentGateway
 from tests.gateway.support import SETTLE_AFTER_SECONDS, ManualClock, gateway_settings, start_sandbox
 
 
@@ -28,6 +29,11 @@ def sandbox(clock: ManualClock) -> Iterator[SandboxServer]:
 @pytest.fixture(scope="session")
 def gateway(sandbox: SandboxServer) -> BraintreeGateway:
     return build_braintree_gateway(gateway_settings(sandbox.port))
+
+
+def _implements_the_protocol(adapter: BraintreeGateway) -> PaymentGateway:
+    """Never called: mypy checks here that the adapter implements all of PaymentGateway."""
+    return adapter
 
 
 @pytest.fixture(scope="session")

@@ -382,6 +382,22 @@ def test_lost_answer_then_retry_with_the_same_key_charges_once(
     assert only["id"] == retried.transaction.transaction_id
 
 
+@pytest.mark.parametrize("after_processing", [False, True])
+def test_dropped_connection_is_unavailable_and_a_retry_charges_once(
+    gateway: BraintreeGateway, admin: httpx.Client, order_id: str, after_processing: bool
+) -> None:
+    inject_fault(admin, operation="sale", kind="drop", after_processing=after_processing)
+    key = new_key()
+    with pytest.raises(GatewayUnavailable):
+        sell(gateway, order_id, request_key=key)
+    assert len(held(admin, order_id=order_id)) == (1 if after_processing else 0)
+
+    retried = sell(gateway, order_id, request_key=key)
+
+    assert retried.transaction is not None
+    assert [t["id"] for t in held(admin, order_id=order_id)] == [retried.transaction.transaction_id]
+
+
 def test_read_timeout_is_unavailable_and_the_retry_finds_the_charge(
     sandbox: SandboxServer, admin: httpx.Client, order_id: str
 ) -> None:

@@ -247,8 +247,15 @@ def test_children_get_the_same_settings(tmp_path: Path, monkeypatch: pytest.Monk
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     rebuilt = Settings()
-    assert rebuilt.model_copy(update={"gateway": settings.gateway}) == settings
+    assert (
+        rebuilt.model_copy(update={"gateway": settings.gateway, "sandbox": settings.sandbox})
+        == settings
+    )
     assert rebuilt.gateway.local_port == settings.sandbox.port  # pointed at this stack's sandbox
+    # ... and the sandbox's webhooks at this stack's API.
+    assert rebuilt.sandbox.webhook_url == (
+        f"http://127.0.0.1:{settings.api.port}/webhooks/braintree"
+    )
 
 
 def test_invalid_configuration_is_one_line_without_the_value(tmp_path: Path) -> None:

@@ -59,6 +59,8 @@ def main() -> int:
         url=f"http://{host}:{port}",
         merchant_id=gateway.merchant_id,
         settle_after_seconds=sandbox.settle_after_seconds,
+        bank_settle_after_seconds=sandbox.bank_settle_after_seconds,
+        webhook_url=sandbox.webhook_url,
         admin=f"http://{host}:{port}/_sandbox/transactions",
     )
     # uvicorn handles SIGINT/SIGTERM (graceful shutdown) since this runs on the main thread,

@@ -1,10 +1,12 @@
 """HTTP face of the sandbox.
 
 Braintree's XML API, as far as the service uses it, under ``/merchants/{merchant_id}``:
-Basic auth like Braintree (401 otherwise), the SDK's routes and response shapes. Plus JSON
-endpoints under ``/_sandbox`` that are not Braintree's: the transactions and the requests the
-sandbox has seen, a health check, and fault injection (error statuses, malformed bodies,
-delays, optionally after the write took effect) to exercise the service's retry paths.
+Basic auth like Braintree (401 otherwise), the SDK's routes and response shapes: transactions,
+customers and payment methods (the vault). Plus JSON endpoints under ``/_sandbox`` that are
+not Braintree's: the transactions, requests and webhooks the sandbox has seen, a health check,
+fault injection (error statuses, malformed bodies, delays, optionally after the write took
+effect) to exercise the service's retry paths, and client-side card tokenization (what
+Braintree's client SDKs do: a card number in, a single-use nonce out).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import binascii
 import contextlib
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, MutableMapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from secrets import compare_digest
@@ -23,11 +25,18 @@ from typing import Any, Literal
 
 import structlog
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Response
-from fastapi.responses import PlainTextResponse
-from pydantic import BaseModel, Field
+from fastapi.responses import JSONResponse, PlainTextResponse
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from payments.config import SandboxSettings
+from payments.gateway.sandbox.render import (
+    customer_fields,
+    format_amount,
+    payment_method_document,
+    transaction_fields,
+    verification_fields,
+)
 from payments.gateway.sandbox.scenarios import ValidationFailure
 from payments.gateway.sandbox.store import (
     Result,
@@ -37,6 +46,13 @@ from payments.gateway.sandbox.store import (
     UnknownTransaction,
     UnsupportedSearch,
 )
+from payments.gateway.sandbox.vault import (
+    UnknownCustomer,
+    UnknownPaymentMethod,
+    Vault,
+    VaultResult,
+)
+from payments.gateway.sandbox.webhooks import WebhookDispatcher
 from payments.gateway.sandbox.xml_codec import (
     MalformedXml,
     Parsed,
@@ -46,11 +62,20 @@ from payments.gateway.sandbox.xml_codec import (
     parse_document,
     render_document,
 )
-from payments.money import MINOR_UNITS
 
 log = structlog.get_logger(__name__)
 
-Operation = Literal["sale", "find", "refund", "void", "submit_for_settlement", "settle", "search"]
+Operation = Literal[
+    "sale",
+    "find",
+    "refund",
+    "void",
+    "submit_for_settlement",
+    "settle",
+    "search",
+    "customer",
+    "payment_method",
+]
 # Statuses of a sale the gateway refused: rendered as a 422 error response with the transaction.
 DECLINED_STATUSES = frozenset({"processor_declined", "gateway_rejected", "failed"})
 SEARCH_PAGE_SIZE = 50
@@ -72,13 +97,14 @@ class FaultSpec(BaseModel):
     """One failure to inject into the next ``times`` requests for ``operation``.
 
     kind=status answers ``status_code`` with an empty body; kind=malformed answers 200 with a
-    truncated XML body; kind=delay waits ``delay_seconds`` and then answers normally. With
+    truncated XML body; kind=delay waits ``delay_seconds`` and then answers normally;
+    kind=drop starts an answer and drops the connection half-way (a reset connection). With
     ``after_processing`` the write takes effect first and only its answer is lost or late:
     the ambiguous failure that the service's api_request_key retries must survive.
     """
 
     operation: Operation | Literal["any"] = "any"
-    kind: Literal["status", "malformed", "delay"] = "status"
+    kind: Literal["status", "malformed", "delay", "drop"] = "status"
     status_code: int = Field(default=503, ge=400, le=599)
     delay_seconds: float = Field(default=0.0, ge=0, le=120)
     after_processing: bool = False
@@ -113,6 +139,31 @@ class FaultInjector:
                     self._armed.remove(armed)
                 return armed.spec
         return None
+
+
+class ConnectionDropped(Exception):
+    """Raised mid-response on purpose: the server closes the connection without finishing."""
+
+
+class DroppedConnection(Response):
+    """Announces a body and sends only part of it, then fails, so the server drops the
+    connection: the client sees a broken connection, not an HTTP status."""
+
+    def __init__(self) -> None:
+        super().__init__(status_code=200, media_type="application/xml")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"application/xml"), (b"content-length", b"4096")],
+            }
+        )
+        await send(
+            {"type": "http.response.body", "body": MALFORMED_BODY.encode(), "more_body": True}
+        )
+        raise ConnectionDropped("fault injection: connection dropped")
 
 
 # --- request log -------------------------------------------------------------------------------
@@ -158,68 +209,7 @@ def _note(request: Request, **fields: Any) -> None:
     notes.update({k: v for k, v in fields.items() if v is not None})
 
 
-# --- XML rendering ---------------------------------------------------------------------------
-def _format_amount(amount: Any, currency: str) -> str:
-    return f"{amount:.{MINOR_UNITS.get(currency, 2)}f}"
-
-
-def transaction_fields(tx: SandboxTransaction) -> dict[str, XmlValue]:
-    """Every field braintree.Transaction's constructor and our adapter read, plus the usual
-    neighbours; absent values are nil rather than missing (missing ones raise AttributeError)."""
-    card = tx.card
-    return {
-        "id": tx.id,
-        "status": tx.status,
-        "type": tx.type,
-        "currency_iso_code": tx.currency,
-        "amount": _format_amount(tx.amount, tx.currency),
-        "merchant_account_id": tx.merchant_account_id,
-        "order_id": tx.order_id,
-        "created_at": tx.created_at,
-        "updated_at": tx.updated_at,
-        "processor_response_code": tx.processor_response_code,
-        "processor_response_text": tx.processor_response_text,
-        "processor_response_type": tx.processor_response_type,
-        "processor_authorization_code": tx.processor_authorization_code,
-        "additional_processor_response": None,
-        "gateway_rejection_reason": tx.gateway_rejection_reason,
-        "refund_ids": XmlArray("item", list(tx.refund_ids)),
-        "refunded_transaction_id": tx.refunded_transaction_id,
-        "payment_instrument_type": "credit_card",
-        "recurring": False,
-        "tax_exempt": False,
-        "credit_card": {
-            "token": None,
-            "bin": card.bin,
-            "last_4": card.last_4,
-            "card_type": card.card_type,
-            "expiration_month": card.expiration_month,
-            "expiration_year": card.expiration_year,
-            "expired": False,
-            "customer_location": "US",
-            "cardholder_name": None,
-            "debit": card.debit,
-            "prepaid": card.prepaid,
-            "unique_number_identifier": None,
-        },
-        "status_history": XmlArray(
-            "status_event",
-            [
-                {
-                    "timestamp": event.timestamp,
-                    "status": event.status,
-                    "amount": _format_amount(event.amount, tx.currency),
-                    "transaction_source": "api",
-                }
-                for event in tx.status_history
-            ],
-        ),
-        "add_ons": XmlArray("add_on", []),
-        "discounts": XmlArray("discount", []),
-        "disputes": XmlArray("dispute", []),
-    }
-
-
+# --- XML responses ---------------------------------------------------------------------------
 def _xml(root: str, content: Mapping[str, XmlValue], status_code: int) -> Response:
     return Response(
         content=render_document(root, content),
@@ -258,14 +248,7 @@ def _result_response(result: Result) -> Response:
     """Success: the transaction (201 if created). Decline: 422 with the transaction and no
     errors. Validation failure: 422 with the nested errors and no transaction."""
     if result.failures:
-        return _xml(
-            "api_error_response",
-            {
-                "errors": _errors_tree(result.failures),
-                "message": "\n".join(failure.message for failure in result.failures),
-            },
-            422,
-        )
+        return _failures_response(result.failures)
     tx = result.transaction
     assert tx is not None
     if tx.status in DECLINED_STATUSES:
@@ -279,6 +262,55 @@ def _result_response(result: Result) -> Response:
             422,
         )
     return _xml("transaction", transaction_fields(tx), 201 if result.created else 200)
+
+
+def _failures_response(failures: Sequence[ValidationFailure]) -> Response:
+    return _xml(
+        "api_error_response",
+        {
+            "errors": _errors_tree(failures),
+            "message": "\n".join(failure.message for failure in failures),
+        },
+        422,
+    )
+
+
+def _vault_response(result: VaultResult) -> Response:
+    """The payment method (201), or 422 with validation errors, or 422 with the failed
+    verification and no errors (how Braintree reports a card that fails verify_card)."""
+    if result.failures:
+        return _failures_response(result.failures)
+    if result.verification is not None:
+        return _xml(
+            "api_error_response",
+            {
+                "errors": {"errors": XmlArray("error", [])},
+                "message": result.verification.message,
+                "verification": verification_fields(result.verification),
+            },
+            422,
+        )
+    assert result.method is not None
+    root, fields = payment_method_document(result.method)
+    return _xml(root, fields, 201)
+
+
+# --- client-side tokenization (JSON) -----------------------------------------------------------
+class CardToTokenize(BaseModel):
+    """What a client SDK sends. SecretStr: the number and CVV never appear in a repr or log."""
+
+    model_config = ConfigDict(coerce_numbers_to_str=True, extra="ignore")
+
+    number: SecretStr
+    expiration_month: str
+    expiration_year: str
+    cvv: SecretStr | None = None
+
+
+def _client_error(status_code: int, code: str, message: str, field: str | None) -> Response:
+    return JSONResponse(
+        {"error": {"code": code, "message": message, "field": field}}, status_code=status_code
+    )
 
 
 # --- request parsing ---------------------------------------------------------------------------
@@ -314,7 +346,7 @@ def _admin_view(tx: SandboxTransaction) -> dict[str, Any]:
         "id": tx.id,
         "type": tx.type,
         "status": tx.status,
-        "amount": _format_amount(tx.amount, tx.currency),
+        "amount": format_amount(tx.amount, tx.currency),
         "currency": tx.currency,
         "order_id": tx.order_id,
         "request_key": tx.request_key,
@@ -323,6 +355,8 @@ def _admin_view(tx: SandboxTransaction) -> dict[str, Any]:
         "gateway_rejection_reason": tx.gateway_rejection_reason,
         "refund_ids": list(tx.refund_ids),
         "refunded_transaction_id": tx.refunded_transaction_id,
+        "payment_instrument_type": tx.instrument.type,
+        "customer_id": tx.customer_id,
         "created_at": tx.created_at.isoformat(),
         "updated_at": tx.updated_at.isoformat(),
     }
@@ -344,18 +378,52 @@ def create_sandbox_app(
     ``clock`` (UTC datetimes) drives settlement: tests inject one to settle without waiting.
     Sales without a merchant_account_id are in ``default_currency``; a merchant account id is
     looked up in ``merchant_account_currencies``, else its trailing ISO code counts
-    ("acme-EUR"), else it is refused (91513).
+    ("acme-EUR"), else it is refused (91513). Bank transfers settle after
+    ``settings.bank_settle_after_seconds``; with ``settings.webhook_url`` the app's lifespan
+    runs a dispatcher that announces lazy settlements there (see ``webhooks``).
     """
+    now = clock or _utc_now
+    vault = Vault(clock=now)
     store = TransactionStore(
         settle_after_seconds=settings.settle_after_seconds,
-        clock=clock or _utc_now,
+        bank_settle_after_seconds=settings.bank_settle_after_seconds,
+        clock=now,
         default_merchant_account_id=merchant_id,
         default_currency=default_currency,
         merchant_account_currencies=merchant_account_currencies,
+        vault=vault,
+        record_settlements=settings.webhook_url is not None,
     )
     faults = FaultInjector()
     request_log: deque[dict[str, Any]] = deque(maxlen=REQUEST_LOG_SIZE)
     credentials = (public_key.encode(), private_key.encode())
+    webhooks = (
+        WebhookDispatcher(
+            url=settings.webhook_url,
+            store=store,
+            public_key=public_key,
+            private_key=private_key,
+            clock=now,
+        )
+        if settings.webhook_url is not None
+        else None
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        """Runs the webhook dispatcher (if a webhook URL is set) while the app serves."""
+        if webhooks is None:
+            yield
+            return
+        task = asyncio.create_task(webhooks.run(), name="sandbox-webhooks")
+        log.info("sandbox_webhooks_enabled", url=webhooks.url)
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await webhooks.aclose()
 
     app = FastAPI(
         title="Braintree-compatible sandbox",
@@ -363,8 +431,11 @@ def create_sandbox_app(
         docs_url="/_sandbox/docs",
         openapi_url="/_sandbox/openapi.json",
         redoc_url=None,
+        lifespan=lifespan,
     )
     app.state.store = store
+    app.state.vault = vault
+    app.state.webhooks = webhooks
     app.state.faults = faults
     app.state.request_log = request_log
     app.add_middleware(RequestLogMiddleware, entries=request_log)
@@ -404,6 +475,8 @@ def create_sandbox_app(
             handler()  # the write takes effect; the client never sees its answer
         if fault.kind == "status":
             return Response(status_code=fault.status_code)
+        if fault.kind == "drop":
+            return DroppedConnection()
         return Response(content=MALFORMED_BODY, status_code=200, media_type="application/xml")
 
     api = APIRouter(prefix="/merchants/{merchant_id_in_path}", dependencies=[Depends(authenticate)])
@@ -414,6 +487,7 @@ def create_sandbox_app(
         sale_request = SaleRequest(
             amount=_text(fields, "amount"),
             payment_method_nonce=_text(fields, "payment_method_nonce"),
+            payment_method_token=_text(fields, "payment_method_token"),
             order_id=_text(fields, "order_id"),
             submit_for_settlement=_flag(_section(fields, "options"), "submit_for_settlement"),
             merchant_account_id=_text(fields, "merchant_account_id"),
@@ -536,6 +610,73 @@ def create_sandbox_app(
 
         return await respond(request, "search", handle)
 
+    # --- the vault ----------------------------------------------------------------------------
+    @api.post("/customers")
+    async def create_customer(request: Request) -> Response:
+        fields = await _fields(request, "customer")
+        customer_id = _text(fields, "id")
+        _note(request, customer_id=customer_id)
+
+        def handle() -> Response:
+            created = vault.create_customer(
+                customer_id,
+                first_name=_text(fields, "first_name"),
+                last_name=_text(fields, "last_name"),
+                email=_text(fields, "email"),
+                company=_text(fields, "company"),
+                phone=_text(fields, "phone"),
+            )
+            if isinstance(created, ValidationFailure):
+                return _failures_response([created])
+            _note(request, customer_id=created.id)
+            return _xml("customer", customer_fields(created, []), 201)
+
+        return await respond(request, "customer", handle)
+
+    @api.get("/customers/{customer_id}")
+    async def find_customer(request: Request, customer_id: str) -> Response:
+        _note(request, customer_id=customer_id)
+        return await respond(
+            request,
+            "customer",
+            lambda: _xml("customer", customer_fields(*vault.customer(customer_id)), 200),
+        )
+
+    @api.post("/payment_methods")
+    async def create_payment_method(request: Request) -> Response:
+        fields = await _fields(request, "payment_method")
+        customer_id = _text(fields, "customer_id")
+        _note(request, customer_id=customer_id)
+        options = _section(fields, "options")
+
+        def handle() -> Response:
+            result = vault.create_payment_method(
+                customer_id=customer_id,
+                nonce=_text(fields, "payment_method_nonce"),
+                token=_text(fields, "token"),
+                verify_card=_flag(options, "verify_card"),
+                make_default=_flag(options, "make_default"),
+            )
+            return _vault_response(result)
+
+        return await respond(request, "payment_method", handle)
+
+    @api.get("/payment_methods/any/{token}")
+    async def find_payment_method(request: Request, token: str) -> Response:
+        def handle() -> Response:
+            root, fields = payment_method_document(vault.payment_method(token))
+            return _xml(root, fields, 200)
+
+        return await respond(request, "payment_method", handle)
+
+    @api.delete("/payment_methods/any/{token}")
+    async def delete_payment_method(request: Request, token: str) -> Response:
+        def handle() -> Response:
+            vault.delete_payment_method(token)
+            return Response(status_code=200)
+
+        return await respond(request, "payment_method", handle)
+
     @api.api_route("/{unsupported:path}", methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
     async def not_implemented(request: Request, unsupported: str) -> Response:
         # 501 rather than 404: the SDK would report a 404 as "not found", hiding that the
@@ -546,6 +687,14 @@ def create_sandbox_app(
 
     @app.exception_handler(UnknownTransaction)
     async def unknown_transaction(request: Request, exc: UnknownTransaction) -> Response:
+        return Response(status_code=404)
+
+    @app.exception_handler(UnknownCustomer)
+    async def unknown_customer(request: Request, exc: UnknownCustomer) -> Response:
+        return Response(status_code=404)
+
+    @app.exception_handler(UnknownPaymentMethod)
+    async def unknown_payment_method(request: Request, exc: UnknownPaymentMethod) -> Response:
         return Response(status_code=404)
 
     @app.exception_handler(MalformedXml)
@@ -574,6 +723,36 @@ def create_sandbox_app(
             and (request_key is None or tx.request_key == request_key)
             and (status is None or tx.status == status)
         ]
+
+    @admin.get("/webhooks")
+    async def list_webhooks() -> list[dict[str, Any]]:
+        """Every webhook delivery and its attempts, oldest first (empty without a webhook URL)."""
+        return [delivery.view() for delivery in webhooks.deliveries] if webhooks else []
+
+    @admin.post("/client/tokenize", response_model=None)
+    async def tokenize(request: Request) -> Response | dict[str, Any]:
+        """A card in (JSON: number, expiration_month, expiration_year, cvv), a single-use nonce
+        out, as Braintree's client SDKs get one. Refusals (400) never echo what was sent."""
+        try:
+            card = CardToTokenize.model_validate(await request.json())
+        except ValidationError as exc:
+            fields = ",".join(sorted({".".join(map(str, e["loc"])) for e in exc.errors()}))
+            return _client_error(400, "invalid_request", "Missing or invalid card fields.", fields)
+        except ValueError:  # not JSON
+            return _client_error(400, "invalid_request", "Expected a JSON body.", None)
+        result = vault.tokenize_card(
+            card.number.get_secret_value(),
+            card.expiration_month,
+            card.expiration_year,
+            card.cvv.get_secret_value() if card.cvv is not None else None,
+        )
+        if isinstance(result, ValidationFailure):
+            return _client_error(400, result.code, result.message, result.attribute)
+        return {
+            "nonce": result.nonce,
+            "type": "CreditCard",
+            "details": {"card_type": result.card_type, "bin": result.bin, "last_4": result.last_4},
+        }
 
     @admin.get("/requests")
     async def list_requests() -> list[dict[str, Any]]:

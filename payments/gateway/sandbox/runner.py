@@ -56,7 +56,8 @@ class SandboxServer:
         self.host = host
         self.port: int = self._socket.getsockname()[1]
         self._server = uvicorn.Server(
-            uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+            # lifespan on: the app's background work (webhook deliveries) runs with it.
+            uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
         )
         self._thread = threading.Thread(
             target=self._server.run,

@@ -1,4 +1,4 @@
-"""Braintree's documented sandbox test values: which nonce or amount produces which outcome.
+"""Braintree's documented sandbox test values: which nonce, card or amount produces which outcome.
 
 Source: Braintree's "Testing and Go Live" reference and ``braintree.test.nonces.Nonces``. The
 amount rules apply whatever the currency (as in Braintree's sandbox), so a 2500 JPY test
@@ -8,11 +8,25 @@ payment is declined too.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Literal
 
 OutcomeKind = Literal["approved", "processor_declined", "gateway_rejected", "failed"]
+# Braintree's payment_instrument_type values the sandbox knows.
+InstrumentType = Literal[
+    "credit_card",
+    "apple_pay_card",
+    "android_pay_card",
+    "paypal_account",
+    "venmo_account",
+    "sepa_debit_account",
+    "us_bank_account",
+]
+# Bank transfers: a sale waits in settlement_pending until the bank answers.
+BANK_TRANSFER_TYPES: frozenset[str] = frozenset({"sepa_debit_account", "us_bank_account"})
+# Why a nonce cannot be used; each context (sale, vault) has its own error code for it.
+NonceProblem = Literal["unknown", "consumed", "card_number_invalid", "one_time_paypal"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +40,54 @@ class Card:
     expiration_year: str = "2030"
     debit: str = "Unknown"
     prepaid: str = "Unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class PayPalPayer:
+    email: str
+    payer_id: str
+    first_name: str
+    last_name: str
+    # Present for a billing agreement (vaultable); None for a one-time payment.
+    billing_agreement_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class VenmoUser:
+    username: str
+    venmo_user_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class BankAccount:
+    """A US (ACH) or SEPA account; the fields of the other scheme stay None."""
+
+    last_4: str
+    routing_number: str | None = None
+    account_type: str | None = None
+    account_holder_name: str | None = None
+    bank_name: str | None = None
+    mandate_type: str | None = None
+    bank_reference_token: str | None = None
+    merchant_or_partner_customer_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Instrument:
+    """What pays: a card, a wallet (with the card it carries), or an account."""
+
+    type: InstrumentType
+    # Cards and card wallets. For Google Pay this is the virtual (network token) card and
+    # ``source_card`` the customer's own card behind it.
+    card: Card | None = None
+    source_card: Card | None = None
+    paypal: PayPalPayer | None = None
+    venmo: VenmoUser | None = None
+    bank_account: BankAccount | None = None
+
+    @property
+    def is_bank_transfer(self) -> bool:
+        return self.type in BANK_TRANSFER_TYPES
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,11 +109,12 @@ class Outcome:
 
 @dataclass(frozen=True, slots=True)
 class NonceBehaviour:
-    """What a nonce does: a card (possibly with a forced outcome) or a validation failure."""
+    """What a nonce does: an instrument (possibly with a forced outcome: the card fails
+    verification and every charge) or a problem that makes it unusable."""
 
-    card: Card | None
+    instrument: Instrument | None
     forced_outcome: Outcome | None = None
-    failure: ValidationFailure | None = None
+    problem: NonceProblem | None = None
 
 
 DEFAULT_CARD = Card("Visa", "401288", "1881")
@@ -68,7 +131,9 @@ CARDS_BY_BRAND: dict[str, Card] = {
 }
 
 APPROVED = Outcome("approved", processor_response_code="1000")
+PROCESSOR_DECLINED = Outcome("processor_declined", processor_response_code="2000")
 
+# --- validation failures by context --------------------------------------------------------
 NONCE_UNKNOWN = ValidationFailure(
     "91565", "payment_method_nonce", "Unknown or expired payment_method_nonce."
 )
@@ -78,9 +143,94 @@ NONCE_CONSUMED = ValidationFailure(
 CARD_NUMBER_INVALID = ValidationFailure(
     "81715", "number", "Credit card number is invalid.", path=("transaction", "credit_card")
 )
+SALE_NONCE_FAILURES: dict[NonceProblem, ValidationFailure] = {
+    "unknown": NONCE_UNKNOWN,
+    "consumed": NONCE_CONSUMED,
+    "card_number_invalid": CARD_NUMBER_INVALID,
+    # A one-time PayPal nonce pays once; only vaulting it is refused.
+    "one_time_paypal": NONCE_UNKNOWN,
+}
+# payment_method.create reports nonce problems under payment_method (Braintree's 931xx).
+VAULT_NONCE_FAILURES: dict[NonceProblem, ValidationFailure] = {
+    "unknown": ValidationFailure(
+        "93108",
+        "payment_method_nonce",
+        "Unknown or expired payment_method_nonce.",
+        path=("payment_method",),
+    ),
+    "consumed": ValidationFailure(
+        "93107",
+        "payment_method_nonce",
+        "Cannot use a payment_method_nonce more than once.",
+        path=("payment_method",),
+    ),
+    "card_number_invalid": ValidationFailure(
+        "81715", "number", "Credit card number is invalid.", path=("credit_card",)
+    ),
+    "one_time_paypal": ValidationFailure(
+        "82902",
+        "base",
+        "Cannot vault one-time use PayPal Account.",
+        path=("paypal_account",),
+    ),
+}
 
+# --- wallets and bank accounts -----------------------------------------------------------------
+_PAYER = PayPalPayer("payer@example.com", "PAYER0123456789", "John", "Doe")
+PAYPAL_ONE_TIME = Instrument("paypal_account", paypal=_PAYER)
+PAYPAL_BILLING_AGREEMENT = Instrument(
+    "paypal_account",
+    paypal=PayPalPayer(
+        _PAYER.email,
+        _PAYER.payer_id,
+        _PAYER.first_name,
+        _PAYER.last_name,
+        billing_agreement_id="B-0123456789ABCDEFG",
+    ),
+)
+VENMO = Instrument("venmo_account", venmo=VenmoUser("venmojoe", "1234567891234567891"))
+SEPA_DIRECT_DEBIT = Instrument(
+    "sepa_debit_account",
+    bank_account=BankAccount(
+        last_4="1234",
+        mandate_type="RECURRENT",
+        bank_reference_token="a-fake-bank-reference-token",  # noqa: S106  # a test value
+        merchant_or_partner_customer_id="a-fake-mp-customer-id",
+    ),
+)
+US_BANK_ACCOUNT = Instrument(
+    "us_bank_account",
+    bank_account=BankAccount(
+        last_4="1234",
+        routing_number="011000015",
+        account_type="checking",
+        account_holder_name="Dan Schulman",
+        bank_name="FEDERAL RESERVE BANK",
+    ),
+)
+_FIXED_NONCES: dict[str, Instrument] = {
+    "fake-paypal-one-time-nonce": PAYPAL_ONE_TIME,
+    "fake-paypal-billing-agreement-nonce": PAYPAL_BILLING_AGREEMENT,
+    "fake-venmo-account-nonce": VENMO,
+    "fake-sepa-direct-debit-nonce": SEPA_DIRECT_DEBIT,
+    "fake-us-bank-account-nonce": US_BANK_ACCOUNT,
+}
+
+
+def apple_pay(card: Card) -> Instrument:
+    return Instrument("apple_pay_card", card=card)
+
+
+def google_pay(card: Card) -> Instrument:
+    """The virtual card has the brand's test number; the source card ends 1111."""
+    return Instrument("android_pay_card", card=card, source_card=replace(card, last_4="1111"))
+
+
+# --- nonces --------------------------------------------------------------------------------
 _VALID = re.compile(r"fake-valid-(?:(?P<variant>[a-z0-9-]+)-)?nonce")
 _PROCESSOR_DECLINED = re.compile(r"fake-processor-declined-(?P<brand>[a-z]+)-nonce")
+_APPLE_PAY = re.compile(r"fake-apple-pay-(?P<brand>visa|mastercard|amex|mpan)-nonce")
+_ANDROID_PAY = re.compile(r"fake-android-pay(?:-(?P<brand>visa|mastercard|amex|discover))?-nonce")
 _GATEWAY_REJECTED = {
     "fake-gateway-rejected-fraud-nonce": "fraud",
     "fake-gateway-rejected-risk-thresholds-nonce": "risk_threshold",
@@ -88,28 +238,98 @@ _GATEWAY_REJECTED = {
 
 
 def classify_nonce(nonce: str) -> NonceBehaviour:
-    """Card nonces only: wallet and bank nonces (Apple Pay, PayPal, SEPA...) are unknown here."""
+    """Braintree's fixed test nonces (reusable, unlike real ones). Anything else is unknown
+    here; the sandbox's own client nonces (``tokencc_...``) are looked up by the vault."""
     if match := _VALID.fullmatch(nonce):
         variant = match.group("variant") or "visa"
-        return NonceBehaviour(CARDS_BY_BRAND.get(variant, DEFAULT_CARD))
+        return _card(CARDS_BY_BRAND.get(variant, DEFAULT_CARD))
     if match := _PROCESSOR_DECLINED.fullmatch(nonce):
         card = CARDS_BY_BRAND.get(match.group("brand"), DEFAULT_CARD)
-        return NonceBehaviour(card, Outcome("processor_declined", processor_response_code="2000"))
+        return NonceBehaviour(Instrument("credit_card", card=card), PROCESSOR_DECLINED)
     if reason := _GATEWAY_REJECTED.get(nonce):
         return NonceBehaviour(
-            DEFAULT_CARD, Outcome("gateway_rejected", gateway_rejection_reason=reason)
+            Instrument("credit_card", card=DEFAULT_CARD),
+            Outcome("gateway_rejected", gateway_rejection_reason=reason),
         )
     if nonce == "fake-processor-failure-jcb-nonce":
         return NonceBehaviour(
-            CARDS_BY_BRAND["jcb"], Outcome("failed", processor_response_code="3000")
+            Instrument("credit_card", card=CARDS_BY_BRAND["jcb"]),
+            Outcome("failed", processor_response_code="3000"),
         )
+    if match := _APPLE_PAY.fullmatch(nonce):
+        # The MPAN (merchant token) variant carries a Visa.
+        brand = match.group("brand").replace("mpan", "visa")
+        card = CARDS_BY_BRAND[brand]
+        return NonceBehaviour(apple_pay(card))
+    if match := _ANDROID_PAY.fullmatch(nonce):
+        # Braintree's plain Google Pay test nonce is a Discover card.
+        return NonceBehaviour(google_pay(CARDS_BY_BRAND[match.group("brand") or "discover"]))
+    if instrument := _FIXED_NONCES.get(nonce):
+        return NonceBehaviour(instrument)
     if nonce == "fake-consumed-nonce":
-        return NonceBehaviour(None, failure=NONCE_CONSUMED)
+        return NonceBehaviour(None, problem="consumed")
     if nonce == "fake-luhn-invalid-nonce":
-        return NonceBehaviour(None, failure=CARD_NUMBER_INVALID)
-    return NonceBehaviour(None, failure=NONCE_UNKNOWN)
+        return NonceBehaviour(None, problem="card_number_invalid")
+    return NonceBehaviour(None, problem="unknown")
 
 
+def _card(card: Card) -> NonceBehaviour:
+    return NonceBehaviour(Instrument("credit_card", card=card))
+
+
+# --- card numbers (client-side tokenization) ------------------------------------------------
+# Braintree's test cards that fail verification, with the processor response they get.
+_FAILING_VERIFICATION: dict[str, Outcome] = {
+    "4000111111111115": PROCESSOR_DECLINED,
+    "5105105105105100": PROCESSOR_DECLINED,
+    "378734493671000": PROCESSOR_DECLINED,
+    "6011000990139424": PROCESSOR_DECLINED,
+    "3566002020360505": Outcome("failed", processor_response_code="3000"),
+}
+
+
+def luhn_valid(number: str) -> bool:
+    """The card number check digit (ISO/IEC 7812)."""
+    if not number.isdigit():
+        return False
+    total = 0
+    for position, char in enumerate(reversed(number)):
+        digit = int(char)
+        if position % 2 == 1:
+            digit = digit * 2 - 9 if digit > 4 else digit * 2
+        total += digit
+    return total % 10 == 0
+
+
+def card_brand(number: str) -> str:
+    """Braintree's card_type for a number, from its issuer prefix."""
+    two, three, four = int(number[:2]), int(number[:3]), int(number[:4])
+    if number.startswith("4"):
+        return "Visa"
+    if 51 <= two <= 55 or 2221 <= four <= 2720:
+        return "MasterCard"
+    if two in (34, 37):
+        return "American Express"
+    if four == 6011 or two == 65 or 644 <= three <= 649:
+        return "Discover"
+    if 3528 <= four <= 3589:
+        return "JCB"
+    if 300 <= three <= 305 or two in (36, 38, 39):
+        return "Diners Club"
+    if two == 62:
+        return "UnionPay"
+    if two == 50 or 56 <= two <= 69:
+        return "Maestro"
+    return "Unknown"
+
+
+def card_from_number(number: str, expiration_month: str, expiration_year: str) -> NonceBehaviour:
+    """The instrument a tokenized card becomes: only bin, last 4 and expiry are kept."""
+    card = Card(card_brand(number), number[:6], number[-4:], expiration_month, expiration_year)
+    return NonceBehaviour(Instrument("credit_card", card=card), _FAILING_VERIFICATION.get(number))
+
+
+# --- amounts -------------------------------------------------------------------------------
 def classify_amount(amount: Decimal) -> Outcome:
     """2000.00-2999.99 processor declined (code = integer part), 3000.00-3000.99 failed,
     5001.00 gateway rejected (application_incomplete); everything else approved."""
@@ -120,6 +340,11 @@ def classify_amount(amount: Decimal) -> Outcome:
     if amount == Decimal("5001.00"):
         return Outcome("gateway_rejected", gateway_rejection_reason="application_incomplete")
     return APPROVED
+
+
+def settlement_declines(amount: Decimal) -> bool:
+    """4001.00-5000.99: the bank declines the settlement (bank transfers)."""
+    return Decimal(4001) <= amount < Decimal(5001)
 
 
 # (text, type) by processor response code. Types follow Braintree: a soft decline may succeed

@@ -1,9 +1,12 @@
 """The sandbox's transactions, kept in memory, and the rules that change them.
 
-Every operation runs under one lock and returns a deep copy (a snapshot), so the HTTP layer
-renders a consistent state while other requests go on. Settlement is computed lazily from the
-clock whenever a transaction is read: no background task, so the delay is just a setting and
-tests can use an injected clock or a short delay.
+Every operation runs under one lock (shared with the vault) and returns a deep copy (a
+snapshot), so the HTTP layer renders a consistent state while other requests go on. Settlement
+is computed lazily from the clock whenever a transaction is read: the delays are just settings
+and tests can use an injected clock or short delays. Cards go submitted_for_settlement →
+settling → settled; bank transfers (SEPA, ACH) wait in settlement_pending, then the bank
+settles or declines them. With ``record_settlements`` the store also remembers which
+transactions settled (or were declined) by themselves, for the webhook dispatcher.
 """
 
 from __future__ import annotations
@@ -19,13 +22,15 @@ from decimal import Decimal, InvalidOperation
 from typing import Literal
 
 from payments.gateway.sandbox.scenarios import (
-    Card,
+    SALE_NONCE_FAILURES,
+    Instrument,
     Outcome,
     ValidationFailure,
     classify_amount,
-    classify_nonce,
     processor_response,
+    settlement_declines,
 )
+from payments.gateway.sandbox.vault import Vault
 from payments.gateway.sandbox.xml_codec import Parsed
 from payments.money import MINOR_UNITS
 
@@ -35,8 +40,11 @@ TransactionType = Literal["sale", "credit"]
 # Statuses from which Braintree lets a transaction be voided, or refunded.
 VOIDABLE_STATUSES = frozenset({"authorized", "submitted_for_settlement", "settlement_pending"})
 REFUNDABLE_STATUSES = frozenset({"settled", "settling"})
-# Statuses the clock moves forward (settlement_pending waits for an explicit transition).
+# Statuses the clock moves forward for cards (a card's settlement_pending waits for an
+# explicit transition; a bank transfer's is moved by the clock too).
 _SETTLING_STATUSES = frozenset({"submitted_for_settlement", "settling"})
+# Where settlement ends: what the webhook dispatcher announces.
+FINAL_SETTLEMENT_STATUSES = frozenset({"settled", "settlement_declined"})
 # A refund counts against the sale unless it was voided or never went through.
 _DEAD_STATUSES = frozenset(
     {"voided", "failed", "processor_declined", "gateway_rejected", "settlement_declined"}
@@ -63,6 +71,12 @@ AMOUNT_INVALID = _failure("81503", "amount", "Amount is an invalid format.")
 AMOUNT_NEGATIVE = _failure("81501", "amount", "Amount cannot be negative.")
 AMOUNT_NOT_POSITIVE = _failure("81531", "amount", "Amount must be greater than zero.")
 PAYMENT_METHOD_REQUIRED = _failure("91508", "base", "Cannot determine payment method.")
+PAYMENT_METHOD_CONFLICT = _failure(
+    "91515", "base", "Cannot provide both payment_method_nonce and payment_method_token."
+)
+PAYMENT_METHOD_TOKEN_INVALID = _failure(
+    "91518", "payment_method_token", "Payment method token is invalid."
+)
 TYPE_INVALID = _failure("91523", "type", "Transaction type is invalid.")
 MERCHANT_ACCOUNT_INVALID = _failure(
     "91513", "merchant_account_id", "Merchant account ID is invalid."
@@ -109,12 +123,18 @@ class SandboxTransaction:
     order_id: str | None
     created_at: datetime
     updated_at: datetime
-    card: Card
+    instrument: Instrument
     processor_response_code: str | None = None
     processor_response_text: str | None = None
     processor_response_type: str | None = None
     processor_authorization_code: str | None = None
     gateway_rejection_reason: str | None = None
+    # Set when a vaulted payment method was charged.
+    payment_method_token: str | None = None
+    customer_id: str | None = None
+    # The bank's answer to a bank transfer's settlement.
+    processor_settlement_response_code: str | None = None
+    processor_settlement_response_text: str | None = None
     # The api_request_key of the request that created it, if any (shown by the admin API).
     request_key: str | None = None
     refund_ids: list[str] = field(default_factory=list)
@@ -148,6 +168,15 @@ class SaleRequest:
     merchant_account_id: str | None
     request_key: str | None
     type: str | None = "sale"
+    payment_method_token: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Payer:
+    instrument: Instrument
+    forced_outcome: Outcome | None
+    token: str | None = None
+    customer_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,15 +197,24 @@ class TransactionStore:
         default_merchant_account_id: str,
         default_currency: str = "USD",
         merchant_account_currencies: Mapping[str, str] | None = None,
+        bank_settle_after_seconds: float = 20.0,
+        vault: Vault | None = None,
+        record_settlements: bool = False,
     ) -> None:
         self._settle_after = timedelta(seconds=max(settle_after_seconds, 0.0))
+        self._bank_settle_after = timedelta(seconds=max(bank_settle_after_seconds, 0.0))
         self._clock = clock
         self._default_account = default_merchant_account_id
         self._default_currency = default_currency
         self._account_currencies = dict(merchant_account_currencies or {})
-        self._lock = threading.RLock()
+        self.vault = vault or Vault(clock=clock)
+        # One lock for transactions and vault: a nonce is used up with the sale it pays for.
+        self._lock: threading.RLock = self.vault.lock
         self._transactions: dict[str, SandboxTransaction] = {}
         self._request_keys: dict[str, _KeyRecord] = {}
+        # Ids of transactions that reached a final settlement status by themselves, in order;
+        # None when nobody collects them (no webhooks).
+        self._settlements: list[str] | None = [] if record_settlements else None
 
     # --- reads ---------------------------------------------------------------------------------
     def get(self, transaction_id: str) -> SandboxTransaction:
@@ -199,12 +237,25 @@ class TransactionStore:
                     matches.append(self._snapshot(tx))
             return matches
 
+    def take_settlements(self) -> list[SandboxTransaction]:
+        """Bring every transaction up to the clock, then hand over (once) those that settled
+        or had their settlement declined by themselves since the last call."""
+        with self._lock:
+            for tx in self._transactions.values():
+                self._advance(tx)
+            if not self._settlements:
+                return []
+            settled = [copy.deepcopy(self._transactions[tx_id]) for tx_id in self._settlements]
+            self._settlements.clear()
+            return settled
+
     # --- writes --------------------------------------------------------------------------------
     def sale(self, request: SaleRequest) -> Result:
         fingerprint: tuple[object, ...] = (
             "sale",
             request.amount,
             request.payment_method_nonce,
+            request.payment_method_token,
             request.order_id,
             request.submit_for_settlement,
             request.merchant_account_id,
@@ -224,21 +275,18 @@ class TransactionStore:
             amount = _parse_amount(request.amount, currency)
             if isinstance(amount, ValidationFailure):
                 failures.append(amount)
-            if not request.payment_method_nonce:
-                failures.append(PAYMENT_METHOD_REQUIRED)
-                behaviour = None
-            else:
-                behaviour = classify_nonce(request.payment_method_nonce)
-                if behaviour.failure is not None:
-                    failures.append(behaviour.failure)
+            payer = self._payer(request)
+            if isinstance(payer, ValidationFailure):
+                failures.append(payer)
             if failures:
-                # Nothing was created: the key stays free, so a corrected retry can use it.
+                # Nothing was created: the key (and the nonce) stay free for a corrected retry.
                 return Result(failures=tuple(failures))
-            assert isinstance(amount, Decimal) and behaviour is not None
-            assert behaviour.card is not None  # no failure means a card nonce
+            assert isinstance(amount, Decimal) and isinstance(payer, _Payer)
 
-            outcome = behaviour.forced_outcome or classify_amount(amount)
-            tx = self._new_sale(request, account, currency, amount, behaviour.card, outcome)
+            outcome = payer.forced_outcome or classify_amount(amount)
+            tx = self._new_sale(request, account, currency, amount, payer, outcome)
+            if request.payment_method_nonce:
+                self.vault.consume_nonce(request.payment_method_nonce)
             self._remember(request.request_key, fingerprint, tx, created=True)
             # The answer shows the sale as created (submitted_for_settlement, as Braintree
             # answers), even with no settlement delay; later reads show it settled.
@@ -277,14 +325,21 @@ class TransactionStore:
             credit = SandboxTransaction(
                 id=self._new_id(),
                 type="credit",
-                status="submitted_for_settlement",
+                # A refund to a bank account waits for the bank like the sale did.
+                status=(
+                    "settlement_pending"
+                    if sale.instrument.is_bank_transfer
+                    else "submitted_for_settlement"
+                ),
                 amount=value,
                 currency=sale.currency,
                 merchant_account_id=sale.merchant_account_id,
                 order_id=order_id or sale.order_id,
                 created_at=now,
                 updated_at=now,
-                card=sale.card,
+                instrument=sale.instrument,
+                payment_method_token=sale.payment_method_token,
+                customer_id=sale.customer_id,
                 processor_response_code="1002",
                 processor_response_text=text,
                 processor_response_type=kind,
@@ -364,9 +419,16 @@ class TransactionStore:
         return copy.deepcopy(tx)
 
     def _advance(self, tx: SandboxTransaction) -> None:
-        """Apply the settlement the clock implies: settling at half the delay, settled at the
-        full delay, with the history stamped at the moments the transitions happened."""
-        if tx.submitted_at is None or tx.status not in _SETTLING_STATUSES:
+        """Apply the settlement the clock implies, with the history stamped at the moments the
+        transitions happened. Cards: settling at half the delay, settled at the full delay.
+        Bank transfers: settled (or, for a sale of 4001.00-5000.99, settlement_declined) once
+        the bank delay has passed."""
+        if tx.submitted_at is None:
+            return
+        if tx.instrument.is_bank_transfer:
+            self._advance_bank_transfer(tx)
+            return
+        if tx.status not in _SETTLING_STATUSES:
             return
         now = self._clock()
         settled_at = tx.submitted_at + self._settle_after
@@ -380,6 +442,44 @@ class TransactionStore:
             tx.move_to("settling", settling_at)
         if now >= settled_at:
             tx.move_to("settled", settled_at)
+            self._record_settlement(tx)
+
+    def _advance_bank_transfer(self, tx: SandboxTransaction) -> None:
+        assert tx.submitted_at is not None
+        answered_at = tx.submitted_at + self._bank_settle_after
+        if tx.status != "settlement_pending" or self._clock() < answered_at:
+            return
+        if tx.type == "sale" and settlement_declines(tx.amount):
+            tx.processor_settlement_response_code = "4001"
+            tx.processor_settlement_response_text = "Settlement Declined"
+            tx.move_to("settlement_declined", answered_at)
+        else:
+            tx.processor_settlement_response_code = "4000"
+            tx.processor_settlement_response_text = "Settled"
+            tx.move_to("settled", answered_at)
+        self._record_settlement(tx)
+
+    def _record_settlement(self, tx: SandboxTransaction) -> None:
+        if self._settlements is not None and tx.status in FINAL_SETTLEMENT_STATUSES:
+            self._settlements.append(tx.id)
+
+    def _payer(self, request: SaleRequest) -> _Payer | ValidationFailure:
+        """What pays for a sale: the nonce's instrument or the vaulted method's."""
+        nonce, token = request.payment_method_nonce, request.payment_method_token
+        if nonce and token:
+            return PAYMENT_METHOD_CONFLICT
+        if token:
+            method = self.vault.find_payment_method(token)
+            if method is None:
+                return PAYMENT_METHOD_TOKEN_INVALID
+            return _Payer(method.instrument, method.forced_outcome, token, method.customer_id)
+        if not nonce:
+            return PAYMENT_METHOD_REQUIRED
+        behaviour = self.vault.resolve_nonce(nonce)
+        if behaviour.problem is not None:
+            return SALE_NONCE_FAILURES[behaviour.problem]
+        assert behaviour.instrument is not None
+        return _Payer(behaviour.instrument, behaviour.forced_outcome)
 
     def _replay(self, request_key: str | None, fingerprint: tuple[object, ...]) -> Result | None:
         """The original result for a repeated api_request_key, or 915232 if the request differs."""
@@ -436,7 +536,7 @@ class TransactionStore:
         account: str,
         currency: str,
         amount: Decimal,
-        card: Card,
+        payer: _Payer,
         outcome: Outcome,
     ) -> SandboxTransaction:
         now = self._clock()
@@ -450,7 +550,9 @@ class TransactionStore:
             order_id=request.order_id or None,
             created_at=now,
             updated_at=now,
-            card=card,
+            instrument=payer.instrument,
+            payment_method_token=payer.token,
+            customer_id=payer.customer_id,
             request_key=request.request_key,
             gateway_rejection_reason=outcome.gateway_rejection_reason,
         )
@@ -464,7 +566,11 @@ class TransactionStore:
                 secrets.choice(string.digits) for _ in range(6)
             )
             tx.move_to("authorized", now)
-            if request.submit_for_settlement:
+            if payer.instrument.is_bank_transfer:
+                # Bank transfers are always captured, then wait for the bank.
+                tx.submitted_at = now
+                tx.move_to("settlement_pending", now)
+            elif request.submit_for_settlement:
                 tx.submitted_at = now
                 tx.move_to("submitted_for_settlement", now)
         else:
