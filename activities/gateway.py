@@ -97,9 +97,14 @@ class GatewayActivities:
                 )
                 return _charge_result(SaleOutcome(approved=True, transaction=earlier))
         token = self._vaulted_token(request) if request.payment_method_id else None
+        # One key per attempt: a retried soft decline is a new sale, while a retried activity
+        # (an unknown outcome) repeats its attempt's key and gets the same sale back.
+        key = f"sale-{request.payment_id}"
+        if request.attempt > 1:
+            key += f"-{request.attempt}"
         outcome = _call(
             lambda: self._gateway.sale(
-                request_key=f"sale-{request.payment_id}",
+                request_key=key,
                 order_id=request.order_id,
                 amount=amount,
                 payment_method_nonce=request.payment_token if token is None else None,

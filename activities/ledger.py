@@ -7,6 +7,8 @@ retry them freely, e.g. while the database is unreachable.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -34,13 +36,24 @@ class LedgerActivities:
     def record_payment_pending(self, request: PaymentRequest) -> PaymentSnapshot:
         """Make sure the payment row exists (the API inserts it first; a payment started from
         Kafka or re-run after a crash may not have it yet)."""
+        amount, currency, charged = request.amount_minor, request.currency, False
+        if request.presented_amount_minor is not None and request.presented_currency is not None:
+            amount, currency = request.presented_amount_minor, request.presented_currency
+            charged = True
+        rate_as_of = request.rate_as_of
         stored = self._repository.ensure_payment(
             Payment(
                 payment_id=request.payment_id,
                 order_id=request.order_id,
                 user_id=request.user_id,
-                amount=request.amount_minor,
-                currency=request.currency,
+                amount=amount,
+                currency=currency,
+                charged_amount=request.amount_minor if charged else None,
+                charged_currency=request.currency if charged else None,
+                exchange_rate=request.exchange_rate,
+                rate_as_of=datetime.fromisoformat(rate_as_of) if rate_as_of else None,
+                payment_method_id=request.payment_method_id,
+                retry_enabled=request.retry_soft_declines,
                 payment_method=request.payment_method,
                 idempotency_key=request.idempotency_key,
                 request_fingerprint=request.request_fingerprint,
@@ -65,6 +78,15 @@ class LedgerActivities:
                 gateway_status=outcome.gateway_status,
                 decline_type=outcome.decline_type,
                 instrument=outcome.instrument,
+                attempts=outcome.attempts,
+                next_retry_at=(
+                    datetime.fromisoformat(outcome.next_retry_at) if outcome.next_retry_at else None
+                ),
+                detail=(
+                    f"retry {outcome.attempts + 1} at {outcome.next_retry_at}"
+                    if outcome.next_retry_at and outcome.attempts
+                    else None
+                ),
             )
         except InvalidTransition as exc:
             activity.logger.error("refused payment transition: %s", exc.message)
@@ -119,13 +141,16 @@ class LedgerActivities:
             return refused("payment_not_refundable", f"payment is {payment.payment_status}")
         if payment.refunded_amount + refund.amount > payment.amount:
             return refused("exceeds_remainder", "refund exceeds what remains of the payment")
+        _, charged_currency = payment.charge
+        refund_minor = refund.charged_amount if refund.charged_amount is not None else refund.amount
         return RefundPlan(
             refund_id=refund.refund_id,
             payment_id=payment.payment_id,
             allowed=True,
             transaction_id=payment.transaction_id,
-            amount_minor=refund.amount,
-            currency=refund.currency,
+            # The gateway refunds in the currency it charged, at the payment's own rate.
+            amount_minor=refund_minor,
+            currency=charged_currency,
             whole_payment=payment.refunded_amount == 0 and refund.amount == payment.amount,
         )
 

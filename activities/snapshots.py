@@ -20,6 +20,9 @@ def payment_snapshot(payment: Payment) -> PaymentSnapshot:
         failure_reason=payment.failure_reason,
         refunded_minor=payment.refunded_amount,
         updated_at=payment.updated_at.isoformat(),
+        charged_minor=payment.charged_amount,
+        charged_currency=payment.charged_currency,
+        exchange_rate=payment.exchange_rate,
     )
 
 

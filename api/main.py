@@ -12,6 +12,7 @@ from api.deps import Container
 from api.errors import install_error_handlers
 from api.routes import (
     admin,
+    exchange_rates,
     health,
     payment_methods,
     payments,
@@ -78,7 +79,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.container = container
     install_error_handlers(app)
-    for module in (payments, refunds, payment_methods, webhooks, admin, reconciliation, health):
+    for module in (
+        payments,
+        refunds,
+        payment_methods,
+        webhooks,
+        admin,
+        exchange_rates,
+        reconciliation,
+        health,
+    ):
         app.include_router(module.router)
     return app
 

@@ -7,7 +7,7 @@ from typing import Annotated, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from payments.db.models import Payment, Refund, StoredPaymentMethod
+from payments.db.models import AuditEvent, Payment, Refund, StoredPaymentMethod
 from payments.money import Money
 from payments.requests import AmountString, Identifier, InitiatePaymentIn
 
@@ -64,6 +64,15 @@ class PaymentPublic(BaseModel):
     gateway_status: str | None
     payment_method_id: str | None
     payment_method_details: PaymentMethodDetails | None
+    # Set when the payment was charged in another currency than the one it was presented in.
+    charged_amount: str | None
+    charged_currency: str | None
+    exchange_rate: str | None
+    rate_as_of: datetime | None
+    # Soft-decline retries (payments initiated with "retry": true).
+    retry: bool
+    attempts: int
+    next_retry_at: datetime | None
     created_at: datetime
     updated_at: datetime
 
@@ -102,9 +111,65 @@ class PaymentPublic(BaseModel):
                 if payment.instrument_type
                 else None
             ),
+            charged_amount=(
+                str(Money(payment.charged_amount, payment.charged_currency))
+                if payment.charged_amount is not None and payment.charged_currency
+                else None
+            ),
+            charged_currency=payment.charged_currency,
+            exchange_rate=payment.exchange_rate,
+            rate_as_of=payment.rate_as_of,
+            retry=payment.retry_enabled,
+            attempts=payment.attempts,
+            next_retry_at=payment.next_retry_at,
             created_at=payment.created_at,
             updated_at=payment.updated_at,
         )
+
+
+class AuditEventOut(BaseModel):
+    subject: str  # payment | refund
+    refund_id: str | None
+    from_status: str | None
+    to_status: str
+    accepted: bool  # False: the change was refused by the state machine
+    cause: str
+    gateway_status: str | None
+    processor_response_code: str | None
+    detail: str | None
+    occurred_at: datetime
+
+    @classmethod
+    def of(cls, event: AuditEvent) -> AuditEventOut:
+        return cls(
+            subject=event.subject,
+            refund_id=event.refund_id,
+            from_status=event.from_status,
+            to_status=event.to_status,
+            accepted=event.accepted,
+            cause=event.cause,
+            gateway_status=event.gateway_status,
+            processor_response_code=event.processor_response_code,
+            detail=event.detail,
+            occurred_at=event.occurred_at,
+        )
+
+
+class AuditTrail(BaseModel):
+    items: list[AuditEventOut]
+
+
+class ExchangeRateIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    # 1 unit of the base currency in the quote currency, as a decimal string.
+    rate: Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[0-9]+(\.[0-9]+)?$")]
+
+
+class ExchangeRateOut(BaseModel):
+    base: str
+    quote: str
+    rate: str
+    as_of: datetime
 
 
 class GatewayView(BaseModel):

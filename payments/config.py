@@ -120,8 +120,18 @@ class PolicySettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="PAYMENTS_", extra="ignore")
 
+    # Currencies the merchant has an account in: charged as presented. Any other ISO 4217
+    # currency is charged in settlement_currency at the newest exchange rate (refused when
+    # there is none, or it is older than max_rate_age_seconds).
     accepted_currencies: list[str] = Field(
         default_factory=lambda: ["USD", "EUR", "GBP", "CAD", "AUD", "JPY", "KWD", "CHF"]
+    )
+    settlement_currency: str = "USD"
+    max_rate_age_seconds: float = 24 * 3600
+    # Soft declines of payments initiated with "retry": true are charged again after these
+    # delays (1 hour, 1 day, 3 days), while the payment stays pending.
+    retry_schedule_seconds: list[float] = Field(
+        default_factory=lambda: [3600.0, 86400.0, 3 * 86400.0]
     )
     # Largest single payment the basic fraud check lets through, in major units per currency;
     # currencies not listed use default_amount_cap_major.

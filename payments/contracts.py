@@ -40,6 +40,18 @@ class PaymentRequest:
     pending_deadline_seconds: float = 14 * 24 * 3600
     # Tell the Order Service the outcome (ORDER_SERVICE_URL configured at initiation).
     update_order_service: bool = False
+    # Merchant-initiated payments may ask for soft declines to be charged again after these
+    # delays (durable timers); hard declines never are.
+    retry_soft_declines: bool = False
+    retry_schedule_seconds: list[float] = field(
+        default_factory=lambda: [3600.0, 86400.0, 3 * 86400.0]
+    )
+    # amount_minor/currency above are what the gateway charges; for a converted payment,
+    # what the customer was shown and the rate (so the first step can recreate the row).
+    presented_amount_minor: int | None = None
+    presented_currency: str | None = None
+    exchange_rate: str | None = None
+    rate_as_of: str | None = None
 
 
 @dataclass(frozen=True)
@@ -58,6 +70,9 @@ class PaymentSnapshot:
     failure_reason: str | None
     refunded_minor: int
     updated_at: str  # ISO 8601, UTC
+    charged_minor: int | None = None
+    charged_currency: str | None = None
+    exchange_rate: str | None = None
 
 
 @dataclass(frozen=True)
@@ -86,6 +101,8 @@ class ChargeRequest:
     currency: str
     payment_token: str | None
     payment_method_id: str | None = None
+    # 1 for the first sale; each retry of a soft decline is a new sale with its own key.
+    attempt: int = 1
 
 
 @dataclass(frozen=True)
@@ -126,8 +143,11 @@ class PaymentOutcome:
     gateway_status: str | None = None
     decline_type: str | None = None
     instrument: InstrumentDetails | None = None
-    # True: not an end; the gateway accepted, settlement is awaited.
+    # True: not an end; the gateway accepted and settlement is awaited, or a soft decline
+    # will be retried at next_retry_at.
     still_pending: bool = False
+    attempts: int | None = None
+    next_retry_at: str | None = None  # ISO 8601
 
 
 @dataclass(frozen=True)

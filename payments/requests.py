@@ -60,6 +60,8 @@ class InitiatePaymentIn(BaseModel):
     # method saved with POST /payment-methods: exactly one of the two.
     payment_token: Annotated[str, StringConstraints(min_length=1, max_length=512)] | None = None
     payment_method_id: Identifier | None = None
+    # Merchant-initiated payments (subscriptions): retry soft declines on a schedule.
+    retry: bool = False
 
 
 class PaymentInitiationMessage(InitiatePaymentIn):

@@ -19,6 +19,8 @@ import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Protocol
 
 import structlog
@@ -28,7 +30,7 @@ from payments.contracts import PaymentRequest
 from payments.db.models import Payment, PaymentMethod, Refund
 from payments.db.repository import PaymentRepository
 from payments.errors import InvalidRequest, NotFound, ServiceUnavailable, UnsupportedCurrency
-from payments.money import Money
+from payments.money import Money, minor_units
 from payments.orders.checks import check_order_for_payment
 from payments.orders.client import OrderService
 
@@ -58,6 +60,26 @@ class InitiatePayment:
     payment_token: str | None
     idempotency_key: str | None = None
     payment_method_id: str | None = None
+    # Merchant-initiated: retry soft declines on the configured schedule.
+    retry: bool = False
+    # Who asked: "api" or "consumer" (recorded in the audit trail).
+    source: str = "api"
+
+
+@dataclass(frozen=True)
+class Conversion:
+    charged: Money
+    rate: str
+    as_of: datetime
+
+
+def convert(amount: Money, rate: Decimal, currency: str) -> Money:
+    """``amount`` in ``currency`` at ``rate``, rounded half-even to that currency's units."""
+    exact = amount.to_decimal() * rate
+    return Money.parse(
+        exact.quantize(Decimal(1).scaleb(-minor_units(currency)), rounding=ROUND_HALF_EVEN),
+        currency,
+    )
 
 
 @dataclass(frozen=True)
@@ -115,12 +137,7 @@ class PaymentService:
         """Returns the payment and whether this call created it (False: idempotent replay)."""
         amount = await self._amount_to_charge(command)
         currency = amount.currency
-        if currency not in self._policy.accepted_currencies:
-            raise UnsupportedCurrency(
-                f"{currency} is not accepted; accepted: "
-                + ", ".join(self._policy.accepted_currencies),
-                field="currency",
-            )
+        conversion = await self._conversion(amount)
         if (command.payment_token is None) == (command.payment_method_id is None):
             raise InvalidRequest(
                 "give exactly one of payment_token (a nonce from the client SDK) and "
@@ -137,6 +154,7 @@ class PaymentService:
             command.payment_method,
             command.payment_token,
             command.payment_method_id,
+            command.retry,
         )
         payment = Payment(
             payment_id=id_for_key("payment", command.idempotency_key),
@@ -146,20 +164,30 @@ class PaymentService:
             currency=currency,
             payment_method=command.payment_method,
             payment_method_id=command.payment_method_id,
+            retry_enabled=command.retry,
             idempotency_key=command.idempotency_key,
             request_fingerprint=request_fingerprint,
         )
-        stored, created = await asyncio.to_thread(self._repository.insert_payment, payment)
+        if conversion is not None:
+            payment.charged_amount = conversion.charged.minor
+            payment.charged_currency = conversion.charged.currency
+            payment.exchange_rate = conversion.rate
+            payment.rate_as_of = conversion.as_of
+        stored, created = await asyncio.to_thread(
+            lambda: self._repository.insert_payment(payment, cause=command.source)
+        )
         if not created and stored.payment_status != "pending":
             return stored, False
         # New, or a replay of a payment still pending: (re)start — a no-op if it runs already,
         # and the repair if an earlier attempt stored the row but never reached Temporal.
+        charged_minor, charged_currency = stored.charge
+        converted = stored.charged_amount is not None
         request = PaymentRequest(
             payment_id=stored.payment_id,
             order_id=stored.order_id,
             user_id=stored.user_id,
-            amount_minor=stored.amount,
-            currency=stored.currency,
+            amount_minor=charged_minor,
+            currency=charged_currency,
             payment_method=stored.payment_method,
             payment_token=command.payment_token,
             idempotency_key=stored.idempotency_key,
@@ -168,6 +196,12 @@ class PaymentService:
             pending_check_schedule_seconds=list(self._policy.pending_check_schedule_seconds),
             pending_deadline_seconds=self._policy.pending_deadline_seconds,
             update_order_service=self._orders is not None,
+            retry_soft_declines=stored.retry_enabled,
+            retry_schedule_seconds=list(self._policy.retry_schedule_seconds),
+            presented_amount_minor=stored.amount if converted else None,
+            presented_currency=stored.currency if converted else None,
+            exchange_rate=stored.exchange_rate,
+            rate_as_of=stored.rate_as_of.isoformat() if stored.rate_as_of else None,
         )
         try:
             await self._workflows.start_payment(request)
@@ -228,6 +262,30 @@ class PaymentService:
             replay=not created,
         )
         return stored, created
+
+    async def _conversion(self, amount: Money) -> Conversion | None:
+        """None when the merchant has an account in the currency; else the amount in the
+        settlement currency at the newest rate, which must be fresh enough."""
+        if amount.currency in self._policy.accepted_currencies:
+            return None
+        settlement = self._policy.settlement_currency
+        rate = await asyncio.to_thread(self._repository.current_rate, amount.currency, settlement)
+        if rate is None:
+            raise UnsupportedCurrency(
+                f"no merchant account for {amount.currency} and no exchange rate from "
+                f"{amount.currency} to {settlement}; accepted as they are: "
+                + ", ".join(self._policy.accepted_currencies),
+                field="currency",
+            )
+        age = (datetime.now(UTC) - rate.as_of).total_seconds()
+        if age > self._policy.max_rate_age_seconds:
+            raise UnsupportedCurrency(
+                f"the {amount.currency}/{settlement} exchange rate is out of date "
+                f"(published {rate.as_of.isoformat()}); payments in {amount.currency} are "
+                "refused until a current rate is set",
+                field="currency",
+            )
+        return Conversion(convert(amount, Decimal(rate.rate), settlement), rate.rate, rate.as_of)
 
     async def _check_vaulted_method(self, payment_method_id: str, user_id: str) -> None:
         method = await asyncio.to_thread(self._repository.get_payment_method, payment_method_id)

@@ -29,6 +29,8 @@ class FakeGateway:
     """Approves unless told otherwise; counts calls; can fail N times with GatewayUnavailable."""
 
     decline_code: str | None = None
+    # Per new sale, in order: a decline code or None (approve); then decline_code applies.
+    decline_sequence: list[str | None] = field(default_factory=list)
     unavailable_times: int = 0
     sale_status: str = "submitted_for_settlement"
     # A sale settles on the n-th find (None: never by itself), as if time had passed.
@@ -68,14 +70,15 @@ class FakeGateway:
             if request_key in self.by_key:
                 tx = self.by_key[request_key]
                 return SaleOutcome(approved=tx.status != "processor_declined", transaction=tx)
-            declined = self.decline_code is not None
+            code = self.decline_sequence.pop(0) if self.decline_sequence else self.decline_code
+            declined = code is not None
             tx = GatewayTransaction(
                 transaction_id=f"tx{next(self._ids)}",
                 type="sale",
                 status="processor_declined" if declined else self.sale_status,
                 amount=amount,
                 order_id=order_id,
-                processor_response_code=self.decline_code or "1000",
+                processor_response_code=code or "1000",
                 processor_response_text="Do Not Honor" if declined else "Approved",
             )
             self.transactions[tx.transaction_id] = tx
@@ -84,7 +87,7 @@ class FakeGateway:
                 return SaleOutcome(
                     approved=False,
                     transaction=tx,
-                    decline_code=self.decline_code,
+                    decline_code=code,
                     decline_message="Do Not Honor",
                     failure_reason="processor_declined",
                 )

@@ -23,6 +23,7 @@ from temporalio.client import (
     ScheduleUpdate,
     ScheduleUpdateInput,
     WorkflowExecutionStatus,
+    WorkflowUpdateFailedError,
 )
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
@@ -37,6 +38,7 @@ from payments.contracts import (
     VaultRequest,
     VaultResult,
 )
+from payments.errors import Conflict
 from payments.money import Money
 from workflows.payment import PaymentWorkflow
 from workflows.payment_methods import RemovePaymentMethodWorkflow, VaultPaymentMethodWorkflow
@@ -165,6 +167,22 @@ class PaymentWorkflows:
                 return False
             raise
         return True
+
+    async def cancel_payment(self, payment_id: str) -> None:
+        """Ask a payment waiting to retry a soft decline to stop; Conflict if it is not
+        waiting (the workflow's update validator refuses, atomically with its state)."""
+        client = await self._connection.client()
+        try:
+            await client.get_workflow_handle(payment_workflow_id(payment_id)).execute_update(
+                PaymentWorkflow.cancel
+            )
+        except WorkflowUpdateFailedError as exc:
+            cause = str(exc.cause) if exc.cause is not None else str(exc)
+            raise Conflict(f"payment {payment_id} cannot be cancelled: {cause}") from None
+        except RPCError as exc:
+            if exc.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION):
+                raise Conflict(f"payment {payment_id} is not running") from None
+            raise
 
     async def is_running(self, workflow_id: str) -> bool:
         client = await self._connection.client()

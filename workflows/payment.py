@@ -16,6 +16,7 @@ transaction settles (success), is declined (failure) or the deadline passes (fai
 from __future__ import annotations
 
 import contextlib
+from dataclasses import replace
 from datetime import timedelta
 
 from temporalio import workflow
@@ -48,6 +49,8 @@ class PaymentWorkflow:
         self._step = "starting"
         self._check_requested = False
         self._settlement_checks = 0
+        self._cancel_requested = False
+        self._attempts = 0
 
     @workflow.query
     def progress(self) -> dict[str, str | int]:
@@ -56,7 +59,19 @@ class PaymentWorkflow:
             "status": self._status,
             "step": self._step,
             "settlement_checks": self._settlement_checks,
+            "attempts": self._attempts,
         }
+
+    @workflow.update
+    def cancel(self) -> str:
+        """Stop a payment that waits to retry a soft decline (POST /payment/{id}/cancel)."""
+        self._cancel_requested = True
+        return "cancelled"
+
+    @cancel.validator
+    def _only_while_waiting_to_retry(self) -> None:
+        if self._step != "waiting_to_retry":
+            raise ValueError(f"the payment is not waiting to retry (step: {self._step})")
 
     @workflow.signal
     def check_now(self) -> None:
@@ -83,37 +98,7 @@ class PaymentWorkflow:
             )
         )
         if decision.approved:
-            self._step = "charging"
-            charge = await steps.charge(
-                ChargeRequest(
-                    payment_id=request.payment_id,
-                    order_id=request.order_id,
-                    user_id=request.user_id,
-                    amount_minor=request.amount_minor,
-                    currency=request.currency,
-                    payment_token=request.payment_token,
-                    payment_method_id=request.payment_method_id,
-                )
-            )
-            outcome = _outcome_of(request.payment_id, charge)
-            if charge.approved and charge.gateway_status not in SETTLED_STATUSES | {
-                "authorized",
-                "submitted_for_settlement",
-            }:
-                # Accepted, not settled (settlement_pending): record it and wait.
-                await steps.record_payment_outcome(
-                    PaymentOutcome(
-                        payment_id=request.payment_id,
-                        succeeded=False,
-                        transaction_id=charge.transaction_id,
-                        processor_response_code=charge.processor_response_code,
-                        gateway_status=charge.gateway_status,
-                        instrument=charge.instrument,
-                        still_pending=True,
-                    )
-                )
-                assert charge.transaction_id is not None
-                outcome = await self._await_settlement(request, charge)
+            outcome = await self._charge(request)
         else:
             outcome = PaymentOutcome(
                 payment_id=request.payment_id,
@@ -140,6 +125,54 @@ class PaymentWorkflow:
             )
         self._step = "done"
         return final
+
+    async def _charge(self, request: PaymentRequest) -> PaymentOutcome:
+        """Charge once; with retry_soft_declines, charge a soft decline again after each
+        delay of the schedule (durable timers), unless cancelled meanwhile."""
+        schedule = request.retry_schedule_seconds if request.retry_soft_declines else []
+        attempt = 0
+        while True:
+            attempt += 1
+            self._attempts = attempt
+            self._step = "charging"
+            charge = await steps.charge(
+                ChargeRequest(
+                    payment_id=request.payment_id,
+                    order_id=request.order_id,
+                    user_id=request.user_id,
+                    amount_minor=request.amount_minor,
+                    currency=request.currency,
+                    payment_token=request.payment_token,
+                    payment_method_id=request.payment_method_id,
+                    attempt=attempt,
+                )
+            )
+            outcome = replace(_outcome_of(request.payment_id, charge), attempts=attempt)
+            if charge.approved:
+                if charge.gateway_status in SETTLED_STATUSES | {
+                    "authorized",
+                    "submitted_for_settlement",
+                }:
+                    return outcome
+                # Accepted, not settled (settlement_pending): record it and wait.
+                await steps.record_payment_outcome(replace(outcome, still_pending=True))
+                return replace(await self._await_settlement(request, charge), attempts=attempt)
+            if charge.decline_type != "soft" or attempt > len(schedule):
+                return outcome  # hard declines are never retried; nor is anything without retry
+            delay = timedelta(seconds=schedule[attempt - 1])
+            next_retry_at = workflow.now() + delay
+            await steps.record_payment_outcome(
+                replace(outcome, still_pending=True, next_retry_at=next_retry_at.isoformat())
+            )
+            self._step = "waiting_to_retry"
+            with contextlib.suppress(TimeoutError):
+                await workflow.wait_condition(lambda: self._cancel_requested, timeout=delay)
+            if self._cancel_requested:
+                return replace(
+                    outcome,
+                    failure_reason="cancelled",
+                    failure_message="cancelled while waiting to retry a soft decline",
+                )
 
     async def _await_settlement(
         self, request: PaymentRequest, charge: ChargeResult

@@ -9,6 +9,8 @@ from fastapi import APIRouter, Response, status
 
 from api.deps import GatewayDep, IdempotencyKeyHeader, RepositoryDep, ServiceDep, WorkflowsDep
 from api.schemas import (
+    AuditEventOut,
+    AuditTrail,
     ErrorOut,
     GatewayView,
     InitiatePaymentIn,
@@ -17,7 +19,7 @@ from api.schemas import (
     VerifyPaymentIn,
 )
 from payments.db.models import Payment, PaymentStatus
-from payments.errors import NotFound
+from payments.errors import Conflict, NotFound
 from payments.gateway.types import APPROVED_STATUSES, GatewayTransaction
 from payments.service import InitiatePayment
 
@@ -52,6 +54,7 @@ async def initiate_payment(
             payment_method=body.payment_method,
             payment_token=body.payment_token,
             payment_method_id=body.payment_method_id,
+            retry=body.retry,
             idempotency_key=idempotency_key,
         )
     )
@@ -113,3 +116,30 @@ def _consistent(payment: Payment, transaction: GatewayTransaction | None) -> boo
     if payment.payment_status == PaymentStatus.FAILURE:
         return not approved
     return False  # pending although the gateway has answered: the workflow is catching up
+
+
+@router.post("/payment/{payment_id}/cancel", response_model=PaymentPublic, responses=ERRORS)
+async def cancel_payment(
+    payment_id: str, repository: RepositoryDep, workflows: WorkflowsDep
+) -> PaymentPublic:
+    """Stop a payment that waits to retry a soft decline: it ends as ``failure``
+    (``cancelled``). Anything else (charging, settled, failed) is a 409."""
+    payment = await _load(repository, payment_id)
+    if payment.payment_status != PaymentStatus.PENDING:
+        raise Conflict(f"payment {payment_id} is {payment.payment_status}", field="payment_id")
+    await workflows.cancel_payment(payment_id)
+    for _ in range(50):  # the workflow records the cancellation a moment later
+        payment = await _load(repository, payment_id)
+        if payment.payment_status != PaymentStatus.PENDING:
+            break
+        await asyncio.sleep(0.1)
+    return PaymentPublic.of(payment)
+
+
+@router.get("/payment/{payment_id}/events", response_model=AuditTrail, responses=ERRORS)
+async def payment_events(payment_id: str, repository: RepositoryDep) -> AuditTrail:
+    """Every status change of the payment and its refunds, oldest first, including changes
+    that were refused."""
+    await _load(repository, payment_id)
+    events = await asyncio.to_thread(repository.audit_trail, payment_id)
+    return AuditTrail(items=[AuditEventOut.of(e) for e in events])

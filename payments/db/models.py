@@ -102,11 +102,66 @@ class Payment(SQLModel, table=True):
     card_last4: str | None = Field(default=None, max_length=4)
     wallet_type: str | None = Field(default=None, max_length=32)
     instrument_display: str | None = Field(default=None, max_length=128)
+    # Currency conversion: amount/currency above are what the customer was shown; when the
+    # merchant has no account in that currency the gateway charges charged_amount in
+    # charged_currency, at exchange_rate (a decimal string) published at rate_as_of.
+    # None: charged as presented.
+    charged_amount: int | None = Field(default=None, sa_type=sa.BigInteger)
+    charged_currency: str | None = Field(default=None, max_length=3)
+    exchange_rate: str | None = Field(default=None, max_length=32)
+    rate_as_of: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+    # Retries of soft declines (merchant-initiated payments that asked for them).
+    retry_enabled: bool = Field(default=False)
+    attempts: int = Field(default=0)
+    next_retry_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
     # Idempotency: the client's key (unique) and a hash of the request it came with.
     idempotency_key: str | None = Field(default=None, unique=True, max_length=255)
     request_fingerprint: str | None = Field(default=None, max_length=64)
     created_at: datetime = _timestamp()
     updated_at: datetime = _timestamp()
+
+    @property
+    def charge(self) -> tuple[int, str]:
+        """What the gateway charges: (minor units, currency)."""
+        if self.charged_amount is not None and self.charged_currency is not None:
+            return self.charged_amount, self.charged_currency
+        return self.amount, self.currency
+
+
+class ExchangeRate(SQLModel, table=True):
+    """Rates for presenting a payment in one currency and charging it in another. Append-only:
+    the newest row for a pair is the current rate; payments keep the rate they used."""
+
+    __tablename__ = "exchange_rates"
+    __table_args__ = (sa.Index("ix_exchange_rates_pair_time", "base", "quote", "as_of"),)
+
+    rate_id: int | None = Field(default=None, primary_key=True)
+    base: str = Field(max_length=3)  # the currency the customer sees
+    quote: str = Field(max_length=3)  # the currency charged
+    rate: str = Field(max_length=32)  # decimal string: 1 base = rate quote
+    as_of: datetime = _timestamp()
+    source: str = Field(default="manual", max_length=64)
+
+
+class AuditEvent(SQLModel, table=True):
+    """Append-only history of every status change of payments and refunds, and of every
+    change that was refused."""
+
+    __tablename__ = "audit_events"
+
+    audit_id: int | None = Field(default=None, primary_key=True)
+    payment_id: str = Field(index=True, max_length=36)
+    refund_id: str | None = Field(default=None, max_length=36)
+    subject: str = Field(max_length=16)  # "payment" | "refund"
+    from_status: str | None = Field(default=None, max_length=16)
+    to_status: str = Field(max_length=16)
+    accepted: bool = Field(default=True)
+    # What caused it: "api", "consumer", "workflow", "reconciliation", ...
+    cause: str = Field(max_length=64)
+    gateway_status: str | None = Field(default=None, max_length=32)
+    processor_response_code: str | None = Field(default=None, max_length=16)
+    detail: str | None = Field(default=None, max_length=500)
+    occurred_at: datetime = _timestamp()
 
 
 class StoredPaymentMethod(SQLModel, table=True):
@@ -160,6 +215,8 @@ class Refund(SQLModel, table=True):
     currency: str = Field(max_length=3)
     refund_status: str = Field(default=RefundStatus.INITIATED, index=True, max_length=16)
     reason: str = Field(max_length=255)
+    # In the charged currency, for a converted payment (at the payment's rate); else None.
+    charged_amount: int | None = Field(default=None, sa_type=sa.BigInteger)
     # "refund" (a credit transaction) or "void" (the sale was cancelled before settlement).
     method: str | None = Field(default=None, max_length=16)
     gateway_transaction_id: str | None = Field(default=None, max_length=64)

@@ -17,13 +17,17 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Generic, TypeVar
 
 import sqlalchemy as sa
+import structlog
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from payments.db.models import (
+    AuditEvent,
+    ExchangeRate,
     Payment,
     PaymentStatus,
     ReconciliationReport,
@@ -42,11 +46,17 @@ from payments.errors import (
 )
 from payments.gateway.types import InstrumentDetails
 
+log = structlog.get_logger(__name__)
+
 
 class InvalidTransition(PaymentServiceError):
     """A status change the state machine does not allow (e.g. failure → success)."""
 
     code = "invalid_transition"
+
+    def __init__(self, message: str, *, payment_id: str | None = None) -> None:
+        super().__init__(message)
+        self.payment_id = payment_id
 
 
 PAYMENT_TRANSITIONS: dict[str, frozenset[str]] = {
@@ -93,7 +103,7 @@ class PaymentRepository:
             yield session
 
     # --- payments --------------------------------------------------------------------------
-    def insert_payment(self, payment: Payment) -> tuple[Payment, bool]:
+    def insert_payment(self, payment: Payment, *, cause: str = "api") -> tuple[Payment, bool]:
         """Insert a new pending payment, or return the one already stored for its
         idempotency key (``created`` False). The same key with another request body raises
         IdempotencyKeyReused."""
@@ -104,6 +114,8 @@ class PaymentRepository:
         try:
             with self._transaction() as session:
                 session.add(payment)
+                session.flush()
+                self._audit(session, payment, None, payment.payment_status, cause=cause)
             return payment, True
         except IntegrityError:
             # A concurrent request with the same key (or a redelivered message) won the race.
@@ -130,6 +142,8 @@ class PaymentRepository:
             stored = session.get(Payment, payment.payment_id)
             if stored is None:
                 session.add(payment)
+                session.flush()
+                self._audit(session, payment, None, payment.payment_status, cause="workflow")
                 stored = payment
         return stored
 
@@ -174,12 +188,55 @@ class PaymentRepository:
         gateway_status: str | None = None,
         decline_type: str | None = None,
         instrument: InstrumentDetails | None = None,
+        attempts: int | None = None,
+        next_retry_at: datetime | None = None,
+        cause: str = "workflow",
+        detail: str | None = None,
     ) -> Payment:
         """Move a pending payment to success or failure. Idempotent for the same target.
 
         ``status`` pending records progress without a transition (the gateway accepted a
-        bank transfer that has not settled yet): transaction id, gateway status, instrument.
+        bank transfer that has not settled yet; a soft decline will be retried): transaction
+        id, gateway status, instrument, attempts, next retry. Every call leaves an audit
+        event; a refused transition is logged and audited as refused, then raised.
         """
+        try:
+            return self._complete_payment(
+                payment_id,
+                status,
+                transaction_id=transaction_id,
+                processor_response_code=processor_response_code,
+                failure_reason=failure_reason,
+                failure_message=failure_message,
+                gateway_status=gateway_status,
+                decline_type=decline_type,
+                instrument=instrument,
+                attempts=attempts,
+                next_retry_at=next_retry_at,
+                cause=cause,
+                detail=detail,
+            )
+        except InvalidTransition as refused:
+            self._record_refusal(payment_id, None, "payment", status, cause, refused.message)
+            raise
+
+    def _complete_payment(
+        self,
+        payment_id: str,
+        status: PaymentStatus,
+        *,
+        transaction_id: str | None,
+        processor_response_code: str | None,
+        failure_reason: str | None,
+        failure_message: str | None,
+        gateway_status: str | None,
+        decline_type: str | None,
+        instrument: InstrumentDetails | None,
+        attempts: int | None,
+        next_retry_at: datetime | None,
+        cause: str,
+        detail: str | None,
+    ) -> Payment:
         with self._transaction() as session:
             payment = self._locked_payment(session, payment_id)
             if payment.payment_status == status and status != PaymentStatus.PENDING:
@@ -194,6 +251,10 @@ class PaymentRepository:
                 raise InvalidTransition(
                     f"payment {payment_id} is {payment.payment_status}, not pending"
                 )
+            previous = payment.payment_status
+            if attempts is not None:
+                payment.attempts = attempts
+            payment.next_retry_at = next_retry_at if status == PaymentStatus.PENDING else None
             payment.payment_status = status
             payment.transaction_id = transaction_id or payment.transaction_id
             payment.processor_response_code = (
@@ -211,7 +272,95 @@ class PaymentRepository:
                 payment.instrument_display = instrument.display
             payment.updated_at = utcnow()
             session.add(payment)
+            self._audit(
+                session,
+                payment,
+                previous,
+                status,
+                cause=cause,
+                detail=detail or failure_reason,
+            )
         return payment
+
+    def _audit(
+        self,
+        session: Session,
+        payment: Payment,
+        from_status: str | None,
+        to_status: str,
+        *,
+        cause: str,
+        refund: Refund | None = None,
+        detail: str | None = None,
+    ) -> None:
+        session.add(
+            AuditEvent(
+                payment_id=payment.payment_id,
+                refund_id=refund.refund_id if refund else None,
+                subject="refund" if refund else "payment",
+                from_status=from_status,
+                to_status=to_status,
+                cause=cause,
+                gateway_status=None if refund else payment.gateway_status,
+                processor_response_code=None if refund else payment.processor_response_code,
+                detail=(detail or None) and detail[:500],
+            )
+        )
+
+    def _record_refusal(
+        self,
+        payment_id: str,
+        refund_id: str | None,
+        subject: str,
+        to_status: str,
+        cause: str,
+        message: str,
+    ) -> None:
+        log.warning(
+            "status change refused",
+            payment_id=payment_id,
+            refund_id=refund_id,
+            to_status=to_status,
+            cause=cause,
+            reason=message,
+        )
+        with self._transaction() as session:
+            session.add(
+                AuditEvent(
+                    payment_id=payment_id,
+                    refund_id=refund_id,
+                    subject=subject,
+                    to_status=to_status,
+                    accepted=False,
+                    cause=cause,
+                    detail=message[:500],
+                )
+            )
+
+    def audit_trail(self, payment_id: str) -> list[AuditEvent]:
+        with self._transaction() as session:
+            return list(
+                session.exec(
+                    select(AuditEvent)
+                    .where(AuditEvent.payment_id == payment_id)
+                    .order_by(col(AuditEvent.audit_id))
+                ).all()
+            )
+
+    # --- exchange rates --------------------------------------------------------------------
+    def add_rate(self, rate: ExchangeRate) -> ExchangeRate:
+        with self._transaction() as session:
+            session.add(rate)
+        return rate
+
+    def current_rate(self, base: str, quote: str) -> ExchangeRate | None:
+        with self._transaction() as session:
+            return session.exec(
+                select(ExchangeRate)
+                .where(ExchangeRate.base == base, ExchangeRate.quote == quote)
+                .order_by(col(ExchangeRate.as_of).desc(), col(ExchangeRate.rate_id).desc())
+                .limit(1)
+            ).first()
 
     def find_payment_by_transaction(self, transaction_id: str) -> Payment | None:
         with self._transaction() as session:
@@ -337,7 +486,9 @@ class PaymentRepository:
         return _page(rows, limit, lambda p: encode_cursor(p.created_at, p.payment_id))
 
     # --- refunds ---------------------------------------------------------------------------
-    def reserve_refund(self, refund: Refund, *, whole_remainder: bool) -> tuple[Refund, bool]:
+    def reserve_refund(
+        self, refund: Refund, *, whole_remainder: bool, cause: str = "api"
+    ) -> tuple[Refund, bool]:
         """Insert an initiated refund if the payment can still give it back.
 
         Under the payment's row lock: the payment must be ``success`` and the amount at most
@@ -374,7 +525,13 @@ class PaymentRepository:
                         field="amount",
                     )
                 refund.currency = payment.currency
+                if payment.charged_amount is not None:
+                    refund.charged_amount = self._charged_share(session, payment, refund.amount)
                 session.add(refund)
+                session.flush()
+                self._audit(
+                    session, payment, None, refund.refund_status, cause=cause, refund=refund
+                )
             return refund, True
         except IntegrityError:
             if refund.idempotency_key is None:
@@ -383,6 +540,23 @@ class PaymentRepository:
             if existing is None:
                 raise
             return existing, False
+
+    def _charged_share(self, session: Session, payment: Payment, amount: int) -> int:
+        """A converted payment's refund, in the charged currency, at the payment's rate. The
+        refund that takes the rest takes exactly the rest of what was charged, so that
+        rounding never leaves a cent behind or refunds one too many."""
+        assert payment.charged_amount is not None and payment.exchange_rate is not None
+        reserved = self._reserved(session, payment.payment_id)
+        if reserved + amount >= payment.amount:
+            charged_reserved = session.exec(
+                select(sa.func.coalesce(sa.func.sum(Refund.charged_amount), 0)).where(
+                    Refund.payment_id == payment.payment_id,
+                    Refund.refund_status != RefundStatus.FAILED,
+                )
+            ).one()
+            return payment.charged_amount - int(charged_reserved or 0)
+        share = Decimal(amount) * Decimal(payment.charged_amount) / Decimal(payment.amount)
+        return int(share.to_integral_value(rounding=ROUND_HALF_EVEN))
 
     def _reserved(self, session: Session, payment_id: str) -> int:
         total = session.exec(
@@ -433,31 +607,50 @@ class PaymentRepository:
         failure_message: str | None = None,
     ) -> tuple[Refund, Payment]:
         """Move an initiated refund to processed or failed; a processed refund adds its amount
-        to the payment's refunded_amount in the same transaction. Idempotent."""
-        with self._transaction() as session:
-            refund = session.get(Refund, refund_id)
-            if refund is None:
-                raise NotFound(f"refund {refund_id} not found", field="refund_id")
-            payment = self._locked_payment(session, refund.payment_id)
-            if refund.refund_status == status:
-                return refund, payment
-            if status not in REFUND_TRANSITIONS[refund.refund_status]:
-                raise InvalidTransition(
-                    f"refund {refund_id} cannot go from {refund.refund_status} to {status}"
+        to the payment's refunded_amount in the same transaction. Idempotent; a refused
+        transition is logged and audited, then raised."""
+        try:
+            with self._transaction() as session:
+                refund = session.get(Refund, refund_id)
+                if refund is None:
+                    raise NotFound(f"refund {refund_id} not found", field="refund_id")
+                payment = self._locked_payment(session, refund.payment_id)
+                if refund.refund_status == status:
+                    return refund, payment
+                if status not in REFUND_TRANSITIONS[refund.refund_status]:
+                    raise InvalidTransition(
+                        f"refund {refund_id} cannot go from {refund.refund_status} to {status}",
+                        payment_id=refund.payment_id,
+                    )
+                now = utcnow()
+                previous = refund.refund_status
+                refund.refund_status = status
+                refund.method = method
+                refund.gateway_transaction_id = gateway_transaction_id
+                refund.failure_reason = failure_reason
+                refund.failure_message = failure_message
+                refund.updated_at = now
+                session.add(refund)
+                if status == RefundStatus.PROCESSED:
+                    payment.refunded_amount += refund.amount
+                    payment.updated_at = now
+                    session.add(payment)
+                self._audit(
+                    session,
+                    payment,
+                    previous,
+                    status,
+                    cause="workflow",
+                    refund=refund,
+                    detail=failure_reason or method,
                 )
-            now = utcnow()
-            refund.refund_status = status
-            refund.method = method
-            refund.gateway_transaction_id = gateway_transaction_id
-            refund.failure_reason = failure_reason
-            refund.failure_message = failure_message
-            refund.updated_at = now
-            session.add(refund)
-            if status == RefundStatus.PROCESSED:
-                payment.refunded_amount += refund.amount
-                payment.updated_at = now
-                session.add(payment)
-        return refund, payment
+            return refund, payment
+        except InvalidTransition as refused:
+            assert refused.payment_id is not None
+            self._record_refusal(
+                refused.payment_id, refund_id, "refund", status, "workflow", refused.message
+            )
+            raise
 
     def list_refunds(
         self,

@@ -39,6 +39,14 @@ def payment_status_event(payment: PaymentSnapshot) -> Event:
         "processor_response_code": payment.processor_response_code,
         "failure_reason": payment.failure_reason,
         "refunded_amount": str(Money(payment.refunded_minor, payment.currency)),
+        # Set when the payment was charged in another currency than it was presented in.
+        "charged_amount": (
+            str(Money(payment.charged_minor, payment.charged_currency))
+            if payment.charged_minor is not None and payment.charged_currency
+            else None
+        ),
+        "charged_currency": payment.charged_currency,
+        "exchange_rate": payment.exchange_rate,
     }
 
 

@@ -54,6 +54,9 @@ async def handle_initiation(service: PaymentService, ref: MessageRef, value: byt
                 payment_method=message.payment_method,
                 payment_token=message.payment_token,
                 idempotency_key=message.idempotency_key or ref.fallback_key(),
+                payment_method_id=message.payment_method_id,
+                retry=message.retry,
+                source="consumer",
             )
         )
     except InvalidRequest as exc:

@@ -3,6 +3,7 @@ server, with the gateway and the publisher swapped for fakes and a real (SQLite)
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import sys
 import uuid
@@ -10,9 +11,10 @@ from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -111,3 +113,12 @@ async def harness(
         activity_executor=executor,
     ):
         yield Harness(time_skipping_env.client, task_queue, gateway, publisher, repository, orders)
+
+
+async def wait_for_step(handle: WorkflowHandle[Any, Any], step: str, seconds: float = 10) -> None:
+    """Until the workflow's progress query reports ``step`` (bounded)."""
+    for _ in range(int(seconds / 0.05)):
+        if (await handle.query("progress"))["step"] == step:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"workflow never reached step {step}")

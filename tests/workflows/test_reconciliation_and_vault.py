@@ -15,7 +15,7 @@ from payments.db.models import Payment, Refund
 from payments.events import topics
 from payments.gateway.types import GatewayTransaction
 from payments.money import Money
-from tests.workflows.conftest import Harness
+from tests.workflows.conftest import Harness, wait_for_step
 from tests.workflows.test_payment_workflow import request, run
 from workflows.payment import PaymentWorkflow
 from workflows.payment_methods import RemovePaymentMethodWorkflow, VaultPaymentMethodWorkflow
@@ -77,8 +77,7 @@ async def test_reconciliation_repairs_what_no_workflow_will_finish(harness: Harn
         id=f"payment-{waiting.payment_id}",
         task_queue=harness.task_queue,
     )
-    while (await running.query(PaymentWorkflow.progress))["step"] != "waiting_for_settlement":
-        pass
+    await wait_for_step(running, "waiting_for_settlement")
 
     report = await harness.client.execute_workflow(
         ReconciliationWorkflow.run,
