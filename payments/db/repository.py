@@ -18,12 +18,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import sqlalchemy as sa
 import structlog
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Mapped
 from sqlmodel import Session, col, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from payments.db.models import (
     AuditEvent,
@@ -472,15 +474,7 @@ class PaymentRepository:
             query = query.where(Payment.user_id == user_id)
         if order_id is not None:
             query = query.where(Payment.order_id == order_id)
-        if cursor is not None:
-            created, key = decode_cursor(cursor)
-            query = query.where(
-                sa.or_(
-                    col(Payment.created_at) < created,
-                    sa.and_(col(Payment.created_at) == created, col(Payment.payment_id) < key),
-                )
-            )
-        query = query.order_by(col(Payment.created_at).desc(), col(Payment.payment_id).desc())
+        query = _newest_first(query, col(Payment.created_at), col(Payment.payment_id), cursor)
         with self._transaction() as session:
             rows = list(session.exec(query.limit(limit + 1)).all())
         return _page(rows, limit, lambda p: encode_cursor(p.created_at, p.payment_id))
@@ -673,15 +667,7 @@ class PaymentRepository:
             query = query.where(Refund.refund_status == status)
         if payment_id is not None:
             query = query.where(Refund.payment_id == payment_id)
-        if cursor is not None:
-            created, key = decode_cursor(cursor)
-            query = query.where(
-                sa.or_(
-                    col(Refund.created_at) < created,
-                    sa.and_(col(Refund.created_at) == created, col(Refund.refund_id) < key),
-                )
-            )
-        query = query.order_by(col(Refund.created_at).desc(), col(Refund.refund_id).desc())
+        query = _newest_first(query, col(Refund.created_at), col(Refund.refund_id), cursor)
         with self._transaction() as session:
             rows = list(session.exec(query.limit(limit + 1)).all())
         return _page(rows, limit, lambda r: encode_cursor(r.created_at, r.refund_id))
@@ -689,6 +675,21 @@ class PaymentRepository:
     def ping(self) -> None:
         with self._engine.connect() as connection:
             connection.execute(sa.text("SELECT 1"))
+
+
+def _newest_first(
+    query: SelectOfScalar[T],
+    created: Mapped[Any],
+    key: Mapped[Any],
+    cursor: str | None,
+) -> SelectOfScalar[T]:
+    """Keyset pagination, newest first: stable under inserts, unlike OFFSET."""
+    if cursor is not None:
+        after_created, after_key = decode_cursor(cursor)
+        query = query.where(
+            sa.or_(created < after_created, sa.and_(created == after_created, key < after_key))
+        )
+    return query.order_by(created.desc(), key.desc())
 
 
 def _page(rows: Sequence[T], limit: int, cursor_of: Callable[[T], str]) -> Page[T]:
