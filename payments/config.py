@@ -27,6 +27,8 @@ class DatabaseSettings(BaseSettings):
     # postgresql+psycopg://user@host:5432/db in production.
     url: str = f"sqlite:///{DATA_DIR}/payments.db"
     echo: bool = False
+    # PostgreSQL: give up on a connection attempt after this long.
+    connect_timeout_seconds: int = 3
 
 
 class TemporalSettings(BaseSettings):

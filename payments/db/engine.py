@@ -25,7 +25,21 @@ def create_db_engine(settings: DatabaseSettings) -> sa.Engine:
     """
     url = make_url(settings.url)
     if url.get_backend_name() != "sqlite":
-        return sa.create_engine(url, echo=settings.echo, pool_pre_ping=True)
+        # A database that accepts connections but never answers (a hung server, a network
+        # dropping packets) must fail fast, not hang: the API then answers 503 and a ledger
+        # activity fails its attempt (Temporal retries) instead of holding a thread forever.
+        return sa.create_engine(
+            url,
+            echo=settings.echo,
+            pool_pre_ping=True,
+            connect_args={
+                "connect_timeout": settings.connect_timeout_seconds,
+                "keepalives": 1,
+                "keepalives_idle": 10,
+                "keepalives_interval": 5,
+                "keepalives_count": 3,
+            },
+        )
 
     if url.database and url.database != ":memory:":
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,1 @@
+"""Resilience tests: the real stack, with one of its processes or dependencies broken."""

@@ -1,0 +1,269 @@
+"""What the resilience tests share: a whole stack on free ports, HTTP helpers that tolerate a
+dependency being down, and a look into Temporal's view of a workflow.
+
+Every stack is what ``make run`` starts (Temporal dev server, Tansu broker, gateway sandbox,
+worker, consumer, API: real processes under :class:`~workers.devstack.ProcessGroup`), here
+headless and with Temporal in memory, its output in a log file under pytest's temporary
+directory. The tail of that log is attached to the report of a failing test (see conftest).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from temporalio.client import Client
+
+from payments.config import Settings
+from workers.devstack import (
+    ProcessGroup,
+    StackEndpoints,
+    free_stack_settings,
+    start_stack,
+)
+
+TERMINAL_PAYMENT_STATUSES = frozenset({"success", "failure"})
+LOG_TAIL_CHARS = 12_000
+
+# Stacks running now: the conftest attaches their log tails to a failing test's report.
+ACTIVE_STACKS: list[ResilienceStack] = []
+
+
+@dataclass
+class ResilienceStack:
+    settings: Settings
+    endpoints: StackEndpoints
+    group: ProcessGroup
+    log_path: Path
+
+    @property
+    def api_url(self) -> str:
+        return self.endpoints.api_url
+
+    def api_client(self, timeout: float = 30.0) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=self.api_url, timeout=timeout, trust_env=False)
+
+    async def sales(self, order_id: str) -> list[dict[str, Any]]:
+        """What the gateway sandbox holds for ``order_id`` (GET /_sandbox/transactions)."""
+        assert self.endpoints.sandbox_url is not None
+        async with httpx.AsyncClient(
+            base_url=self.endpoints.sandbox_url, timeout=10, trust_env=False
+        ) as sandbox:
+            response = await sandbox.get("/_sandbox/transactions", params={"order_id": order_id})
+        response.raise_for_status()
+        found: list[dict[str, Any]] = response.json()
+        return found
+
+    async def sale_count(self) -> int:
+        """How many sales the gateway sandbox holds, all orders together."""
+        assert self.endpoints.sandbox_url is not None
+        async with httpx.AsyncClient(
+            base_url=self.endpoints.sandbox_url, timeout=10, trust_env=False
+        ) as sandbox:
+            response = await sandbox.get("/_sandbox/transactions")
+        response.raise_for_status()
+        return sum(1 for t in response.json() if t["type"] == "sale")
+
+    async def add_sandbox_fault(self, **fault: Any) -> None:
+        """Arm a fault in the sandbox (POST /_sandbox/faults), e.g. a delayed sale."""
+        assert self.endpoints.sandbox_url is not None
+        async with httpx.AsyncClient(
+            base_url=self.endpoints.sandbox_url, timeout=10, trust_env=False
+        ) as sandbox:
+            response = await sandbox.post("/_sandbox/faults", json=fault)
+        response.raise_for_status()
+
+    async def temporal(self) -> Client:
+        return await Client.connect(
+            self.endpoints.temporal_address, namespace=self.settings.temporal.namespace
+        )
+
+    # ProcessGroup is synchronous: keep the event loop (and the test's clients) running.
+    async def kill(self, name: str) -> None:
+        await asyncio.to_thread(self.group.kill, name)
+
+    async def restart(self, name: str) -> None:
+        await asyncio.to_thread(self.group.restart, name)
+
+    async def stop(self, name: str) -> None:
+        await asyncio.to_thread(self.group.stop, name)
+
+    @contextlib.contextmanager
+    def frozen(self, *names: str) -> Iterator[None]:
+        """SIGSTOP these children (their whole process groups) for the block, SIGCONT after:
+        they neither run nor notice anything meanwhile."""
+        pids = [pid for pid in (self.group[name].pid for name in names) if pid is not None]
+        for pid in pids:
+            os.killpg(pid, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(pid, signal.SIGCONT)
+
+    def assert_no_crash(self) -> None:
+        """No child exited on its own (the ones the test killed or stopped do not count)."""
+        crashed = self.group.first_unexpected_exit()
+        assert crashed is None, f"{crashed.name} exited: {crashed.last_output()}"
+
+    def log_tail(self, chars: int = LOG_TAIL_CHARS) -> str:
+        try:
+            return self.log_path.read_text(encoding="utf-8", errors="replace")[-chars:]
+        except OSError as exc:
+            return f"(log {self.log_path} unreadable: {exc})"
+
+
+@contextlib.contextmanager
+def running_stack(data_dir: Path, **overrides: object) -> Iterator[ResilienceStack]:
+    """The whole stack for :func:`free_stack_settings` (``overrides`` replace whole groups),
+    stopped on exit. Synchronous: use it from a sync fixture, never inside a running loop."""
+    settings = free_stack_settings(data_dir)
+    if overrides:
+        settings = settings.model_copy(update=overrides)
+    log_path = data_dir / "stack.log"
+    with ProcessGroup(log_path) as group:
+        try:
+            endpoints = start_stack(group, settings, temporal_ui=False, temporal_persistent=False)
+        except Exception:
+            print(f"--- stack log ({log_path}) ---\n{log_path.read_text()[-LOG_TAIL_CHARS:]}")
+            raise
+        stack = ResilienceStack(settings, endpoints, group, log_path)
+        ACTIVE_STACKS.append(stack)
+        try:
+            yield stack
+        finally:
+            ACTIVE_STACKS.remove(stack)
+
+
+# --- payments over HTTP ------------------------------------------------------------------------
+def payment_body(**overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "order_id": f"order-{uuid.uuid4().hex[:12]}",
+        "user_id": "user-resilience",
+        "amount": "49.99",
+        "currency": "USD",
+        "payment_method": "credit_card",
+        "payment_token": "fake-valid-nonce",
+    }
+    body.update(overrides)
+    return body
+
+
+async def initiate(
+    api: httpx.AsyncClient, body: dict[str, Any], key: str | None = None
+) -> dict[str, Any]:
+    """POST /initiate-payment; asserts 202 and returns the payment."""
+    headers = {"Idempotency-Key": key} if key is not None else {}
+    response = await api.post("/initiate-payment", json=body, headers=headers)
+    assert response.status_code == 202, response.text
+    payment: dict[str, Any] = response.json()
+    return payment
+
+
+async def get_payment(api: httpx.AsyncClient, payment_id: str) -> dict[str, Any]:
+    response = await api.get(f"/payment/{payment_id}")
+    assert response.status_code == 200, response.text
+    payment: dict[str, Any] = response.json()
+    return payment
+
+
+async def wait_terminal(
+    api: httpx.AsyncClient, payment_id: str, *, seconds: float, interval: float = 0.25
+) -> dict[str, Any]:
+    """Poll GET /payment/{id} until success or failure. Answers other than 200 (a 503 while a
+    dependency recovers) and refused connections are retried until the deadline."""
+    deadline = time.monotonic() + seconds
+    last: str = "no answer yet"
+    while True:
+        try:
+            response = await api.get(f"/payment/{payment_id}")
+        except httpx.TransportError as exc:
+            last = f"{type(exc).__name__}: {exc}"
+        else:
+            if response.status_code == 200:
+                body: dict[str, Any] = response.json()
+                if body["payment_status"] in TERMINAL_PAYMENT_STATUSES:
+                    return body
+                last = f"payment_status {body['payment_status']}"
+            else:
+                last = f"HTTP {response.status_code}: {response.text[:200]}"
+        if time.monotonic() > deadline:
+            raise AssertionError(f"payment {payment_id} not terminal after {seconds:g} s: {last}")
+        await asyncio.sleep(interval)
+
+
+async def wait_all_terminal(
+    api: httpx.AsyncClient, payment_ids: Iterable[str], *, seconds: float
+) -> dict[str, dict[str, Any]]:
+    ids = list(payment_ids)
+    done = await asyncio.gather(*(wait_terminal(api, pid, seconds=seconds) for pid in ids))
+    return dict(zip(ids, done, strict=True))
+
+
+# --- Temporal's view -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PendingActivity:
+    activity_type: str
+    attempt: int
+    last_failure: str
+
+
+async def pending_activities(client: Client, workflow_id: str) -> list[PendingActivity]:
+    """The activities a workflow waits for, with their attempt numbers (what the Temporal UI
+    shows under "Pending Activities")."""
+    description = await client.get_workflow_handle(workflow_id).describe()
+    return [
+        PendingActivity(
+            activity_type=activity.activity_type.name,
+            attempt=activity.attempt,
+            last_failure=activity.last_failure.message,
+        )
+        for activity in description.raw_description.pending_activities
+    ]
+
+
+async def activity_attempts(client: Client, workflow_id: str) -> dict[str, int]:
+    """The highest attempt each activity type of a workflow was started with (from its
+    history): 2 or more means an attempt failed or timed out and Temporal ran it again."""
+    scheduled: dict[int, str] = {}
+    attempts: dict[str, int] = {}
+    async for event in client.get_workflow_handle(workflow_id).fetch_history_events():
+        if event.HasField("activity_task_scheduled_event_attributes"):
+            attributes = event.activity_task_scheduled_event_attributes
+            scheduled[event.event_id] = attributes.activity_type.name
+        elif event.HasField("activity_task_started_event_attributes"):
+            started = event.activity_task_started_event_attributes
+            name = scheduled[started.scheduled_event_id]
+            attempts[name] = max(attempts.get(name, 0), started.attempt)
+    return attempts
+
+
+async def workflow_step(client: Client, workflow_id: str) -> str:
+    """The step a PaymentWorkflow is at (its ``progress`` query: fraud_check, charging...)."""
+    progress = await client.get_workflow_handle(workflow_id).query("progress")
+    assert isinstance(progress, dict)
+    return str(progress["step"])
+
+
+async def wait_step(client: Client, workflow_id: str, step: str, *, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while (current := await workflow_step(client, workflow_id)) != step:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{workflow_id} still at {current}, not {step}")
+        await asyncio.sleep(0.05)
+
+
+async def workflow_status(client: Client, workflow_id: str) -> str:
+    description = await client.get_workflow_handle(workflow_id).describe()
+    assert description.status is not None
+    return description.status.name
