@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from temporalio.service import RPCError
 
 from api.schemas import ErrorBody, ErrorDetail, ErrorOut
 from payments.errors import (
@@ -116,6 +117,16 @@ def install_error_handlers(app: FastAPI) -> None:
             status.HTTP_503_SERVICE_UNAVAILABLE,
             "service_unavailable",
             "the database is unavailable; retry later",
+            headers={"Retry-After": RETRY_AFTER_SECONDS},
+        )
+
+    @app.exception_handler(RPCError)
+    async def _temporal_down(_request: Request, exc: RPCError) -> JSONResponse:
+        log.warning("temporal unavailable", status=str(exc.status), error=exc.message)
+        return error_response(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            "service_unavailable",
+            "the workflow service is unavailable; retry later",
             headers={"Retry-After": RETRY_AFTER_SECONDS},
         )
 

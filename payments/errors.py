@@ -61,6 +61,11 @@ class ServiceUnavailable(PaymentServiceError):
     code = "service_unavailable"
 
 
+class NotSent(ServiceUnavailable):
+    """A dependency could not even be reached: the request was certainly not carried out
+    (unlike a timeout, whose outcome is unknown)."""
+
+
 # --- gateway ------------------------------------------------------------------------------------
 class GatewayError(PaymentServiceError):
     """Base of errors talking to the payment gateway (not declines: those are results)."""

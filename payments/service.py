@@ -29,7 +29,13 @@ from payments.config import PolicySettings
 from payments.contracts import PaymentRequest
 from payments.db.models import Payment, PaymentMethod, Refund
 from payments.db.repository import PaymentRepository
-from payments.errors import InvalidRequest, NotFound, ServiceUnavailable, UnsupportedCurrency
+from payments.errors import (
+    InvalidRequest,
+    NotFound,
+    NotSent,
+    ServiceUnavailable,
+    UnsupportedCurrency,
+)
 from payments.money import Money, minor_units
 from payments.orders.checks import check_order_for_payment
 from payments.orders.client import OrderService
@@ -210,6 +216,7 @@ class PaymentService:
                 f"payment-{stored.payment_id}",
                 lambda: self._repository.discard_unstarted_payment(stored.payment_id),
                 created=created,
+                certainly_not_started=isinstance(exc, NotSent),
             )
             raise ServiceUnavailable("the payment could not be started; retry later") from exc
         log.info(
@@ -252,6 +259,7 @@ class PaymentService:
                 f"refund-{stored.refund_id}",
                 lambda: self._repository.discard_unstarted_refund(stored.refund_id),
                 created=created,
+                certainly_not_started=isinstance(exc, NotSent),
             )
             raise ServiceUnavailable("the refund could not be started; retry later") from exc
         log.info(
@@ -297,11 +305,22 @@ class PaymentService:
             )
 
     async def _undo_unless_started(
-        self, workflow_id: str, undo: Callable[[], None], *, created: bool
+        self,
+        workflow_id: str,
+        undo: Callable[[], None],
+        *,
+        created: bool,
+        certainly_not_started: bool,
     ) -> None:
-        """Remove the row we just wrote, but only once Temporal confirms the workflow does not
-        exist: a start whose reply was lost may have succeeded, and then the row must stay."""
+        """Remove the row we just wrote, but only once it is certain that the workflow does
+        not exist (Temporal was never reached, or confirms it): a start whose reply was lost
+        may have succeeded, and then the row must stay (a retry with the same key, or the
+        reconciliation, finishes it)."""
         if not created:
+            return
+        if certainly_not_started:
+            await asyncio.to_thread(undo)
+            log.warning("Temporal unreachable; row removed", workflow_id=workflow_id)
             return
         try:
             started = await self._workflows.exists(workflow_id)

@@ -23,6 +23,7 @@ from temporalio.client import (
     ScheduleUpdate,
     ScheduleUpdateInput,
     WorkflowExecutionStatus,
+    WorkflowFailureError,
     WorkflowUpdateFailedError,
 )
 from temporalio.common import WorkflowIDReusePolicy
@@ -38,7 +39,7 @@ from payments.contracts import (
     VaultRequest,
     VaultResult,
 )
-from payments.errors import Conflict
+from payments.errors import Conflict, NotSent, ServiceUnavailable
 from payments.money import Money
 from workflows.payment import PaymentWorkflow
 from workflows.payment_methods import RemovePaymentMethodWorkflow, VaultPaymentMethodWorkflow
@@ -77,7 +78,12 @@ class TemporalConnection:
         if self._client is None:
             async with self._lock:
                 if self._client is None:
-                    self._client = await Client.connect(self._address, namespace=self._namespace)
+                    try:
+                        self._client = await Client.connect(
+                            self._address, namespace=self._namespace
+                        )
+                    except RuntimeError as exc:  # the SDK's "Failed client connect"
+                        raise NotSent(f"Temporal is not reachable at {self._address}") from exc
         return self._client
 
 
@@ -134,15 +140,19 @@ class PaymentWorkflows:
     async def vault(self, request: VaultRequest) -> VaultResult:
         """Runs the vaulting workflow and waits for its result (a few seconds at most)."""
         client = await self._connection.client()
-        return await client.execute_workflow(
-            VaultPaymentMethodWorkflow.run,
-            request,
-            id=f"vault-{request.payment_method_id}",
-            task_queue=self._task_queue,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            execution_timeout=timedelta(minutes=2),
-            static_summary=f"Vault a payment method for user {request.user_id}",
-        )
+        try:
+            return await client.execute_workflow(
+                VaultPaymentMethodWorkflow.run,
+                request,
+                id=f"vault-{request.payment_method_id}",
+                task_queue=self._task_queue,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                # The caller waits: past this the gateway (or the worker) is too slow today.
+                execution_timeout=timedelta(seconds=30),
+                static_summary=f"Vault a payment method for user {request.user_id}",
+            )
+        except WorkflowFailureError as exc:
+            raise ServiceUnavailable("the payment method could not be saved now") from exc
 
     async def remove_payment_method(self, payment_method_id: str) -> None:
         client = await self._connection.client()
