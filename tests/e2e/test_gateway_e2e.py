@@ -61,13 +61,15 @@ async def signals_of(stack: Stack, payment_id: str) -> int:
     )
 
 
-async def pending_bank_payment(api: httpx.AsyncClient, amount: str = "49.99") -> dict[str, Any]:
+async def pending_bank_payment(
+    api: httpx.AsyncClient, amount: str = "49.99", nonce: str = "fake-sepa-direct-debit-nonce"
+) -> dict[str, Any]:
     response = await api.post(
         "/initiate-payment",
         json=payment_body(
             amount=amount,
             payment_method="bank_transfer",
-            payment_token="fake-sepa-direct-debit-nonce",
+            payment_token=nonce,
         ),
     )
     assert response.status_code == 202, response.text
@@ -81,11 +83,18 @@ async def pending_bank_payment(api: httpx.AsyncClient, amount: str = "49.99") ->
     raise AssertionError(f"{location} never reached settlement_pending")
 
 
+@pytest.mark.parametrize(
+    ("nonce", "instrument_type"),
+    [
+        ("fake-sepa-direct-debit-nonce", "sepa_debit_account"),
+        ("fake-us-bank-account-nonce", "us_bank_account"),
+    ],
+)
 async def test_bank_transfer_settles_later_and_is_told_by_webhook(
-    api: httpx.AsyncClient, stack: Stack, events: EventReader
+    api: httpx.AsyncClient, stack: Stack, events: EventReader, nonce: str, instrument_type: str
 ) -> None:
-    payment = await pending_bank_payment(api)
-    assert payment["payment_method_details"]["instrument_type"] == "sepa_debit_account"
+    payment = await pending_bank_payment(api, nonce=nonce)
+    assert payment["payment_method_details"]["instrument_type"] == instrument_type
     # The workflow's first scheduled check is a minute away: only the sandbox's webhook,
     # sent when the transfer settles, can end it this soon.
     done = await wait_status(api, f"/payment/{payment['payment_id']}", "payment_status", seconds=30)
