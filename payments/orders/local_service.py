@@ -30,7 +30,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from payments.config import LogSettings
 from payments.errors import PaymentServiceError
-from payments.gateway.sandbox.runner import PortInUse, bind_socket
+from payments.gateway.sandbox.runner import bind_or_explain, print_setting_errors
 from payments.logging import configure_logging
 from payments.money import Money
 from payments.orders.client import OrderStatus, PaymentOutcome
@@ -228,24 +228,11 @@ def main() -> int:
         settings = LocalOrderServiceSettings()
         log_settings = LogSettings()
     except ValidationError as exc:
-        for error in exc.errors():
-            location = ".".join(str(part) for part in error["loc"])
-            print(f"invalid setting {location}: {error['msg']}", file=sys.stderr)
+        print_setting_errors(exc)
         return 2
     configure_logging(log_settings, process="order-service")
-    try:
-        sock = bind_socket(settings.host, settings.port)
-    except PortInUse:
-        print(
-            f"port {settings.port} on {settings.host} is already in use (set ORDER_SERVICE_PORT)",
-            file=sys.stderr,
-        )
-        return 1
-    except OSError as exc:
-        print(
-            f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}",
-            file=sys.stderr,
-        )
+    sock = bind_or_explain(settings.host, settings.port, "ORDER_SERVICE_PORT")
+    if sock is None:
         return 1
     host, port = sock.getsockname()[:2]
     log.info("order_service_listening", url=f"http://{host}:{port}")

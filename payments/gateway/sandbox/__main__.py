@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from payments.config import GatewaySettings, LogSettings, SandboxSettings
 from payments.gateway.sandbox.app import create_sandbox_app
-from payments.gateway.sandbox.runner import PortInUse, bind_socket
+from payments.gateway.sandbox.runner import bind_or_explain, print_setting_errors
 from payments.logging import configure_logging
 
 log = structlog.get_logger(__name__)
@@ -26,25 +26,11 @@ def main() -> int:
         gateway = GatewaySettings()
         log_settings = LogSettings()
     except ValidationError as exc:
-        # One line per problem, no stack trace: this is a configuration mistake.
-        for error in exc.errors():
-            location = ".".join(str(part) for part in error["loc"])
-            print(f"invalid setting {location}: {error['msg']}", file=sys.stderr)
+        print_setting_errors(exc)
         return 2
     configure_logging(log_settings, process="sandbox")
-    try:
-        sock = bind_socket(sandbox.host, sandbox.port)
-    except PortInUse:
-        print(
-            f"port {sandbox.port} on {sandbox.host} is already in use (set SANDBOX_PORT)",
-            file=sys.stderr,
-        )
-        return 1
-    except OSError as exc:
-        print(
-            f"cannot listen on {sandbox.host}:{sandbox.port}: {exc.strerror or exc}",
-            file=sys.stderr,
-        )
+    sock = bind_or_explain(sandbox.host, sandbox.port, "SANDBOX_PORT")
+    if sock is None:
         return 1
 
     app = create_sandbox_app(

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import errno
 import socket
+import sys
 import threading
 import time
 from types import TracebackType
 
 import uvicorn
 from fastapi import FastAPI
+from pydantic import ValidationError
 
 STARTUP_TIMEOUT_SECONDS = 10.0
 
@@ -42,6 +44,25 @@ def bind_socket(host: str, port: int) -> socket.socket:
         raise
     sock.set_inheritable(True)
     return sock
+
+
+def bind_or_explain(host: str, port: int, setting: str) -> socket.socket | None:
+    """For a server's ``main()``: the bound socket, or None after printing one clear line
+    (a busy port names the setting that moves it)."""
+    try:
+        return bind_socket(host, port)
+    except PortInUse:
+        print(f"port {port} on {host} is already in use (set {setting})", file=sys.stderr)
+    except OSError as exc:
+        print(f"cannot listen on {host}:{port}: {exc.strerror or exc}", file=sys.stderr)
+    return None
+
+
+def print_setting_errors(exc: ValidationError) -> None:
+    """One line per invalid setting, no stack trace: a configuration mistake."""
+    for error in exc.errors():
+        location = ".".join(str(part) for part in error["loc"])
+        print(f"invalid setting {location}: {error['msg']}", file=sys.stderr)
 
 
 class SandboxServer:
