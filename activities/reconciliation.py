@@ -19,18 +19,18 @@ from payments.contracts import (
     ActivityNames,
     Finding,
     OpenItems,
+    PaymentReconciliation,
     ReconciliationReportData,
     ReconciliationRequest,
 )
 from payments.db.models import PaymentStatus, ReconciliationReport
 from payments.db.repository import PaymentRepository
-from payments.events import topics
-from payments.events.envelope import payment_notification, payment_status_event
-from payments.events.publisher import EventPublisher
 from payments.gateway.types import APPROVED_STATUSES, SETTLED_STATUSES, PaymentGateway
 from payments.money import Money
 from workflows.client import PaymentWorkflows, payment_workflow_id, refund_workflow_id
 
+RECONCILIATION_CAUSE = "reconciliation"
+CLOSED_BY_RECONCILIATION = "closed by reconciliation"
 SETTLEMENT_FAILED = frozenset(
     {"settlement_declined", "failed", "voided", "processor_declined", "gateway_rejected"}
 )
@@ -38,16 +38,11 @@ SETTLEMENT_FAILED = frozenset(
 
 class ReconciliationActivities:
     def __init__(
-        self,
-        repository: PaymentRepository,
-        gateway: PaymentGateway,
-        workflows: PaymentWorkflows,
-        publisher: EventPublisher,
+        self, repository: PaymentRepository, gateway: PaymentGateway, workflows: PaymentWorkflows
     ) -> None:
         self._repository = repository
         self._gateway = gateway
         self._workflows = workflows
-        self._publisher = publisher
 
     @activity.defn(name=ActivityNames.LIST_OPEN_ITEMS)
     def list_open_items(self, request: ReconciliationRequest) -> OpenItems:
@@ -60,13 +55,21 @@ class ReconciliationActivities:
         )
 
     @activity.defn(name=ActivityNames.RECONCILE_PAYMENT)
-    async def reconcile_payment(self, payment_id: str) -> Finding:
+    async def reconcile_payment(self, payment_id: str) -> PaymentReconciliation:
+        """Returns the closed payment for the workflow to announce. Idempotent: a retry after
+        the repair finds the payment closed by reconciliation and returns it again."""
         payment = await asyncio.to_thread(self._repository.get_payment, payment_id)
-        if payment is None or payment.payment_status != PaymentStatus.PENDING:
-            return Finding("payment", payment_id, "no longer pending", "none")
+        if payment is None:
+            return _found(payment_id, "not found", "none")
+        if payment.payment_status != PaymentStatus.PENDING:
+            closed_here = await self._closed_by_reconciliation(payment_id)
+            return PaymentReconciliation(
+                Finding("payment", payment_id, "no longer pending", "none"),
+                payment_snapshot(payment) if closed_here else None,
+            )
         if await self._workflows.is_running(payment_workflow_id(payment_id)):
             await self._workflows.nudge_payment(payment_id)
-            return Finding("payment", payment_id, "pending, workflow running", "nudged")
+            return _found(payment_id, "pending, workflow running", "nudged")
 
         # Nothing will finish this payment: find out from the gateway what really happened.
         amount = Money(payment.amount, payment.currency)
@@ -80,9 +83,7 @@ class ReconciliationActivities:
             "authorized",
             "submitted_for_settlement",
         }:
-            return Finding(
-                "payment", payment_id, f"workflow gone, sale {approved[0].status}", "none"
-            )
+            return _found(payment_id, f"workflow gone, sale {approved[0].status}", "none")
         if approved:
             sale = approved[0]
             stored = await asyncio.to_thread(
@@ -93,6 +94,7 @@ class ReconciliationActivities:
                     processor_response_code=sale.processor_response_code,
                     gateway_status=sale.status,
                     instrument=sale.instrument,
+                    cause=RECONCILIATION_CAUSE,
                 )
             )
             action = "recorded_success"
@@ -104,17 +106,20 @@ class ReconciliationActivities:
                     PaymentStatus.FAILURE,
                     transaction_id=sales[0].transaction_id if sales else None,
                     failure_reason=reason if reason in SETTLEMENT_FAILED else "abandoned",
-                    failure_message="closed by reconciliation: "
+                    failure_message=f"{CLOSED_BY_RECONCILIATION}: "
                     + (f"the gateway reports {reason}" if sales else "no sale at the gateway"),
+                    cause=RECONCILIATION_CAUSE,
                 )
             )
             action = "recorded_failure"
-        event = payment_status_event(payment_snapshot(stored))
-        await self._publisher.publish(topics.PAYMENT_STATUS, payment_id, event)
-        notification = payment_notification(event)
-        if notification is not None:
-            await self._publisher.publish(topics.NOTIFICATIONS, payment_id, notification)
-        return Finding("payment", payment_id, "pending, workflow gone", action)
+        return PaymentReconciliation(
+            Finding("payment", payment_id, "pending, workflow gone", action),
+            payment_snapshot(stored),
+        )
+
+    async def _closed_by_reconciliation(self, payment_id: str) -> bool:
+        trail = await asyncio.to_thread(self._repository.audit_trail, payment_id)
+        return any(e.cause == RECONCILIATION_CAUSE and e.accepted for e in trail)
 
     @activity.defn(name=ActivityNames.RECONCILE_REFUND)
     async def reconcile_refund(self, refund_id: str) -> Finding:
@@ -140,3 +145,7 @@ class ReconciliationActivities:
             )
         )
         return report.report_id
+
+
+def _found(payment_id: str, found: str, action: str) -> PaymentReconciliation:
+    return PaymentReconciliation(Finding("payment", payment_id, found, action))

@@ -300,6 +300,14 @@ class Finding:
 
 
 @dataclass(frozen=True)
+class PaymentReconciliation:
+    finding: Finding
+    # The payment as stored when reconciliation closed it: the workflow announces it (a
+    # separate, retried step, so the announcement survives a failure after the repair).
+    closed: PaymentSnapshot | None = None
+
+
+@dataclass(frozen=True)
 class ReconciliationReportData:
     report_id: str
     started_at: str

@@ -178,8 +178,13 @@ class FakeGateway:
 @dataclass
 class RecordingPublisher:
     events: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
+    # The next n publishes fail, as when the broker is down.
+    failures: int = 0
 
     async def publish(self, topic: str, key: str, event: dict[str, Any]) -> None:
+        if self.failures > 0:
+            self.failures -= 1
+            raise ConnectionError("injected: broker unavailable")
         self.events.append((topic, key, event))
 
     def of(self, topic: str, key: str) -> list[dict[str, Any]]:

@@ -77,7 +77,7 @@ def build_activities(
     workflows = PaymentWorkflows(
         TemporalConnection.of(client), settings.temporal.task_queue, settings.policy
     )
-    reconciliation = ReconciliationActivities(repository, gateway, workflows, publisher)
+    reconciliation = ReconciliationActivities(repository, gateway, workflows)
     activities: list[Callable[..., Any]] = [
         ledger.record_payment_pending,
         ledger.record_payment_outcome,

@@ -28,7 +28,10 @@ class ReconciliationWorkflow:
         items = await steps.list_open_items(request)
         findings: list[Finding] = []
         for payment_id in items.payment_ids:
-            findings.append(await steps.reconcile_payment(payment_id))
+            reconciled = await steps.reconcile_payment(payment_id)
+            findings.append(reconciled.finding)
+            if reconciled.closed is not None:
+                await steps.publish_payment_status(reconciled.closed)
         for refund_id in items.refund_ids:
             findings.append(await steps.reconcile_refund(refund_id))
         report = ReconciliationReportData(

@@ -23,6 +23,7 @@ from payments.contracts import (
     OpenItems,
     OrderUpdate,
     PaymentOutcome,
+    PaymentReconciliation,
     PaymentRequest,
     PaymentSnapshot,
     ReconciliationReportData,
@@ -109,8 +110,8 @@ async def list_open_items(request: ReconciliationRequest) -> OpenItems:
     return await _run(ActivityNames.LIST_OPEN_ITEMS, request, OpenItems, LEDGER)
 
 
-async def reconcile_payment(payment_id: str) -> Finding:
-    return await _run(ActivityNames.RECONCILE_PAYMENT, payment_id, Finding, GATEWAY)
+async def reconcile_payment(payment_id: str) -> PaymentReconciliation:
+    return await _run(ActivityNames.RECONCILE_PAYMENT, payment_id, PaymentReconciliation, GATEWAY)
 
 
 async def reconcile_refund(refund_id: str) -> Finding:

@@ -79,6 +79,9 @@ async def test_reconciliation_repairs_what_no_workflow_will_finish(harness: Harn
     )
     await wait_for_step(running, "waiting_for_settlement")
 
+    # The broker is down when reconciliation first announces a repair: the announcement is a
+    # step of its own, retried, so it is not lost with the repair already recorded.
+    harness.publisher.failures = 1
     report = await harness.client.execute_workflow(
         ReconciliationWorkflow.run,
         ReconciliationRequest(min_age_seconds=0),
@@ -98,9 +101,10 @@ async def test_reconciliation_repairs_what_no_workflow_will_finish(harness: Harn
     assert abandoned is not None
     assert (abandoned.payment_status, abandoned.failure_reason) == ("failure", "abandoned")
     # Repairs are announced like any other status change.
-    assert [
-        e["status"] for e in harness.publisher.of(topics.PAYMENT_STATUS, charged.payment_id)
-    ] == ["success"]
+    announced = harness.publisher.of(topics.PAYMENT_STATUS, charged.payment_id)
+    assert [e["status"] for e in announced] == ["success"]
+    failed = harness.publisher.of(topics.PAYMENT_STATUS, never_charged.payment_id)
+    assert [(e["status"], e["failure_reason"]) for e in failed] == [("failure", "abandoned")]
     latest = harness.repository.latest_report()
     assert latest is not None and latest.report_id == report.report_id
 
