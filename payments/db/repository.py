@@ -166,17 +166,27 @@ class PaymentRepository:
             return session.get(Payment, payment_id)
 
     def find_open_payment_for_order(self, order_id: str, *, excluding: str) -> Payment | None:
-        """Another payment for the order that is pending or succeeded (the duplicate check)."""
+        """An earlier payment for the order that is pending or succeeded (the duplicate
+        check). Only earlier ones (by creation, then id): of two payments racing for one
+        order, the first proceeds and the second is the duplicate — never both refused."""
         with self._transaction() as session:
-            return session.exec(
-                select(Payment)
-                .where(
-                    Payment.order_id == order_id,
-                    Payment.payment_id != excluding,
-                    col(Payment.payment_status).in_([PaymentStatus.PENDING, PaymentStatus.SUCCESS]),
+            this = session.get(Payment, excluding)
+            query = select(Payment).where(
+                Payment.order_id == order_id,
+                Payment.payment_id != excluding,
+                col(Payment.payment_status).in_([PaymentStatus.PENDING, PaymentStatus.SUCCESS]),
+            )
+            if this is not None:
+                query = query.where(
+                    sa.or_(
+                        col(Payment.created_at) < this.created_at,
+                        sa.and_(
+                            col(Payment.created_at) == this.created_at,
+                            col(Payment.payment_id) < this.payment_id,
+                        ),
+                    )
                 )
-                .order_by(col(Payment.created_at))
-            ).first()
+            return session.exec(query.order_by(col(Payment.created_at))).first()
 
     def complete_payment(
         self,

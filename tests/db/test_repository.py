@@ -140,6 +140,10 @@ def test_open_payment_for_order(repository: PaymentRepository) -> None:
     second, _ = repository.insert_payment(new_payment(order_id=first.order_id))
     found = repository.find_open_payment_for_order(first.order_id, excluding=second.payment_id)
     assert found is not None and found.payment_id == first.payment_id
+    # Racing payments for one order: the first is not a duplicate of the second.
+    assert (
+        repository.find_open_payment_for_order(first.order_id, excluding=first.payment_id) is None
+    )
     repository.complete_payment(first.payment_id, PaymentStatus.FAILURE)
     assert (
         repository.find_open_payment_for_order(first.order_id, excluding=second.payment_id) is None
