@@ -30,7 +30,7 @@ class FraudActivities:
                 message=f"amount exceeds the {cap} {cap.currency} limit for a single payment",
             )
         duplicate = self._repository.find_open_payment_for_order(
-            request.order_id, excluding=request.payment_id
+            request.order_id, excluding=request.payment_id, merchant_id=request.merchant_id
         )
         if duplicate is not None:
             return FraudDecision(

@@ -6,7 +6,13 @@ the decision in the workflow:
 - GatewayUnavailable (timeout, connection, 5xx) propagates and Temporal retries it. The retry
   is safe because every write carries the payment's or refund's id as the gateway's
   idempotency key, so the gateway answers a repeat with the original transaction;
-- GatewayMisconfigured / GatewayNotFound become non-retryable ApplicationErrors.
+- GatewayRequestRejected (the gateway says the request itself is malformed: a 400...) is
+  permanent: a failed charge, a refused vault or refund (reason/code "invalid_request"), and a
+  non-retryable ApplicationError for lookups and deletions;
+- GatewayMisconfigured / GatewayNotFound become non-retryable ApplicationErrors;
+- a saved payment method whose stored token does not decrypt (TokenDecryptionFailed) is
+  permanent too: a failed charge ("payment_method_unreadable", no gateway call), a
+  non-retryable ApplicationError on removal.
 """
 
 from __future__ import annotations
@@ -34,10 +40,15 @@ from payments.contracts import (
     VaultRequest,
     VaultResult,
 )
-from payments.crypto import TokenCipher
-from payments.db.models import StoredPaymentMethod
+from payments.crypto import TokenCipher, TokenDecryptionFailed
+from payments.db.models import StoredPaymentMethod, VaultStatus
 from payments.db.repository import PaymentRepository
-from payments.errors import ErrorTypes, GatewayMisconfigured, GatewayNotFound
+from payments.errors import (
+    ErrorTypes,
+    GatewayMisconfigured,
+    GatewayNotFound,
+    GatewayRequestRejected,
+)
 from payments.gateway.declines import decline_type
 from payments.gateway.types import (
     APPROVED_STATUSES,
@@ -46,6 +57,7 @@ from payments.gateway.types import (
     PaymentGateway,
     RefundOutcome,
     SaleOutcome,
+    VaultOutcome,
 )
 from payments.money import Money
 
@@ -57,9 +69,17 @@ T = TypeVar("T")
 CANNOT_REFUND_UNSETTLED = "91506"
 CANNOT_VOID = "91504"
 VOIDABLE_STATUSES = frozenset({"authorized", "submitted_for_settlement"})
+# Failure reason (charge) and error code (vault, refund) of a request the gateway refused as
+# malformed; failure reason of a charge with a saved method whose token does not decrypt.
+INVALID_REQUEST = "invalid_request"
+PAYMENT_METHOD_UNREADABLE = "payment_method_unreadable"
 
 
-def _call(operation: Callable[[], T]) -> T:
+def _call(operation: Callable[[], T], *, rejection_is_a_result: bool = False) -> T:
+    """Run a gateway call, turning the errors that no retry can heal into non-retryable
+    ApplicationErrors. With ``rejection_is_a_result`` a GatewayRequestRejected propagates
+    unchanged, for the caller to answer with a refusal; GatewayUnavailable always propagates
+    (Temporal retries it)."""
     try:
         return operation()
     except GatewayMisconfigured as exc:
@@ -70,25 +90,44 @@ def _call(operation: Callable[[], T]) -> T:
         raise ApplicationError(
             exc.message, type=ErrorTypes.GATEWAY_NOT_FOUND, non_retryable=True
         ) from exc
+    except GatewayRequestRejected as exc:
+        if rejection_is_a_result:
+            raise
+        raise ApplicationError(
+            exc.message, type=ErrorTypes.GATEWAY_REQUEST_REJECTED, non_retryable=True
+        ) from exc
 
 
 class GatewayActivities:
     def __init__(
-        self, gateway: PaymentGateway, repository: PaymentRepository, cipher: TokenCipher
+        self,
+        gateway: PaymentGateway,
+        repository: PaymentRepository,
+        cipher: TokenCipher,
+        *,
+        default_merchant_id: str,
     ) -> None:
         self._gateway = gateway
         self._repository = repository
         self._cipher = cipher
+        self._default_merchant_id = default_merchant_id
 
     @activity.defn(name=ActivityNames.CHARGE)
     def charge(self, request: ChargeRequest) -> ChargeResult:
         """One sale per payment. The request key makes the gateway answer a repeat with the
         original transaction; on a retry (the first attempt's outcome is unknown) the
         gateway's sales for the order are looked at first, so that a sale that did happen
-        is taken, not made again."""
+        is taken, not made again.
+
+        Not retried, and answered as a failed charge: a request the gateway rejects as
+        malformed (failure_reason "invalid_request") and a saved payment method whose token
+        no configured key decrypts ("payment_method_unreadable", no gateway call)."""
         amount = Money(request.amount_minor, request.currency)
+        gateway_order_id = request.gateway_order_id or request.order_id
         if activity.info().attempt > 1:
-            earlier = self._earlier_sale(request.order_id, amount)
+            # A rejected search stays a non-retryable error, not a failed charge: the first
+            # attempt's sale may have happened, and reconciliation must look at it.
+            earlier = self._earlier_sale(gateway_order_id, amount)
             if earlier is not None:
                 log.info(
                     "sale found at the gateway after an unknown outcome",
@@ -96,21 +135,45 @@ class GatewayActivities:
                     transaction_id=earlier.transaction_id,
                 )
                 return _charge_result(SaleOutcome(approved=True, transaction=earlier))
-        token = self._vaulted_token(request) if request.payment_method_id else None
+        token: str | None = None
+        if request.payment_method_id:
+            try:
+                token = self._vaulted_token(request)
+            except TokenDecryptionFailed as exc:
+                # Loud: a key left the ring too early, or a row was altered. The customer
+                # can save the method again; retrying cannot help.
+                log.error(
+                    "vaulted_token_unreadable",
+                    payment_id=request.payment_id,
+                    payment_method_id=request.payment_method_id,
+                    reason=exc.message,
+                )
+                return _failed_charge(
+                    PAYMENT_METHOD_UNREADABLE,
+                    "the saved payment method can no longer be used; save it again",
+                )
         # One key per attempt: a retried soft decline is a new sale, while a retried activity
         # (an unknown outcome) repeats its attempt's key and gets the same sale back.
         key = f"sale-{request.payment_id}"
         if request.attempt > 1:
             key += f"-{request.attempt}"
-        outcome = _call(
-            lambda: self._gateway.sale(
-                request_key=key,
-                order_id=request.order_id,
-                amount=amount,
-                payment_method_nonce=request.payment_token if token is None else None,
-                payment_method_token=token,
+        try:
+            outcome = _call(
+                lambda: self._gateway.sale(
+                    request_key=key,
+                    order_id=gateway_order_id,
+                    amount=amount,
+                    payment_method_nonce=request.payment_token if token is None else None,
+                    payment_method_token=token,
+                ),
+                rejection_is_a_result=True,
             )
-        )
+        except GatewayRequestRejected as exc:
+            # Nothing was charged, and the same request would be refused again.
+            log.warning(
+                "sale_rejected_as_malformed", payment_id=request.payment_id, http_status=exc.status
+            )
+            return _failed_charge(INVALID_REQUEST, exc.message)
         return _charge_result(outcome)
 
     def _earlier_sale(self, order_id: str, amount: Money) -> GatewayTransaction | None:
@@ -121,15 +184,25 @@ class GatewayActivities:
         return None
 
     def _vaulted_token(self, request: ChargeRequest) -> str:
+        """The gateway token of the request's saved payment method. Raises a non-retryable
+        ApplicationError if the user has no such usable method, TokenDecryptionFailed if its
+        token does not decrypt for that method's id."""
         assert request.payment_method_id is not None
         method = self._repository.get_payment_method(request.payment_method_id)
-        if method is None or method.user_id != request.user_id:
+        if (
+            method is None
+            or method.user_id != request.user_id
+            or method.status != VaultStatus.ACTIVE
+            or method.token_ciphertext is None
+        ):
             raise ApplicationError(
                 f"payment method {request.payment_method_id} not found",
                 type=ErrorTypes.PAYMENT_NOT_FOUND,
                 non_retryable=True,
             )
-        return self._cipher.decrypt(method.token_ciphertext)
+        return self._cipher.decrypt(
+            method.token_ciphertext, payment_method_id=method.payment_method_id
+        )
 
     @activity.defn(name=ActivityNames.CHECK_TRANSACTION)
     def check_transaction(self, transaction_id: str) -> TransactionCheck:
@@ -142,47 +215,86 @@ class GatewayActivities:
 
     @activity.defn(name=ActivityNames.VAULT_PAYMENT_METHOD)
     def vault_payment_method(self, request: VaultRequest) -> VaultResult:
-        """Store the nonce's payment method at the gateway and its token, encrypted, here.
-        A retry after the row was written returns it without vaulting again."""
-        if self._repository.get_payment_method(request.payment_method_id) is not None:
-            return VaultResult(succeeded=True, payment_method_id=request.payment_method_id)
-        outcome = _call(
-            lambda: self._gateway.vault(
-                customer_id=customer_id_for(request.user_id),
-                payment_method_nonce=request.payment_token,
-            )
-        )
-        if not outcome.succeeded or outcome.method is None:
+        """Store the nonce's payment method at the gateway, then record the answer on the
+        payment method's row (written pending by the API): active, with the token encrypted
+        and bound to the row's id, or failed with the gateway's reason. A refusal is a result,
+        never retried; a request the gateway rejects as malformed is one, with error_code
+        "invalid_request". A retry after the row was decided returns that decision without
+        vaulting again. A vault without a row (started before the API wrote pending rows)
+        gets one when it succeeds."""
+        method_id = request.payment_method_id
+        stored = self._repository.get_payment_method(method_id)
+        if stored is not None and stored.status == VaultStatus.ACTIVE:
+            return VaultResult(succeeded=True, payment_method_id=method_id)
+        if stored is not None and stored.status == VaultStatus.FAILED:
             return VaultResult(
                 succeeded=False,
-                payment_method_id=request.payment_method_id,
+                payment_method_id=method_id,
+                error_code=stored.failure_code,
+                error_message=stored.failure_message,
+            )
+        try:
+            outcome = _call(
+                lambda: self._gateway.vault(
+                    customer_id=customer_id_for(request.merchant_id, request.user_id),
+                    payment_method_nonce=request.payment_token,
+                ),
+                rejection_is_a_result=True,
+            )
+        except GatewayRequestRejected as exc:
+            log.warning(
+                "vault_rejected_as_malformed", payment_method_id=method_id, http_status=exc.status
+            )
+            outcome = VaultOutcome(
+                succeeded=False, error_code=INVALID_REQUEST, error_message=exc.message
+            )
+        if not outcome.succeeded or outcome.method is None:
+            self._repository.fail_payment_method(
+                method_id, code=outcome.error_code, message=outcome.error_message
+            )
+            return VaultResult(
+                succeeded=False,
+                payment_method_id=method_id,
                 error_code=outcome.error_code,
                 error_message=outcome.error_message,
             )
         vaulted = outcome.method
-        instrument = vaulted.instrument
-        self._repository.add_payment_method(
-            StoredPaymentMethod(
-                payment_method_id=request.payment_method_id,
-                user_id=request.user_id,
-                gateway_customer_id=vaulted.customer_id,
-                token_ciphertext=self._cipher.encrypt(vaulted.token),
-                instrument_type=instrument.instrument_type,
-                brand=instrument.brand,
-                last4=instrument.last4,
-                expiration=instrument.expiration,
-                wallet_type=instrument.wallet,
-                display=instrument.display,
+        if stored is None:
+            self._repository.add_pending_payment_method(
+                StoredPaymentMethod(
+                    payment_method_id=method_id,
+                    merchant_id=request.merchant_id or self._default_merchant_id,
+                    user_id=request.user_id,
+                    status=VaultStatus.PENDING,
+                )
             )
+        self._repository.activate_payment_method(
+            method_id,
+            gateway_customer_id=vaulted.customer_id,
+            token_ciphertext=self._cipher.encrypt(vaulted.token, payment_method_id=method_id),
+            instrument=vaulted.instrument,
         )
-        return VaultResult(succeeded=True, payment_method_id=request.payment_method_id)
+        return VaultResult(succeeded=True, payment_method_id=method_id)
 
     @activity.defn(name=ActivityNames.REMOVE_PAYMENT_METHOD)
     def remove_payment_method(self, request: RemovePaymentMethodRequest) -> str:
+        """Delete the saved method from the gateway's vault (idempotent: the gateway treats
+        an unknown token as deleted). "unknown" if there is no such row, "not_vaulted" if
+        the gateway never vaulted it (pending or failed). A token that does not decrypt, or a
+        deletion the gateway rejects as malformed, is a non-retryable ApplicationError."""
         method = self._repository.get_payment_method(request.payment_method_id)
         if method is None:
             return "unknown"
-        token = self._cipher.decrypt(method.token_ciphertext)
+        if method.token_ciphertext is None:
+            return "not_vaulted"
+        try:
+            token = self._cipher.decrypt(
+                method.token_ciphertext, payment_method_id=method.payment_method_id
+            )
+        except TokenDecryptionFailed as exc:
+            raise ApplicationError(
+                exc.message, type=ErrorTypes.PAYMENT_METHOD_UNREADABLE, non_retryable=True
+            ) from exc
         _call(lambda: self._gateway.delete_payment_method(token))
         return "deleted"
 
@@ -190,15 +302,29 @@ class GatewayActivities:
     def refund(self, request: GatewayRefundRequest) -> GatewayRefundResult:
         """Give money back: a refund of a settled sale; a void of an unsettled one when the
         whole payment is returned; NOT_SETTLED when a partial refund must wait for
-        settlement (the workflow sleeps durably and asks again)."""
+        settlement (the workflow sleeps durably and asks again). REFUSED (error_code
+        "invalid_request", not retried) when the gateway rejects a request as malformed:
+        nothing was given back, and the same request would be refused again."""
+        try:
+            return self._give_back(request)
+        except GatewayRequestRejected as exc:
+            log.warning(
+                "refund_rejected_as_malformed", refund_id=request.refund_id, http_status=exc.status
+            )
+            return GatewayRefundResult(
+                REFUSED, error_code=INVALID_REQUEST, error_message=exc.message
+            )
+
+    def _give_back(self, request: GatewayRefundRequest) -> GatewayRefundResult:
         key = f"refund-{request.refund_id}"
-        sale = _call(lambda: self._gateway.find(request.transaction_id))
+        sale = _call(lambda: self._gateway.find(request.transaction_id), rejection_is_a_result=True)
         if request.whole_payment and sale.status == "voided":
             # A retry after our own void went through (the activity died before returning).
             return GatewayRefundResult(VOIDED, gateway_transaction_id=sale.transaction_id)
         if request.whole_payment and sale.status in VOIDABLE_STATUSES:
             voided = _call(
-                lambda: self._gateway.void(request_key=key, transaction_id=sale.transaction_id)
+                lambda: self._gateway.void(request_key=key, transaction_id=sale.transaction_id),
+                rejection_is_a_result=True,
             )
             if voided.succeeded:
                 return GatewayRefundResult(VOIDED, gateway_transaction_id=sale.transaction_id)
@@ -211,7 +337,8 @@ class GatewayActivities:
         refunded = _call(
             lambda: self._gateway.refund(
                 request_key=key, transaction_id=sale.transaction_id, amount=amount
-            )
+            ),
+            rejection_is_a_result=True,
         )
         if refunded.succeeded:
             assert refunded.transaction is not None
@@ -223,9 +350,14 @@ class GatewayActivities:
         return _refused(refunded)
 
 
-def customer_id_for(user_id: str) -> str:
-    """The gateway customer of a user: stable, and free of the user id's characters."""
-    return "c" + uuid.uuid5(uuid.NAMESPACE_URL, f"payments:user:{user_id}").hex
+def customer_id_for(merchant_id: str | None, user_id: str) -> str:
+    """The gateway customer of a merchant's user: stable, and free of the ids' characters.
+    Two merchants' users with the same id are two customers. (``merchant_id`` None: a vault
+    started before merchants existed, which used the user id alone.)"""
+    name = f"payments:user:{user_id}"
+    if merchant_id is not None:
+        name = f"payments:merchant:{merchant_id}:user:{user_id}"
+    return "c" + uuid.uuid5(uuid.NAMESPACE_URL, name).hex
 
 
 def _charge_result(outcome: SaleOutcome) -> ChargeResult:
@@ -246,6 +378,18 @@ def _charge_result(outcome: SaleOutcome) -> ChargeResult:
             else None
         ),
         instrument=transaction.instrument if transaction else None,
+    )
+
+
+def _failed_charge(reason: str, message: str) -> ChargeResult:
+    """A charge that ends the payment as failed without a sale at the gateway."""
+    return ChargeResult(
+        approved=False,
+        transaction_id=None,
+        gateway_status=None,
+        processor_response_code=None,
+        failure_reason=reason,
+        failure_message=message,
     )
 
 

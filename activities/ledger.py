@@ -22,6 +22,7 @@ from payments.contracts import (
     RefundPlan,
     RefundRequest,
     RefundSnapshot,
+    VaultResult,
 )
 from payments.db.models import Payment, PaymentStatus, RefundStatus
 from payments.db.repository import InvalidTransition, PaymentRepository
@@ -29,8 +30,10 @@ from payments.errors import ErrorTypes, NotFound
 
 
 class LedgerActivities:
-    def __init__(self, repository: PaymentRepository) -> None:
+    def __init__(self, repository: PaymentRepository, *, default_merchant_id: str) -> None:
         self._repository = repository
+        # The merchant of payments whose workflow input predates merchants.
+        self._default_merchant_id = default_merchant_id
 
     @activity.defn(name=ActivityNames.RECORD_PAYMENT_PENDING)
     def record_payment_pending(self, request: PaymentRequest) -> PaymentSnapshot:
@@ -44,7 +47,9 @@ class LedgerActivities:
         stored = self._repository.ensure_payment(
             Payment(
                 payment_id=request.payment_id,
+                merchant_id=request.merchant_id or self._default_merchant_id,
                 order_id=request.order_id,
+                gateway_order_id=request.gateway_order_id,
                 user_id=request.user_id,
                 amount=amount,
                 currency=currency,
@@ -175,3 +180,12 @@ class LedgerActivities:
                 exc.message, type=ErrorTypes.PAYMENT_NOT_FOUND, non_retryable=True
             ) from exc
         return refund_snapshot(refund, payment)
+
+    @activity.defn(name=ActivityNames.RECORD_VAULT_FAILURE)
+    def record_vault_failure(self, result: VaultResult) -> str:
+        """Mark a pending payment method failed (idempotent; a method that became active
+        meanwhile stays active)."""
+        self._repository.fail_payment_method(
+            result.payment_method_id, code=result.error_code, message=result.error_message
+        )
+        return result.payment_method_id

@@ -76,7 +76,9 @@ class ReconciliationActivities:
         if payment.transaction_id is not None:
             sales = [await asyncio.to_thread(self._gateway.find, payment.transaction_id)]
         else:
-            found = await asyncio.to_thread(self._gateway.find_sales_by_order_id, payment.order_id)
+            found = await asyncio.to_thread(
+                self._gateway.find_sales_by_order_id, payment.gateway_order
+            )
             sales = [s for s in found if s.amount == amount]
         approved = [s for s in sales if s.status in APPROVED_STATUSES]
         if approved and approved[0].status not in SETTLED_STATUSES | {

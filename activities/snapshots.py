@@ -23,6 +23,7 @@ def payment_snapshot(payment: Payment) -> PaymentSnapshot:
         charged_minor=payment.charged_amount,
         charged_currency=payment.charged_currency,
         exchange_rate=payment.exchange_rate,
+        merchant_id=payment.merchant_id,
     )
 
 
@@ -42,4 +43,5 @@ def refund_snapshot(refund: Refund, payment: Payment) -> RefundSnapshot:
         payment_refunded_minor=payment.refunded_amount,
         payment_amount_minor=payment.amount,
         updated_at=refund.updated_at.isoformat(),
+        merchant_id=refund.merchant_id,
     )

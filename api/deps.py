@@ -1,17 +1,57 @@
-"""FastAPI dependencies: what a route may ask for, taken from the app's container."""
+"""FastAPI dependencies: what a route may ask for, taken from the app's container — including
+who is asking (the API key's Principal) and whether it may."""
 
 from __future__ import annotations
 
+import asyncio
+import math
+import time
 from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from limits import RateLimitItem, parse_many
+from limits.aio.strategies import MovingWindowRateLimiter
+from limits.storage import storage_from_string
+from temporalio.converter import PayloadCodec
 
+from api.sessions import SessionSigner
+from payments.access import Principal
 from payments.config import Settings
+from payments.db.access import AccessRepository
 from payments.db.repository import PaymentRepository
+from payments.errors import Forbidden, RateLimited, Unauthenticated
 from payments.gateway.types import PaymentGateway
 from payments.service import PaymentService
 from workflows.client import PaymentWorkflows
+
+
+class RateLimits:
+    """Moving-window limits per API key, and per client address for requests that fail to
+    authenticate (key guessing). Counters in memory or a shared store (``limits`` URIs)."""
+
+    def __init__(self, per_key: str, unauthenticated: str, storage_uri: str) -> None:
+        uri = storage_uri if storage_uri.startswith("async+") else f"async+{storage_uri}"
+        self._limiter = MovingWindowRateLimiter(storage_from_string(uri))
+        self._per_key = parse_many(per_key)
+        self._unauthenticated = parse_many(unauthenticated)
+
+    async def check_key(self, key_id: str) -> None:
+        await self._check(self._per_key, "key", key_id)
+
+    async def check_failed_authentication(self, client: str) -> None:
+        await self._check(self._unauthenticated, "unauthenticated", client)
+
+    async def _check(self, items: list[RateLimitItem], *identifiers: str) -> None:
+        for item in items:
+            if not await self._limiter.hit(item, *identifiers):
+                stats = await self._limiter.get_window_stats(item, *identifiers)
+                retry_after = max(1, math.ceil(stats.reset_time - time.time()))
+                raise RateLimited(
+                    f"rate limit of {item} exceeded; retry after {retry_after} s",
+                    retry_after_seconds=retry_after,
+                )
 
 
 @dataclass(frozen=True)
@@ -20,9 +60,13 @@ class Container:
 
     settings: Settings
     repository: PaymentRepository
+    access: AccessRepository
     service: PaymentService
     workflows: PaymentWorkflows
     gateway: PaymentGateway
+    rate_limits: RateLimits
+    payload_codec: PayloadCodec
+    sessions: SessionSigner
 
 
 def _container(request: Request) -> Container:
@@ -46,18 +90,66 @@ def _workflows(request: Request) -> PaymentWorkflows:
     return _container(request).workflows
 
 
+def _access(request: Request) -> AccessRepository:
+    return _container(request).access
+
+
+bearer_scheme = HTTPBearer(
+    auto_error=False,
+    scheme_name="ApiKey",
+    description="An API key: `Authorization: Bearer psk_…`. Roles: checkout (one merchant) "
+    "and admin (the platform operator).",
+)
+
+
+async def authenticate(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+) -> Principal:
+    """The key the request was made with; 401 (with WWW-Authenticate: Bearer) when it is
+    missing, unknown or revoked, 429 when the key (or, failing authentication, the client
+    address) is over its rate limit."""
+    container = _container(request)
+    principal = None
+    if credentials is not None and credentials.scheme.lower() == "bearer":
+        principal = await asyncio.to_thread(container.access.authenticate, credentials.credentials)
+    if principal is None:
+        client = request.client.host if request.client else "unknown"
+        await container.rate_limits.check_failed_authentication(client)
+        raise Unauthenticated(
+            "a valid API key is required: Authorization: Bearer <key>"
+            if credentials is None
+            else "the API key is not valid (unknown, malformed or revoked)"
+        )
+    await container.rate_limits.check_key(principal.key_id)
+    return principal
+
+
+async def require_admin(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
+    if not principal.is_admin:
+        raise Forbidden("this operation needs an admin key")
+    return principal
+
+
 ContainerDep = Annotated[Container, Depends(_container)]
 RepositoryDep = Annotated[PaymentRepository, Depends(_repository)]
 ServiceDep = Annotated[PaymentService, Depends(_service)]
 GatewayDep = Annotated[PaymentGateway, Depends(_gateway)]
 WorkflowsDep = Annotated[PaymentWorkflows, Depends(_workflows)]
+AccessDep = Annotated[AccessRepository, Depends(_access)]
+# Who is asking: any valid key (checkout or admin), or an admin key only.
+PrincipalDep = Annotated[Principal, Depends(authenticate)]
+AdminDep = Annotated[Principal, Depends(require_admin)]
 IdempotencyKeyHeader = Annotated[
     str | None,
     Header(
         alias="Idempotency-Key",
         min_length=1,
         max_length=255,
-        description="Repeat a POST with the same key to get the first result, never a second "
-        "payment or refund. Same key with a different body: 422.",
+        pattern=r"^[\x20-\x7e]+$",
+        description="Printable ASCII, at most 255 characters. Repeat a POST with the same key "
+        "to get the first result (marked `Idempotent-Replayed: true`), never a second "
+        "payment or refund; same key with a different body: 422. Keys belong to the "
+        "merchant and are remembered for 24 hours.",
     ),
 ]

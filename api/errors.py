@@ -1,6 +1,8 @@
 """Every error leaves the API as ``{"error": {type, message, field, errors}}``.
 
-Client mistakes are 4xx naming the field; an unreachable dependency is a 503 with
+Client mistakes are 4xx naming the field (never echoing what was sent: it may be a card number
+or a key); a missing or bad key is a 401 with ``WWW-Authenticate: Bearer``, a key without the
+role a 403, too many requests a 429 with Retry-After; an unreachable dependency is a 503 with
 Retry-After; anything unexpected is a bare 500 that reveals nothing (and is logged).
 """
 
@@ -20,16 +22,23 @@ from temporalio.service import RPCError
 
 from api.schemas import ErrorBody, ErrorDetail, ErrorOut
 from payments.errors import (
+    CardNumberNotAllowed,
     Conflict,
+    Forbidden,
     GatewayError,
     GatewayNotFound,
+    GatewayRequestRejected,
     IdempotencyKeyReused,
+    InvalidCharacters,
     InvalidRequest,
     InvalidWebhook,
     NotFound,
+    PayloadTooLarge,
     PaymentServiceError,
+    RateLimited,
     RefundExceedsRemainder,
     ServiceUnavailable,
+    Unauthenticated,
 )
 
 log = structlog.get_logger(__name__)
@@ -61,7 +70,23 @@ def _field_of(location: Sequence[Any]) -> str | None:
     return ".".join(parts) or None
 
 
+# Validation error types (pydantic's, or raised by our validators) that have a type of their
+# own in the answer, so a client can tell "fix this field" from "never send card data".
+_VALIDATION_TYPES = {
+    CardNumberNotAllowed.code: CardNumberNotAllowed.code,
+    InvalidCharacters.code: InvalidCharacters.code,
+}
+
+
 def _status_of(exc: PaymentServiceError) -> int:
+    if isinstance(exc, Unauthenticated):
+        return status.HTTP_401_UNAUTHORIZED
+    if isinstance(exc, Forbidden):
+        return status.HTTP_403_FORBIDDEN
+    if isinstance(exc, PayloadTooLarge):
+        return status.HTTP_413_CONTENT_TOO_LARGE
+    if isinstance(exc, RateLimited):
+        return status.HTTP_429_TOO_MANY_REQUESTS
     if isinstance(exc, InvalidWebhook):
         return status.HTTP_400_BAD_REQUEST
     if isinstance(exc, NotFound):
@@ -70,11 +95,29 @@ def _status_of(exc: PaymentServiceError) -> int:
         return status.HTTP_422_UNPROCESSABLE_CONTENT
     if isinstance(exc, Conflict):
         return status.HTTP_409_CONFLICT
-    if isinstance(exc, GatewayNotFound):
+    if isinstance(exc, GatewayNotFound | GatewayRequestRejected):
+        # The gateway does not know the transaction, or refused our request as malformed:
+        # not the client's mistake, and not an outage that a retry would cure.
         return status.HTTP_502_BAD_GATEWAY
     if isinstance(exc, ServiceUnavailable | GatewayError):
         return status.HTTP_503_SERVICE_UNAVAILABLE
     return status.HTTP_500_INTERNAL_SERVER_ERROR
+
+
+def domain_error_response(exc: PaymentServiceError) -> JSONResponse:
+    """The answer for one of the service's own errors (also used by the ASGI middleware,
+    which runs outside FastAPI's exception handlers)."""
+    code = _status_of(exc)
+    headers: dict[str, str] = {}
+    if code == status.HTTP_401_UNAUTHORIZED:
+        headers["WWW-Authenticate"] = "Bearer"
+    elif isinstance(exc, RateLimited):
+        headers["Retry-After"] = str(exc.retry_after_seconds)
+    elif code == status.HTTP_503_SERVICE_UNAVAILABLE:
+        headers["Retry-After"] = RETRY_AFTER_SECONDS
+    if code >= 500:
+        log.warning("request failed", error=exc.code, message=exc.message)
+    return error_response(code, exc.code, exc.message, field=exc.field, headers=headers or None)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -91,11 +134,23 @@ def install_error_handlers(app: FastAPI) -> None:
                 "the request body is not valid JSON",
                 field="body",
             )
-        first = details[0] if details else ErrorDetail(field=None, message="invalid request")
+        special = [
+            (str(e.get("type")), details[i])
+            for i, e in enumerate(exc.errors())
+            if str(e.get("type")) in _VALIDATION_TYPES
+        ]
+        # A card number outranks any other problem of the request: it is what the client
+        # must stop doing.
+        special.sort(key=lambda item: item[0] != CardNumberNotAllowed.code)
+        if special:
+            type_, first = _VALIDATION_TYPES[special[0][0]], special[0][1]
+        else:
+            type_ = "validation_error"
+            first = details[0] if details else ErrorDetail(field=None, message="invalid request")
         message = f"{first.field}: {first.message}" if first.field else first.message
         return error_response(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
-            "validation_error",
+            type_,
             message,
             field=first.field,
             errors=details,
@@ -103,11 +158,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(PaymentServiceError)
     async def _domain(_request: Request, exc: PaymentServiceError) -> JSONResponse:
-        code = _status_of(exc)
-        headers = {"Retry-After": RETRY_AFTER_SECONDS} if code == 503 else None
-        if code >= 500:
-            log.warning("request failed", error=exc.code, message=exc.message)
-        return error_response(code, exc.code, exc.message, field=exc.field, headers=headers)
+        return domain_error_response(exc)
 
     @app.exception_handler(OperationalError)
     @app.exception_handler(PoolTimeoutError)

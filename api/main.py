@@ -1,5 +1,6 @@
 """The API process's composition root: ``create_app()`` reads settings, builds the engine,
-repository, Temporal connection and gateway adapter once, and hands them to the routes."""
+repositories, Temporal connection (with the payload codec), gateway adapter and rate limits
+once, hands them to the routes, and wraps the app in its edge middleware."""
 
 from __future__ import annotations
 
@@ -8,19 +9,24 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api.deps import Container
+from api.deps import Container, RateLimits
 from api.errors import install_error_handlers
+from api.middleware import RequestHygiene, SecurityHeaders, codec_cors
 from api.routes import (
-    admin,
+    api_keys,
+    codec,
     exchange_rates,
     health,
+    listings,
     payment_methods,
     payments,
     reconciliation,
     refunds,
     webhooks,
 )
+from api.sessions import SessionSigner
 from payments.config import Settings, get_settings
+from payments.db.access import AccessRepository
 from payments.db.engine import create_db_engine
 from payments.db.repository import PaymentRepository
 from payments.gateway.braintree_gateway import build_braintree_gateway
@@ -28,6 +34,8 @@ from payments.logging import configure_logging
 from payments.orders.client import HttpOrderService, create_order_service_http_client
 from payments.service import PaymentService
 from workflows.client import PaymentWorkflows, TemporalConnection
+from workflows.codec import EncryptionCodec
+from workflows.connection import payload_key_ring
 
 DESCRIPTION = """
 Payments and refunds, each run to the end as a durable Temporal workflow.
@@ -36,6 +44,9 @@ Payments and refunds, each run to the end as a durable Temporal workflow.
   through the gateway and records `success` or `failure`, announced on Kafka `payment_status`.
 * `POST /refund` reserves an amount of a successful payment and starts its refund workflow.
 * Send an `Idempotency-Key` header on POSTs: a repeat returns the first result.
+* Every endpoint but `/healthz`, `/readyz`, the docs and the gateway's webhook needs
+  `Authorization: Bearer <API key>`: a `checkout` key acts for one merchant, an `admin` key
+  for the platform.
 """
 
 
@@ -43,8 +54,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     engine = create_db_engine(settings.database)
     repository = PaymentRepository(engine)
+    access = AccessRepository(engine)
     workflows = PaymentWorkflows(
-        TemporalConnection(settings.temporal.address, settings.temporal.namespace),
+        TemporalConnection.for_settings(settings),
         settings.temporal.task_queue,
         settings.policy,
     )
@@ -59,9 +71,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     container = Container(
         settings=settings,
         repository=repository,
-        service=PaymentService(repository, workflows, settings.policy, orders),
+        access=access,
+        service=PaymentService(
+            repository, workflows, settings.policy, settings.auth, access, orders
+        ),
         workflows=workflows,
         gateway=build_braintree_gateway(settings.gateway),
+        rate_limits=RateLimits(
+            settings.api.rate_limit,
+            settings.api.unauthenticated_rate_limit,
+            settings.api.rate_limit_storage_uri,
+        ),
+        payload_codec=EncryptionCodec(payload_key_ring(settings)),
+        sessions=SessionSigner(settings.api.session_secret),
     )
 
     @asynccontextmanager
@@ -83,13 +105,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         payments,
         refunds,
         payment_methods,
+        listings,
         webhooks,
-        admin,
+        api_keys,
         exchange_rates,
         reconciliation,
+        codec,
         health,
     ):
         app.include_router(module.router)
+    # Outermost first: every answer gets the security headers, including the edge's own
+    # refusals; the codec's CORS answers preflights before anything else looks at them.
+    app.add_middleware(codec_cors, origins=settings.api.cors_origins)
+    app.add_middleware(RequestHygiene, max_body_bytes=settings.api.max_body_bytes)
+    app.add_middleware(SecurityHeaders)
     return app
 
 

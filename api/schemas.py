@@ -7,16 +7,32 @@ from typing import Annotated, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from payments.db.models import AuditEvent, Payment, Refund, StoredPaymentMethod
+from payments.db.models import (
+    ApiKey,
+    AuditEvent,
+    ExchangeRate,
+    Payment,
+    Refund,
+    Role,
+    StoredPaymentMethod,
+)
 from payments.money import Money
-from payments.requests import AmountString, Identifier, InitiatePaymentIn
+from payments.requests import (
+    AmountString,
+    AsciiId,
+    Identifier,
+    InitiatePaymentIn,
+    MerchantId,
+    Text,
+    Token,
+)
 
 __all__ = ["InitiatePaymentIn"]
 
 
 class VerifyPaymentIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    payment_id: Identifier
+    payment_id: AsciiId
 
 
 class RefundIn(BaseModel):
@@ -27,10 +43,10 @@ class RefundIn(BaseModel):
         },
     )
 
-    payment_id: Identifier
+    payment_id: AsciiId
     # Omitted: refund everything not yet refunded.
     amount: AmountString | None = None
-    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
+    reason: Text
 
 
 class PaymentMethodDetails(BaseModel):
@@ -45,7 +61,11 @@ class PaymentMethodDetails(BaseModel):
 
 class PaymentPublic(BaseModel):
     payment_id: str
+    merchant_id: str
     order_id: str
+    # What the gateway knows the sale by ("{merchant_id}:{order_id}"; the bare order id for
+    # payments from before merchants).
+    gateway_order_id: str
     user_id: str
     amount: str
     currency: str
@@ -81,7 +101,9 @@ class PaymentPublic(BaseModel):
         refunded = payment.refunded_amount
         return cls(
             payment_id=payment.payment_id,
+            merchant_id=payment.merchant_id,
             order_id=payment.order_id,
+            gateway_order_id=payment.gateway_order,
             user_id=payment.user_id,
             amount=str(Money(payment.amount, payment.currency)),
             currency=payment.currency,
@@ -162,7 +184,14 @@ class AuditTrail(BaseModel):
 class ExchangeRateIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     # 1 unit of the base currency in the quote currency, as a decimal string.
-    rate: Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[0-9]+(\.[0-9]+)?$")]
+    rate: Annotated[
+        str,
+        StringConstraints(
+            strip_whitespace=True, max_length=32, pattern=r"^[0-9]{1,12}(\.[0-9]{1,18})?$"
+        ),
+    ]
+    # Needed to move the rate by more than PAYMENTS_RATE_CHANGE_LIMIT_PERCENT at once.
+    override: bool = False
 
 
 class ExchangeRateOut(BaseModel):
@@ -170,6 +199,13 @@ class ExchangeRateOut(BaseModel):
     quote: str
     rate: str
     as_of: datetime
+    set_by: str | None  # the API key that set it
+
+    @classmethod
+    def of(cls, rate: ExchangeRate) -> ExchangeRateOut:
+        return cls(
+            base=rate.base, quote=rate.quote, rate=rate.rate, as_of=rate.as_of, set_by=rate.set_by
+        )
 
 
 class GatewayView(BaseModel):
@@ -199,25 +235,35 @@ class SavePaymentMethodIn(BaseModel):
 
     user_id: Identifier
     # A nonce from the client SDK (or the sandbox's /_sandbox/client/tokenize): never a card.
-    payment_token: Annotated[str, StringConstraints(min_length=1, max_length=512)]
+    payment_token: Token
 
 
 class SavedPaymentMethod(BaseModel):
     payment_method_id: str
+    merchant_id: str
     user_id: str
-    type: str
+    # pending (the gateway has not answered yet), active (can be charged), failed (refused:
+    # failure_code, failure_message).
+    status: str
+    type: str | None
     brand: str | None
     last4: str | None
     expiration: str | None
     wallet: str | None
     display: str | None
+    failure_code: str | None
+    failure_message: str | None
     created_at: datetime
 
     @classmethod
     def of(cls, method: StoredPaymentMethod) -> SavedPaymentMethod:
         return cls(
             payment_method_id=method.payment_method_id,
+            merchant_id=method.merchant_id,
             user_id=method.user_id,
+            status=method.status,
+            failure_code=method.failure_code,
+            failure_message=method.failure_message,
             type=method.instrument_type,
             brand=method.brand,
             last4=method.last4,
@@ -244,6 +290,7 @@ class ReconciliationReportOut(BaseModel):
 
 class RefundPublic(BaseModel):
     refund_id: str
+    merchant_id: str
     payment_id: str
     amount: str
     currency: str
@@ -259,6 +306,7 @@ class RefundPublic(BaseModel):
     def of(cls, refund: Refund) -> RefundPublic:
         return cls(
             refund_id=refund.refund_id,
+            merchant_id=refund.merchant_id,
             payment_id=refund.payment_id,
             amount=str(Money(refund.amount, refund.currency)),
             currency=refund.currency,
@@ -296,3 +344,43 @@ class ErrorBody(BaseModel):
 
 class ErrorOut(BaseModel):
     error: ErrorBody
+
+
+class ApiKeyIn(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"merchant_id": "acme", "role": "checkout"}]},
+    )
+
+    # Letters, digits, ".", "_", "-" (at most 64). The first key naming a merchant creates it.
+    merchant_id: MerchantId | None = None
+    role: Role
+
+
+class ApiKeyOut(BaseModel):
+    key_id: str
+    merchant_id: str | None
+    role: str
+    created_at: datetime
+    created_by: str | None
+    revoked_at: datetime | None
+
+    @classmethod
+    def of(cls, key: ApiKey) -> ApiKeyOut:
+        return cls(
+            key_id=key.key_id,
+            merchant_id=key.merchant_id,
+            role=key.role,
+            created_at=key.created_at,
+            created_by=key.created_by,
+            revoked_at=key.revoked_at,
+        )
+
+
+class ApiKeyCreated(ApiKeyOut):
+    # Shown once: only its hash is stored.
+    secret: str
+
+
+class ApiKeys(BaseModel):
+    items: list[ApiKeyOut]

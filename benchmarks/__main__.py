@@ -38,7 +38,9 @@ def _percentiles(samples: list[float]) -> str:
     )
 
 
-async def _run(api_url: str, kafka: str, count: int, concurrency: int) -> dict[str, Any]:
+async def _run(
+    api_url: str, api_key: str, kafka: str, count: int, concurrency: int
+) -> dict[str, Any]:
     reader = EventReader(kafka)
     await reader.start()
     gate = asyncio.Semaphore(concurrency)
@@ -46,7 +48,12 @@ async def _run(api_url: str, kafka: str, count: int, concurrency: int) -> dict[s
     accept_latency: list[float] = []
     run_tag = uuid.uuid4().hex[:8]
 
-    async with httpx.AsyncClient(base_url=api_url, timeout=60, trust_env=False) as api:
+    async with httpx.AsyncClient(
+        base_url=api_url,
+        timeout=60,
+        trust_env=False,
+        headers={"Authorization": f"Bearer {api_key}"},
+    ) as api:
 
         async def one(i: int) -> None:
             async with gate:
@@ -148,6 +155,7 @@ def main() -> int:
                     result = asyncio.run(
                         _run(
                             endpoints.api_url,
+                            endpoints.api_keys["checkout"],
                             endpoints.kafka_bootstrap,
                             args.payments,
                             args.concurrency,

@@ -40,6 +40,14 @@ class TemporalSettings(BaseSettings):
     ui_port: int = 8233
     # The dev server keeps its state here (WAL), so workflows survive a restart of `make run`.
     db_file: Path = DATA_DIR / "temporal.db"
+    # AES-256-GCM keys of the payload codec: every workflow and activity input, result, query
+    # answer and failure is encrypted before it reaches the Temporal server. Comma-separated
+    # "key-id:base64url-key" entries, the newest (used for new payloads) first; older ones
+    # still decode. Required against Braintree; generated into .data/ for local development.
+    # TLS and API keys for the connection itself: Temporal's own variables (TEMPORAL_API_KEY,
+    # TEMPORAL_TLS*, TEMPORAL_CONFIG_FILE/TEMPORAL_PROFILE), read by temporalio.envconfig.
+    payload_keys: SecretStr | None = None
+    dev_payload_keys_file: Path = DATA_DIR / "temporal-payload-keys.dev"
 
 
 class KafkaSettings(BaseSettings):
@@ -54,6 +62,20 @@ class KafkaSettings(BaseSettings):
     consumer_group: str = "payment-service"
     partitions: int = 3
     replication_factor: int = 1
+    # A payment_initiation message that fails for an infrastructure reason (database,
+    # Temporal) is retried with jittered backoff up to this long between attempts.
+    consumer_retry_max_seconds: float = 30.0
+    # Connection security. Plain TCP by default (the embedded broker); SSL and SASL as the
+    # cluster requires, e.g. SASL_SSL with SCRAM-SHA-512 against a managed Kafka.
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    # PEM files: the CA that signed the brokers' certificates (default: the system's), and a
+    # client certificate and key for mutual TLS.
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
 
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"
@@ -115,6 +137,42 @@ class ApiSettings(BaseSettings):
     port: int = 8000
     # How long GET /readyz waits for each dependency.
     readiness_timeout_seconds: float = 2.0
+    # Larger request bodies are refused (413) before they are read further.
+    max_body_bytes: int = 64 * 1024
+    # Requests per API key ("limits" notation: "100/second", "100/second;3000/minute").
+    rate_limit: str = "100/second"
+    # Requests with a missing or wrong key, per client address: slows down key guessing.
+    unauthenticated_rate_limit: str = "20/second"
+    # Where the counters live: memory:// (one API process) or e.g. redis://host:6379 to share
+    # them between API replicas.
+    rate_limit_storage_uri: str = "memory://"
+    # Origins allowed to call the codec endpoint from a browser (the Temporal Web UI).
+    cors_origins: list[str] = Field(
+        default_factory=lambda: ["http://127.0.0.1:8233", "http://localhost:8233"]
+    )
+    # POST /payment-methods waits this long for the gateway, then answers 202 (pending).
+    vault_wait_seconds: float = 5.0
+    # Webhook notifications older than this are refused (a replay of a captured one).
+    webhook_max_age_seconds: float = 300.0
+    # Signs the codec session cookie of the Temporal UI (POST /codec/session). Unset: a random
+    # secret per API process (sessions end when it restarts; set it when several API
+    # processes serve one address).
+    session_secret: SecretStr | None = None
+
+
+class AuthSettings(BaseSettings):
+    """Merchants, API keys and idempotency keys."""
+
+    model_config = SettingsConfigDict(env_prefix="AUTH_", extra="ignore")
+
+    # The merchant of rows that existed before merchants did, and of payment_initiation
+    # messages that name none.
+    default_merchant_id: str = "default"
+    # An Idempotency-Key is remembered this long; afterwards the same key starts a new
+    # payment or refund (Stripe's 24 hours).
+    idempotency_ttl_seconds: float = 24 * 3600
+    # `make run` writes its development keys here ({"checkout": ..., "admin": ...}).
+    dev_keys_file: Path = DATA_DIR / "dev-api-keys.json"
 
 
 class PolicySettings(BaseSettings):
@@ -154,9 +212,18 @@ class PolicySettings(BaseSettings):
         default_factory=lambda: [60.0, 300.0, 900.0, 3600.0, 4 * 3600.0, 12 * 3600.0, 86400.0]
     )
     pending_deadline_seconds: float = 14 * 24 * 3600
-    # Fernet key for gateway tokens at rest; generated into .data/ for local development.
+    # AES-256-GCM keys for vaulted gateway tokens at rest, in the format of
+    # TEMPORAL_PAYLOAD_KEYS (newest first; older ones still decrypt). Required against
+    # Braintree; generated into .data/ for local development.
+    token_keys: SecretStr | None = None
+    dev_token_keys_file: Path = DATA_DIR / "token-keys.dev"
+    # The Fernet key of earlier versions: only read, to decrypt tokens saved before the key
+    # ring (new tokens always use token_keys).
     token_encryption_key: SecretStr | None = None
     dev_token_key_file: Path = DATA_DIR / "token-encryption.dev.key"
+    # An exchange rate that moves more than this (percent) from the pair's previous rate is
+    # refused unless the request says "override": true (a typo must not reprice payments).
+    rate_change_limit_percent: float = 10.0
     # Reconciliation (a Temporal Schedule): how often, and how old a non-terminal payment or
     # refund must be before it is looked at (younger ones are still in their workflow's hands).
     reconciliation_interval_seconds: float = 300
@@ -164,7 +231,7 @@ class PolicySettings(BaseSettings):
 
 
 class LogSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="LOG_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="LOG_", extra="ignore", populate_by_name=True)
 
     level: str = "INFO"
     json_output: bool = Field(default=False, alias="LOG_JSON")
@@ -180,6 +247,7 @@ class Settings(BaseSettings):
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     policy: PolicySettings = Field(default_factory=PolicySettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
     log: LogSettings = Field(default_factory=LogSettings)
     # Defined at the end of this module; the lambda defers the name lookup.
     orders: OrderServiceSettings = Field(default_factory=lambda: OrderServiceSettings())

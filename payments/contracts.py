@@ -52,6 +52,10 @@ class PaymentRequest:
     presented_currency: str | None = None
     exchange_rate: str | None = None
     rate_as_of: str | None = None
+    # Whose payment, and the order id the gateway knows its sale by. None in histories of
+    # payments started before merchants existed: the default merchant, the bare order id.
+    merchant_id: str | None = None
+    gateway_order_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,7 @@ class PaymentSnapshot:
     charged_minor: int | None = None
     charged_currency: str | None = None
     exchange_rate: str | None = None
+    merchant_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -82,6 +87,7 @@ class FraudCheckRequest:
     user_id: str
     amount_minor: int
     currency: str
+    merchant_id: str | None = None  # None: the payment's own (histories from before merchants)
 
 
 @dataclass(frozen=True)
@@ -103,6 +109,9 @@ class ChargeRequest:
     payment_method_id: str | None = None
     # 1 for the first sale; each retry of a soft decline is a new sale with its own key.
     attempt: int = 1
+    # The order id sent to the gateway (and searched after an unknown outcome); None: the
+    # bare order_id (payments started before merchants existed).
+    gateway_order_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -228,6 +237,7 @@ class RefundSnapshot:
     payment_refunded_minor: int
     payment_amount_minor: int
     updated_at: str
+    merchant_id: str | None = None
 
 
 class ActivityNames:
@@ -250,6 +260,7 @@ class ActivityNames:
     PUBLISH_REFUND_STATUS = "publish_refund_status"
     CHECK_TRANSACTION = "check_transaction"
     VAULT_PAYMENT_METHOD = "vault_payment_method"
+    RECORD_VAULT_FAILURE = "record_vault_failure"
     REMOVE_PAYMENT_METHOD = "remove_payment_method"
     LIST_OPEN_ITEMS = "list_open_items"
     RECONCILE_PAYMENT = "reconcile_payment"
@@ -263,6 +274,7 @@ class VaultRequest:
     payment_method_id: str
     user_id: str
     payment_token: str  # a nonce, single use
+    merchant_id: str | None = None  # None: vaulted before merchants existed
 
 
 @dataclass(frozen=True)

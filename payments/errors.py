@@ -52,6 +52,56 @@ class RefundNotAllowed(Conflict):
     code = "refund_not_allowed"
 
 
+class UnknownMerchant(InvalidRequest):
+    """A payment_initiation message (or a request) naming a merchant that does not exist."""
+
+    code = "unknown_merchant"
+
+
+class CardNumberNotAllowed(InvalidRequest):
+    """A field holds what looks like a card number. The service never takes card data: the
+    checkout tokenizes cards with the gateway's client SDK and sends the nonce."""
+
+    code = "card_number_not_allowed"
+
+
+class InvalidCharacters(InvalidRequest):
+    """Control characters (or, for tokens and ids, anything but printable ASCII)."""
+
+    code = "invalid_characters"
+
+
+class RateChangeTooLarge(InvalidRequest):
+    """An exchange rate far from the pair's previous one, without an explicit override."""
+
+    code = "rate_change_too_large"
+
+
+# --- access (the API maps these to 401, 403, 413, 429) ---------------------------------------
+class Unauthenticated(PaymentServiceError):
+    """No API key, or one that is unknown, malformed or revoked (never said which)."""
+
+    code = "unauthenticated"
+
+
+class Forbidden(PaymentServiceError):
+    """A valid key whose role may not do this."""
+
+    code = "forbidden"
+
+
+class PayloadTooLarge(PaymentServiceError):
+    code = "payload_too_large"
+
+
+class RateLimited(PaymentServiceError):
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after_seconds: int) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
+
+
 class RefundExceedsRemainder(RefundNotAllowed):
     code = "refund_exceeds_remainder"
 
@@ -96,6 +146,12 @@ class InvalidWebhook(InvalidRequest):
     code = "invalid_webhook"
 
 
+class StaleWebhook(InvalidWebhook):
+    """A webhook notification older than the accepted window (a captured one, replayed)."""
+
+    code = "stale_webhook"
+
+
 # ApplicationError.type values: activities raise, workflows and retry policies match on these.
 class ErrorTypes:
     GATEWAY_MISCONFIGURED = "GatewayMisconfigured"
@@ -103,3 +159,22 @@ class ErrorTypes:
     PAYMENT_NOT_FOUND = "PaymentNotFound"
     INVALID_TRANSITION = "InvalidTransition"
     ORDER_UPDATE_REJECTED = "OrderUpdateRejected"
+    # The gateway answered that the request itself is wrong (GatewayRequestRejected): the
+    # same request fails the same way again, so it is never retried. Equal to the class name,
+    # which is the type Temporal gives the exception when it escapes an activity unwrapped.
+    GATEWAY_REQUEST_REJECTED = "GatewayRequestRejected"
+    # A saved payment method whose stored gateway token no configured key decrypts.
+    PAYMENT_METHOD_UNREADABLE = "PaymentMethodUnreadable"
+
+
+class GatewayRequestRejected(GatewayError):
+    """The gateway refused the request as malformed: a 4xx other than 401/403/404/408/426/429,
+    or a 422 without the error document the SDK reads (400 for control characters in a
+    field, 413, 415...). Nothing was done at the gateway and the same request will be refused
+    again: permanent, never an outage, never retried. ``status`` is the HTTP status."""
+
+    code = "gateway_request_rejected"
+
+    def __init__(self, message: str, *, status: int) -> None:
+        super().__init__(message)
+        self.status = status

@@ -2,13 +2,17 @@
 /refund and the ``payment_initiation`` topic, shared by the API and the Kafka consumer.
 
 Order of work, and why:
-1. validate everything a client can get wrong (4xx before anything is written);
-2. write the row (payment ``pending`` / refund ``initiated``) — for refunds this is where the
-   amount is reserved under the payment's lock, so concurrent refunds cannot overdraw;
-3. start the workflow, idempotently by id.
-If step 3 fails and Temporal confirms the workflow does not exist, step 2 is undone: nothing
-stays half-written. An idempotency key (header, or the message's key) maps to a fixed id, so
-repeating a request returns the first result and starts nothing new.
+1. an idempotency key (header, or the message's key) is looked up first, scoped to the
+   merchant: a client retrying after a success gets its payment back, whatever changed since
+   (the order is paid now, the rate moved, the saved method was deleted), as Stripe promises;
+2. validate everything a client can get wrong (4xx before anything is written);
+3. write the row (payment ``pending`` / refund ``initiated``) together with the key's record —
+   for refunds this is where the amount is reserved under the payment's lock, so concurrent
+   refunds cannot overdraw;
+4. start the workflow, idempotently by id.
+If step 4 fails and Temporal confirms the workflow does not exist, step 3 is undone: nothing
+stays half-written. A key is remembered for AUTH_IDEMPOTENCY_TTL_SECONDS (24 h); afterwards it
+starts something new.
 """
 
 from __future__ import annotations
@@ -25,15 +29,16 @@ from typing import Protocol
 
 import structlog
 
-from payments.config import PolicySettings
+from payments.config import AuthSettings, PolicySettings
 from payments.contracts import PaymentRequest
-from payments.db.models import Payment, PaymentMethod, Refund
-from payments.db.repository import PaymentRepository
+from payments.db.models import Payment, PaymentMethod, Refund, VaultStatus
+from payments.db.repository import IdempotencyClaim, PaymentRepository
 from payments.errors import (
     InvalidRequest,
     NotFound,
     NotSent,
     ServiceUnavailable,
+    UnknownMerchant,
     UnsupportedCurrency,
 )
 from payments.money import Money, minor_units
@@ -41,8 +46,6 @@ from payments.orders.checks import check_order_for_payment
 from payments.orders.client import OrderService
 
 log = structlog.get_logger(__name__)
-
-_IDEMPOTENCY_NAMESPACE = uuid.UUID("0b7a1f0e-8d43-4c2a-9e51-3f6c2d9a7b18")
 
 
 class WorkflowStarter(Protocol):
@@ -53,8 +56,15 @@ class WorkflowStarter(Protocol):
     async def exists(self, workflow_id: str) -> bool: ...
 
 
+class MerchantDirectory(Protocol):
+    def merchant_exists(self, merchant_id: str) -> bool: ...
+
+
 @dataclass(frozen=True)
 class InitiatePayment:
+    # Whose payment: the API key's merchant, or the merchant a payment_initiation message
+    # names.
+    merchant_id: str
     order_id: str
     user_id: str
     # Both required, unless the Order Service is configured: then they come from the order
@@ -90,22 +100,23 @@ def convert(amount: Money, rate: Decimal, currency: str) -> Money:
 
 @dataclass(frozen=True)
 class RequestRefund:
+    # The merchant asking: the payment must be one of its own. None: the platform operator
+    # (an admin key), for any merchant's payment.
+    merchant_id: str | None
     payment_id: str
     reason: str
     amount: str | None = None  # None: the whole remainder
     idempotency_key: str | None = None
 
 
-def id_for_key(kind: str, key: str | None) -> str:
-    """A fixed id per idempotency key (so a repeat maps to the same row and workflow id),
-    else a random one."""
-    if key is None:
-        return str(uuid.uuid4())
-    return str(uuid.uuid5(_IDEMPOTENCY_NAMESPACE, f"{kind}:{key}"))
-
-
 def fingerprint(*parts: object) -> str:
     return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()
+
+
+def gateway_order_id(merchant_id: str, order_id: str) -> str:
+    """What the gateway knows a payment's sale by. Merchant ids cannot hold ':', so two
+    merchants' equal order ids never share one (a retried charge looks sales up by it)."""
+    return f"{merchant_id}:{order_id}"
 
 
 class PaymentService:
@@ -114,12 +125,28 @@ class PaymentService:
         repository: PaymentRepository,
         workflows: WorkflowStarter,
         policy: PolicySettings,
+        auth: AuthSettings,
+        merchants: MerchantDirectory,
         orders: OrderService | None = None,
     ) -> None:
         self._repository = repository
         self._workflows = workflows
         self._policy = policy
+        self._auth = auth
+        self._merchants = merchants
         self._orders = orders
+
+    def _claim(
+        self, merchant_id: str, key: str | None, request_fingerprint: str
+    ) -> IdempotencyClaim | None:
+        if key is None:
+            return None
+        return IdempotencyClaim(
+            merchant_id=merchant_id,
+            key=key,
+            fingerprint=request_fingerprint,
+            ttl_seconds=self._auth.idempotency_ttl_seconds,
+        )
 
     async def _amount_to_charge(self, command: InitiatePayment) -> Money:
         """With the Order Service: the order decides (it must await payment and belong to the
@@ -141,30 +168,45 @@ class PaymentService:
 
     async def initiate_payment(self, command: InitiatePayment) -> tuple[Payment, bool]:
         """Returns the payment and whether this call created it (False: idempotent replay)."""
-        amount = await self._amount_to_charge(command)
-        currency = amount.currency
-        conversion = await self._conversion(amount)
+        # The request as the client sent it (before the Order Service fills anything in):
+        # a replay is recognised by what was sent, not by what it resolved to.
+        request_fingerprint = fingerprint(
+            command.order_id,
+            command.user_id,
+            command.amount,
+            command.currency.upper() if command.currency else None,
+            command.payment_method,
+            command.payment_token,
+            command.payment_method_id,
+            command.retry,
+        )
+        claim = self._claim(command.merchant_id, command.idempotency_key, request_fingerprint)
+        if claim is not None:
+            replayed = await asyncio.to_thread(self._repository.idempotent_payment, claim)
+            if replayed is not None:
+                return await self._resume(replayed, command, created=False)
+        if not await asyncio.to_thread(self._merchants.merchant_exists, command.merchant_id):
+            raise UnknownMerchant(
+                f"merchant {command.merchant_id} does not exist", field="merchant_id"
+            )
         if (command.payment_token is None) == (command.payment_method_id is None):
             raise InvalidRequest(
                 "give exactly one of payment_token (a nonce from the client SDK) and "
                 "payment_method_id (a saved payment method)",
                 field="payment_token",
             )
+        amount = await self._amount_to_charge(command)
+        currency = amount.currency
+        conversion = await self._conversion(amount)
         if command.payment_method_id is not None:
-            await self._check_vaulted_method(command.payment_method_id, command.user_id)
-        request_fingerprint = fingerprint(
-            command.order_id,
-            command.user_id,
-            str(amount),
-            currency,
-            command.payment_method,
-            command.payment_token,
-            command.payment_method_id,
-            command.retry,
-        )
+            await self._check_vaulted_method(
+                command.payment_method_id, command.user_id, command.merchant_id
+            )
         payment = Payment(
-            payment_id=id_for_key("payment", command.idempotency_key),
+            payment_id=str(uuid.uuid4()),
+            merchant_id=command.merchant_id,
             order_id=command.order_id,
+            gateway_order_id=gateway_order_id(command.merchant_id, command.order_id),
             user_id=command.user_id,
             amount=amount.minor,
             currency=currency,
@@ -180,12 +222,20 @@ class PaymentService:
             payment.exchange_rate = conversion.rate
             payment.rate_as_of = conversion.as_of
         stored, created = await asyncio.to_thread(
-            lambda: self._repository.insert_payment(payment, cause=command.source)
+            lambda: self._repository.insert_payment(
+                payment, idempotency=claim, cause=command.source
+            )
         )
+        return await self._resume(stored, command, created=created)
+
+    async def _resume(
+        self, stored: Payment, command: InitiatePayment, *, created: bool
+    ) -> tuple[Payment, bool]:
+        """Start the stored payment's workflow: new, or a replay of a payment still pending —
+        a no-op if it runs already, and the repair if an earlier attempt stored the row but
+        never reached Temporal."""
         if not created and stored.payment_status != "pending":
             return stored, False
-        # New, or a replay of a payment still pending: (re)start — a no-op if it runs already,
-        # and the repair if an earlier attempt stored the row but never reached Temporal.
         charged_minor, charged_currency = stored.charge
         converted = stored.charged_amount is not None
         request = PaymentRequest(
@@ -208,6 +258,8 @@ class PaymentService:
             presented_currency=stored.currency if converted else None,
             exchange_rate=stored.exchange_rate,
             rate_as_of=stored.rate_as_of.isoformat() if stored.rate_as_of else None,
+            merchant_id=stored.merchant_id,
+            gateway_order_id=stored.gateway_order_id,
         )
         try:
             await self._workflows.start_payment(request)
@@ -222,34 +274,50 @@ class PaymentService:
         log.info(
             "payment initiated",
             payment_id=stored.payment_id,
+            merchant_id=stored.merchant_id,
             order_id=stored.order_id,
-            amount=str(amount),
-            currency=currency,
+            amount=str(Money(stored.amount, stored.currency)),
+            currency=stored.currency,
             replay=not created,
         )
         return stored, created
 
     async def request_refund(self, command: RequestRefund) -> tuple[Refund, bool]:
         payment = await asyncio.to_thread(self._repository.get_payment, command.payment_id)
-        if payment is None:
+        if payment is None or (
+            command.merchant_id is not None and payment.merchant_id != command.merchant_id
+        ):
             raise NotFound(f"payment {command.payment_id} not found", field="payment_id")
+        claim = self._claim(
+            payment.merchant_id,
+            command.idempotency_key,
+            fingerprint(payment.payment_id, command.amount, command.reason),
+        )
+        if claim is not None:
+            replayed = await asyncio.to_thread(self._repository.idempotent_refund, claim)
+            if replayed is not None:
+                return await self._start_refund(replayed, created=False)
         amount = (
             Money.parse(command.amount, payment.currency) if command.amount is not None else None
         )
         refund = Refund(
-            refund_id=id_for_key("refund", command.idempotency_key),
+            refund_id=str(uuid.uuid4()),
+            merchant_id=payment.merchant_id,
             payment_id=payment.payment_id,
             amount=amount.minor if amount else 0,  # set to the remainder when None
             currency=payment.currency,
             reason=command.reason,
             idempotency_key=command.idempotency_key,
-            request_fingerprint=fingerprint(
-                payment.payment_id, str(amount) if amount else None, command.reason
-            ),
+            request_fingerprint=claim.fingerprint if claim else None,
         )
         stored, created = await asyncio.to_thread(
-            lambda: self._repository.reserve_refund(refund, whole_remainder=amount is None)
+            lambda: self._repository.reserve_refund(
+                refund, whole_remainder=amount is None, idempotency=claim
+            )
         )
+        return await self._start_refund(stored, created=created)
+
+    async def _start_refund(self, stored: Refund, *, created: bool) -> tuple[Refund, bool]:
         if not created and stored.refund_status != "initiated":
             return stored, False
         try:
@@ -295,9 +363,18 @@ class PaymentService:
             )
         return Conversion(convert(amount, Decimal(rate.rate), settlement), rate.rate, rate.as_of)
 
-    async def _check_vaulted_method(self, payment_method_id: str, user_id: str) -> None:
+    async def _check_vaulted_method(
+        self, payment_method_id: str, user_id: str, merchant_id: str
+    ) -> None:
+        """A saved method of another merchant is refused exactly like an unknown one."""
         method = await asyncio.to_thread(self._repository.get_payment_method, payment_method_id)
-        if method is None or method.user_id != user_id or method.deleted_at is not None:
+        if (
+            method is None
+            or method.merchant_id != merchant_id
+            or method.user_id != user_id
+            or method.status != VaultStatus.ACTIVE
+            or method.deleted_at is not None
+        ):
             raise InvalidRequest(
                 f"payment method {payment_method_id} is not a saved payment method of user "
                 f"{user_id}",

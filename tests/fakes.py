@@ -11,7 +11,7 @@ import threading
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from payments.errors import GatewayUnavailable, InvalidWebhook
+from payments.errors import GatewayRequestRejected, GatewayUnavailable, InvalidWebhook
 from payments.gateway.types import (
     GatewayTransaction,
     InstrumentDetails,
@@ -26,12 +26,17 @@ from payments.money import Money
 
 @dataclass
 class FakeGateway:
-    """Approves unless told otherwise; counts calls; can fail N times with GatewayUnavailable."""
+    """Approves unless told otherwise; counts calls; can fail N times with GatewayUnavailable,
+    and always with GatewayRequestRejected for the operations named in ``rejected``."""
 
     decline_code: str | None = None
     # Per new sale, in order: a decline code or None (approve); then decline_code applies.
     decline_sequence: list[str | None] = field(default_factory=list)
     unavailable_times: int = 0
+    # Operations ("sale", "vault", "refund", "void", "find", ...) answered as the gateway
+    # answers a request it cannot read: GatewayRequestRejected (HTTP 400), after the call is
+    # counted.
+    rejected: set[str] = field(default_factory=set)
     sale_status: str = "submitted_for_settlement"
     # A sale settles on the n-th find (None: never by itself), as if time had passed.
     settle_on_find: int | None = None
@@ -51,6 +56,12 @@ class FakeGateway:
             self.unavailable_times -= 1
             raise GatewayUnavailable("injected: gateway timed out")
 
+    def _maybe_rejected(self, operation: str) -> None:
+        if operation in self.rejected:
+            raise GatewayRequestRejected(
+                "injected: the gateway refused the request as malformed (HTTP 400)", status=400
+            )
+
     def sale(
         self,
         *,
@@ -62,6 +73,7 @@ class FakeGateway:
     ) -> SaleOutcome:
         with self._lock:
             self.calls.append(("sale", request_key))
+            self._maybe_rejected("sale")
             if payment_method_token is not None and payment_method_token not in {
                 m.token for m in self.vaulted.values()
             }:
@@ -102,6 +114,7 @@ class FakeGateway:
     def find(self, transaction_id: str) -> GatewayTransaction:
         with self._lock:
             self.calls.append(("find", transaction_id))
+            self._maybe_rejected("find")
             self._maybe_unavailable()
             finds = sum(1 for op, _ in self.calls if op == "find")
             tx = self.transactions[transaction_id]
@@ -113,6 +126,7 @@ class FakeGateway:
     def find_sales_by_order_id(self, order_id: str) -> list[GatewayTransaction]:
         with self._lock:
             self.calls.append(("search", order_id))
+            self._maybe_rejected("search")
             found = [t for t in self.transactions.values() if t.order_id == order_id]
             if order_id in self.lost_sales:
                 found.append(self.lost_sales[order_id])
@@ -121,6 +135,7 @@ class FakeGateway:
     def vault(self, *, customer_id: str, payment_method_nonce: str) -> VaultOutcome:
         with self._lock:
             self.calls.append(("vault", customer_id))
+            self._maybe_rejected("vault")
             if payment_method_nonce != "fake-valid-visa-nonce":
                 return VaultOutcome(False, None, "91565", "Unknown or expired nonce")
             method = VaultedPaymentMethod(
@@ -136,6 +151,7 @@ class FakeGateway:
     def delete_payment_method(self, token: str) -> None:
         with self._lock:
             self.calls.append(("delete_payment_method", token))
+            self._maybe_rejected("delete_payment_method")
             self.vaulted.pop(token, None)
 
     def parse_webhook(self, signature: str, payload: str) -> WebhookEvent:
@@ -148,6 +164,7 @@ class FakeGateway:
     ) -> RefundOutcome:
         with self._lock:
             self.calls.append(("refund", request_key))
+            self._maybe_rejected("refund")
             sale = self.transactions[transaction_id]
             if sale.status not in ("settled", "settling"):
                 return RefundOutcome(False, None, "91506", "Cannot refund unsettled")
@@ -167,6 +184,7 @@ class FakeGateway:
     def void(self, *, request_key: str, transaction_id: str) -> RefundOutcome:
         with self._lock:
             self.calls.append(("void", request_key))
+            self._maybe_rejected("void")
             sale = self.transactions[transaction_id]
             if sale.status not in ("authorized", "submitted_for_settlement"):
                 return RefundOutcome(False, None, "91504", "Cannot void")

@@ -2,10 +2,15 @@
 
 Reads ``payment_initiation`` and starts one payment per message, and ``payment_status`` for
 updates from other producers (a hint that makes a pending payment check the gateway now).
-Offsets are committed only after a message has been handled, so a crash re-delivers it; the
-message's idempotency key makes the re-delivery start nothing new. A message that fails for
-an infrastructure reason (database or Temporal down) is retried, with backoff, before the
-next one is read.
+
+Every message ends one of three ways, and only then is its offset committed:
+- handled (the payment started, or was found by its idempotency key);
+- rejected — it can never succeed (see payments/events/initiation.py) — and published to
+  ``payment_initiation.dlq`` with the reason, so it never blocks the messages behind it;
+- an infrastructure error (database, Temporal, the Order Service unreachable): the same
+  message is tried again with jittered exponential backoff (stamina), for as long as it takes;
+  stopping the process leaves it uncommitted, so it comes again.
+A crash re-delivers what was not committed; the idempotency key makes that start nothing new.
 """
 
 from __future__ import annotations
@@ -13,16 +18,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
+import httpx
+import stamina
 import structlog
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from temporalio.service import RPCError
 
 from payments.config import Settings, get_settings
+from payments.db.access import AccessRepository
 from payments.db.engine import create_db_engine
 from payments.db.repository import PaymentRepository
+from payments.errors import ServiceUnavailable
 from payments.events import topics
-from payments.events.initiation import MessageRef, handle_initiation
+from payments.events.connection import kafka_client_options
+from payments.events.dead_letters import DeadLetters
+from payments.events.initiation import MessageRef, Rejection, handle_initiation
+from payments.events.publisher import KafkaEventPublisher
 from payments.events.status_updates import handle_status_update
 from payments.logging import configure_logging
 from payments.orders.client import (
@@ -35,53 +52,145 @@ from workflows.client import PaymentWorkflows, TemporalConnection
 
 log = structlog.get_logger(__name__)
 
+T = TypeVar("T")
+
+
+def is_transient(exc: Exception) -> bool:
+    """Infrastructure that may come back: worth trying the same message again. Anything else
+    (a rejected message, a bug) would fail the same way forever."""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(
+        exc,
+        ServiceUnavailable  # Temporal or the Order Service unreachable (NotSent included)
+        | OperationalError  # the database unreachable or locked
+        | InterfaceError
+        | PoolTimeoutError
+        | RPCError  # Temporal answered with an error status
+        | httpx.TransportError
+        | OSError
+        | TimeoutError,
+    )
+
 
 @dataclass(frozen=True)
 class Handlers:
     service: PaymentService
     repository: PaymentRepository
     workflows: PaymentWorkflows
+    dead_letters: DeadLetters
     initiation_topic: str
+    default_merchant_id: str
+    retry_max_seconds: float
 
     async def handle(self, message: ConsumerRecord) -> None:
-        if message.topic == self.initiation_topic:
-            ref = MessageRef(message.topic, message.partition, message.offset)
-            await handle_initiation(self.service, ref, message.value)
-        else:
-            await handle_status_update(
-                self.repository, self.workflows, list(message.headers or ()), message.value
+        """Returns once the message may be committed; raises only while stopping."""
+        if message.topic != self.initiation_topic:
+            await self._status_update(message)
+            return
+        ref = MessageRef(message.topic, message.partition, message.offset)
+        try:
+            outcome = await self._with_retries(
+                lambda: handle_initiation(
+                    self.service, ref, message.value, default_merchant_id=self.default_merchant_id
+                ),
+                ref,
+            )
+        except Exception as exc:
+            # A bug, not the infrastructure: it would fail the same way forever and stop
+            # every message behind this one. Dead-letter it, loudly.
+            log.exception("payment_initiation message failed", offset=ref.offset)
+            outcome = Rejection("internal_error", f"unexpected {type(exc).__name__}")
+        if isinstance(outcome, Rejection):
+            await self._with_retries(
+                lambda: self.dead_letters.publish(ref, message.key, message.value, outcome), ref
+            )
+            log.warning(
+                "payment_initiation message dead-lettered",
+                partition=ref.partition,
+                offset=ref.offset,
+                dlq=self.dead_letters.topic,
+                error_type=outcome.error_type,
             )
 
+    async def _status_update(self, message: ConsumerRecord) -> None:
+        ref = MessageRef(message.topic, message.partition, message.offset)
+        try:
+            await self._with_retries(
+                lambda: handle_status_update(
+                    self.repository, self.workflows, list(message.headers or ()), message.value
+                ),
+                ref,
+            )
+        except Exception as exc:
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            # A hint that cannot be acted on is dropped: the workflow's own timers and the
+            # reconciliation still check the gateway.
+            log.warning("payment_status hint dropped", offset=ref.offset, error=type(exc).__name__)
 
-def build_handlers(settings: Settings, orders: OrderService | None) -> Handlers:
-    repository = PaymentRepository(create_db_engine(settings.database))
+    async def _with_retries(self, operation: Callable[[], Awaitable[T]], ref: MessageRef) -> T:
+        """Run ``operation``, again and again while it fails for an infrastructure reason
+        (jittered exponential backoff up to retry_max_seconds, no limit on attempts);
+        anything else propagates."""
+
+        def transient(exc: Exception) -> bool:
+            if is_transient(exc):
+                log.warning(
+                    "message handling failed; retrying",
+                    topic=ref.topic,
+                    partition=ref.partition,
+                    offset=ref.offset,
+                    error=type(exc).__name__,
+                )
+                return True
+            return False
+
+        async for attempt in stamina.retry_context(
+            on=transient,
+            attempts=None,
+            timeout=None,
+            wait_initial=0.5,
+            wait_max=self.retry_max_seconds,
+        ):
+            with attempt:
+                return await operation()
+        raise AssertionError("unreachable: stamina retries until success or a non-retryable error")
+
+
+def build_handlers(
+    settings: Settings, orders: OrderService | None, producer: AIOKafkaProducer
+) -> Handlers:
+    engine = create_db_engine(settings.database)
+    repository = PaymentRepository(engine)
     workflows = PaymentWorkflows(
-        TemporalConnection(settings.temporal.address, settings.temporal.namespace),
+        TemporalConnection.for_settings(settings),
         settings.temporal.task_queue,
         settings.policy,
     )
     return Handlers(
-        service=PaymentService(repository, workflows, settings.policy, orders),
+        service=PaymentService(
+            repository, workflows, settings.policy, settings.auth, AccessRepository(engine), orders
+        ),
         repository=repository,
         workflows=workflows,
+        dead_letters=DeadLetters(producer, settings.kafka),
         initiation_topic=settings.kafka.topic(topics.PAYMENT_INITIATION),
+        default_merchant_id=settings.auth.default_merchant_id,
+        retry_max_seconds=settings.kafka.consumer_retry_max_seconds,
     )
 
 
-async def _handle_until_done(
-    handlers: Handlers, message: ConsumerRecord, stop: asyncio.Event
-) -> bool:
-    delay = 0.5
-    while not stop.is_set():
-        try:
-            await handlers.handle(message)
-            return True
-        except Exception as exc:  # infrastructure: keep the message, try again
-            log.warning("message handling failed; retrying", topic=message.topic, error=repr(exc))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), delay)
-            delay = min(delay * 2, 10.0)
-    return False
+async def _started(client: AIOKafkaConsumer | AIOKafkaProducer, stop: asyncio.Event) -> bool:
+    """Start a Kafka client, waiting for the broker (make run starts everything at once)."""
+    async for attempt in stamina.retry_context(
+        on=Exception, attempts=None, timeout=None, wait_initial=0.5, wait_max=5.0
+    ):
+        if stop.is_set():
+            return False
+        with attempt:
+            await client.start()
+    return True
 
 
 async def run(settings: Settings) -> None:
@@ -98,7 +207,7 @@ async def run(settings: Settings) -> None:
         if order_client is not None and settings.orders.url
         else None
     )
-    handlers = build_handlers(settings, orders)
+    producer = KafkaEventPublisher.build_producer(settings.kafka)
     topic = settings.kafka.topic(topics.PAYMENT_INITIATION)
     consumer = AIOKafkaConsumer(
         topic,
@@ -107,17 +216,11 @@ async def run(settings: Settings) -> None:
         group_id=settings.kafka.consumer_group,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
+        **kafka_client_options(settings.kafka),
     )
-    delay = 0.5
-    while not stop.is_set():
-        try:
-            await consumer.start()
-            break
-        except Exception as exc:
-            log.warning("kafka not reachable yet", error=type(exc).__name__)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
-    else:
+    handlers = build_handlers(settings, orders, producer)
+    if not await _started(producer, stop) or not await _started(consumer, stop):
+        await producer.stop()
         return
     log.info("consumer started", topic=topic, group=settings.kafka.consumer_group)
     try:
@@ -125,16 +228,34 @@ async def run(settings: Settings) -> None:
             batches = await consumer.getmany(timeout_ms=500, max_records=50)
             for partition, messages in batches.items():
                 for message in messages:
-                    if not await _handle_until_done(handlers, message, stop):
+                    if not await _handled_unless_stopped(handlers, message, stop):
                         return  # stopping: the offset stays uncommitted, it will come again
                     await consumer.commit(
                         {TopicPartition(partition.topic, partition.partition): message.offset + 1}
                     )
     finally:
         await consumer.stop()
+        await producer.stop()
         if order_client is not None:
             await order_client.aclose()
         log.info("consumer stopped")
+
+
+async def _handled_unless_stopped(
+    handlers: Handlers, message: ConsumerRecord, stop: asyncio.Event
+) -> bool:
+    """Handle the message (retrying inside); False if a stop interrupted it first."""
+    handling = asyncio.create_task(handlers.handle(message))
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait({handling, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    stopping.cancel()
+    if handling.done():
+        handling.result()  # a bug surfaces here (and stops the process: it must be seen)
+        return True
+    handling.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await handling
+    return False
 
 
 def main() -> None:

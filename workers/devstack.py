@@ -53,8 +53,10 @@ from sqlalchemy.exc import ArgumentError
 from payments.config import (
     DATA_DIR,
     ApiSettings,
+    AuthSettings,
     DatabaseSettings,
     KafkaSettings,
+    PolicySettings,
     SandboxSettings,
     Settings,
     TemporalSettings,
@@ -241,16 +243,21 @@ def temporal_dev_server_argv(
     namespaces: Sequence[str] = (),
     log_level: str = "warn",
     extra_args: Sequence[str] = (),
+    codec_endpoint: str | None = None,
 ) -> list[str]:
     """``temporal server start-dev``: headless when ``ui_port`` is None, in memory when
     ``db_file`` is None, else SQLite in WAL mode (survives SIGTERM and kill -9, and is about
-    three times faster than the default journal)."""
+    three times faster than the default journal). ``codec_endpoint``: the remote codec the
+    Web UI decodes payloads through (it calls ``<url>/decode`` and ``<url>/encode`` from the
+    browser); without it the UI shows encrypted payloads as they are stored."""
     argv = [cli or find_temporal_cli(), "server", "start-dev", "--ip", host, "--port", str(port)]
     if ui_port is None:
         argv.append("--headless")
     else:
         # No internet here: the UI's news feed would only fail.
         argv += ["--ui-port", str(ui_port), "--ui-disable-news-fetch"]
+        if codec_endpoint is not None:
+            argv += ["--ui-codec-endpoint", codec_endpoint]
     if db_file is not None:
         argv += ["--db-filename", str(db_file)]
         argv += ["--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal"]
@@ -795,6 +802,9 @@ class StackEndpoints:
     temporal_ui_url: str | None
     kafka_bootstrap: str
     sandbox_url: str | None
+    # Development API keys ({"checkout": ..., "admin": ...}, merchant dev-merchant), also in
+    # AuthSettings.dev_keys_file; empty when the stack was started without them.
+    api_keys: Mapping[str, str] = field(default_factory=dict)
 
 
 def _runs_sandbox(settings: Settings) -> bool:
@@ -923,13 +933,33 @@ def start_stack(
         settings.kafka.bootstrap_servers.split(",")[0], "KAFKA_BOOTSTRAP_SERVERS"
     )
 
+    api_keys: dict[str, str] = {}
     if migrate:
         group.run(
             ProcessSpec("migrate", python_module_argv("payments.db.migrate"), env=service_env),
             timeout=120,
         )
+        if _runs_sandbox(settings):
+            # Development keys, made once and reused while they work (local sandbox only:
+            # a deployment against Braintree makes its keys with `python -m api.keys`).
+            keys_file = settings.auth.dev_keys_file
+            group.run(
+                ProcessSpec(
+                    "keys",
+                    python_module_argv("api.keys", "dev", "--file", str(keys_file)),
+                    env=service_env,
+                ),
+                timeout=60,
+            )
+            api_keys = json.loads(keys_file.read_text())
 
     ui_port = settings.temporal.ui_port if temporal_ui else None
+    # The browser calls it, from the UI's page: an address it can connect to.
+    codec_endpoint = (
+        f"http://{_url_host(connect_host(settings.api.host))}:{settings.api.port}/codec"
+        if ui_port is not None
+        else None
+    )
     group.start(
         ProcessSpec(
             "temporal",
@@ -940,6 +970,7 @@ def start_stack(
                 settings.temporal.db_file if temporal_persistent else None,
                 cli=temporal_cli,
                 namespaces=[settings.temporal.namespace],
+                codec_endpoint=codec_endpoint,
             ),
             ready=temporal_probe(f"{_url_host(temporal_host)}:{temporal_port}", cli=temporal_cli),
             stop_timeout=10.0,  # lets it checkpoint SQLite
@@ -994,6 +1025,7 @@ def start_stack(
         temporal_ui_url=f"http://{_url_host(temporal_host)}:{ui_port}" if ui_port else None,
         kafka_bootstrap=f"{_url_host(kafka_host)}:{kafka_port}",
         sandbox_url=sandbox_url,
+        api_keys=api_keys,
     )
 
 
@@ -1011,11 +1043,21 @@ def free_stack_settings(
             address=f"{host}:{free_port(host)}",
             ui_port=free_port(host),
             db_file=data_dir / "temporal.db",
+            # The stack's own payload key ring, shared by its processes through settings_env.
+            dev_payload_keys_file=data_dir / "temporal-payload-keys.dev",
         ),
+        policy=PolicySettings(
+            dev_token_keys_file=data_dir / "token-keys.dev",
+            dev_token_key_file=data_dir / "token-encryption.dev.key",
+        ),
+        auth=AuthSettings(dev_keys_file=data_dir / "dev-api-keys.json"),
         kafka=KafkaSettings(bootstrap_servers=f"{host}:{free_port(host)}"),
         sandbox=SandboxSettings(host=host, port=free_port(host)),
         api=ApiSettings(host=host, port=free_port(host)),
     )
+    # The stack's Temporal UI (on its own port) may call the codec endpoint from a browser.
+    ui = f"http://{_url_host(host)}:{settings.temporal.ui_port}"
+    settings.api.cors_origins = [ui]
     return settings.model_copy(update=overrides) if overrides else settings
 
 
@@ -1035,6 +1077,20 @@ def _summary(settings: Settings, endpoints: StackEndpoints) -> list[str]:
     if endpoints.sandbox_url:
         lines.append(f"  Gateway sandbox {endpoints.sandbox_url}")
     lines.append(f"  Database        {_safe_database_url(settings.database.url)}")
+    if endpoints.api_keys:
+        # Development keys of a local stack (never a deployment's): printed so that the
+        # README's curl examples can be pasted as they are.
+        lines.append(
+            f"  API keys        {settings.auth.dev_keys_file} (merchant dev-merchant, "
+            "development only)"
+        )
+        for role in ("checkout", "admin"):
+            lines.append(f"    {role:<9} {endpoints.api_keys[role]}")
+        if endpoints.temporal_ui_url:
+            lines.append(
+                f"  Codec session   {endpoints.api_url}/codec/login (the UI decodes payloads "
+                "with an admin session)"
+            )
     lines.append("press Ctrl-C to stop everything")
     return lines
 

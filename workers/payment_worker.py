@@ -39,6 +39,7 @@ from payments.orders.client import (
     create_order_service_http_client,
 )
 from workflows.client import PaymentWorkflows, TemporalConnection
+from workflows.connection import temporal_connect_options
 from workflows.payment import PaymentWorkflow
 from workflows.payment_methods import RemovePaymentMethodWorkflow, VaultPaymentMethodWorkflow
 from workflows.reconciliation import ReconciliationWorkflow
@@ -70,9 +71,14 @@ def build_activities(
     orders: OrderService | None,
 ) -> list[Callable[..., Any]]:
     """Every activity, with its dependencies injected (shared with the workflow tests)."""
-    ledger = LedgerActivities(repository)
+    ledger = LedgerActivities(repository, default_merchant_id=settings.auth.default_merchant_id)
     fraud = FraudActivities(repository, settings.policy)
-    gateway_activities = GatewayActivities(gateway, repository, build_token_cipher(settings))
+    gateway_activities = GatewayActivities(
+        gateway,
+        repository,
+        build_token_cipher(settings),
+        default_merchant_id=settings.auth.default_merchant_id,
+    )
     events = EventActivities(publisher)
     workflows = PaymentWorkflows(
         TemporalConnection.of(client), settings.temporal.task_queue, settings.policy
@@ -84,6 +90,7 @@ def build_activities(
         ledger.refund_snapshot,
         ledger.plan_refund,
         ledger.record_refund_outcome,
+        ledger.record_vault_failure,
         fraud.check_payment,
         gateway_activities.charge,
         gateway_activities.refund,
@@ -129,13 +136,14 @@ def build_worker(
 
 
 async def _connect_with_retry(settings: Settings, stop: asyncio.Event) -> Client | None:
-    """Temporal may still be starting (make run starts everything together)."""
+    """Temporal may still be starting (make run starts everything together). The options are
+    those of the API and the consumer (same payload key ring), so the worker decodes what
+    they encode; a misconfiguration (ValueError) is raised at once, not retried."""
+    options = temporal_connect_options(settings)
     delay = 0.5
     while not stop.is_set():
         try:
-            return await Client.connect(
-                settings.temporal.address, namespace=settings.temporal.namespace
-            )
+            return await Client.connect(**options)
         except RuntimeError as exc:
             log.warning(
                 "temporal not reachable yet", address=settings.temporal.address, error=str(exc)

@@ -27,20 +27,21 @@ from temporalio.client import (
     WorkflowUpdateFailedError,
 )
 from temporalio.common import WorkflowIDReusePolicy
+from temporalio.converter import PayloadCodec
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from payments.config import PolicySettings
+from payments.config import PolicySettings, Settings
 from payments.contracts import (
     PaymentRequest,
     ReconciliationRequest,
     RefundRequest,
     RemovePaymentMethodRequest,
     VaultRequest,
-    VaultResult,
 )
-from payments.errors import Conflict, NotSent, ServiceUnavailable
+from payments.errors import Conflict, NotSent
 from payments.money import Money
+from workflows.connection import TemporalConnectOptions, temporal_connect_options
 from workflows.payment import PaymentWorkflow
 from workflows.payment_methods import RemovePaymentMethodWorkflow, VaultPaymentMethodWorkflow
 from workflows.reconciliation import ReconciliationWorkflow
@@ -62,28 +63,52 @@ def refund_workflow_id(refund_id: str) -> str:
 
 class TemporalConnection:
     """Connects on first use and keeps the client, so a process can start (and report
-    not-ready) while Temporal is still coming up."""
+    not-ready) while Temporal is still coming up.
 
-    def __init__(self, address: str, namespace: str, client: Client | None = None) -> None:
-        self._address = address
-        self._namespace = namespace
-        self._client = client
+    Built with :meth:`for_settings` in composition roots: the options (TLS, API key, payload
+    encryption) are resolved at once, so a misconfiguration stops the process at start-up
+    rather than at its first payment.
+    """
+
+    def __init__(self, options: TemporalConnectOptions) -> None:
+        self._options = options
+        self._client: Client | None = None
         self._lock = asyncio.Lock()
 
     @classmethod
+    def for_settings(cls, settings: Settings) -> TemporalConnection:
+        """Raises the ValueErrors of :func:`temporal_connect_options` on misconfiguration."""
+        return cls(temporal_connect_options(settings))
+
+    @classmethod
     def of(cls, client: Client) -> TemporalConnection:
-        return cls("", client.namespace, client)
+        """An already connected client (the worker's own; tests')."""
+        connection = cls(
+            TemporalConnectOptions(
+                target_host=client.service_client.config.target_host,
+                namespace=client.namespace,
+                data_converter=client.data_converter,
+            )
+        )
+        connection._client = client
+        return connection
+
+    @property
+    def payload_codec(self) -> PayloadCodec | None:
+        """The codec payloads are encrypted with (the API's remote codec endpoint serves it);
+        None for a client connected without one."""
+        return self._options["data_converter"].payload_codec
 
     async def client(self) -> Client:
         if self._client is None:
             async with self._lock:
                 if self._client is None:
                     try:
-                        self._client = await Client.connect(
-                            self._address, namespace=self._namespace
-                        )
+                        self._client = await Client.connect(**self._options)
                     except RuntimeError as exc:  # the SDK's "Failed client connect"
-                        raise NotSent(f"Temporal is not reachable at {self._address}") from exc
+                        raise NotSent(
+                            f"Temporal is not reachable at {self._options['target_host']}"
+                        ) from exc
         return self._client
 
 
@@ -137,22 +162,27 @@ class PaymentWorkflows:
                 static_summary=f"Refund {refund_id} of payment {payment_id}",
             )
 
-    async def vault(self, request: VaultRequest) -> VaultResult:
-        """Runs the vaulting workflow and waits for its result (a few seconds at most)."""
+    async def vault(self, request: VaultRequest, *, wait_seconds: float) -> bool:
+        """Start the vaulting workflow and wait up to ``wait_seconds`` for it: True if it
+        finished (its outcome is on the payment method's row), False if it still runs (the
+        caller answers "pending"; the workflow records the outcome when the gateway
+        answers)."""
         client = await self._connection.client()
+        handle = await client.start_workflow(
+            VaultPaymentMethodWorkflow.run,
+            request,
+            id=f"vault-{request.payment_method_id}",
+            task_queue=self._task_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            static_summary=f"Vault payment method {request.payment_method_id}",
+        )
         try:
-            return await client.execute_workflow(
-                VaultPaymentMethodWorkflow.run,
-                request,
-                id=f"vault-{request.payment_method_id}",
-                task_queue=self._task_queue,
-                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                # The caller waits: past this the gateway (or the worker) is too slow today.
-                execution_timeout=timedelta(seconds=30),
-                static_summary=f"Vault a payment method for user {request.user_id}",
-            )
-        except WorkflowFailureError as exc:
-            raise ServiceUnavailable("the payment method could not be saved now") from exc
+            await asyncio.wait_for(handle.result(), wait_seconds)
+        except TimeoutError:
+            return False
+        except WorkflowFailureError:
+            return True  # the row says what happened (or stays pending: the caller decides)
+        return True
 
     async def remove_payment_method(self, payment_method_id: str) -> None:
         client = await self._connection.client()

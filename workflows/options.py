@@ -14,6 +14,8 @@ from payments.errors import ErrorTypes
 class ActivityOptions:
     start_to_close_timeout: timedelta
     retry_policy: RetryPolicy
+    # Across all attempts; None: retry until the step succeeds.
+    schedule_to_close_timeout: timedelta | None = None
 
 
 # Database writes are idempotent; while the database is unreachable we wait (unlimited
@@ -46,6 +48,8 @@ GATEWAY = ActivityOptions(
         non_retryable_error_types=[
             ErrorTypes.GATEWAY_MISCONFIGURED,
             ErrorTypes.GATEWAY_NOT_FOUND,
+            # The gateway refused the request itself as malformed: it would refuse it again.
+            ErrorTypes.GATEWAY_REQUEST_REJECTED,
         ],
     ),
 )
@@ -72,4 +76,13 @@ ORDERS = ActivityOptions(
         maximum_interval=timedelta(minutes=1),
         non_retryable_error_types=[ErrorTypes.ORDER_UPDATE_REJECTED],
     ),
+)
+
+# Vaulting a payment method: the same retries as every gateway call, but a customer is waiting
+# to save a card, so after ten minutes without an answer the vault is given up (the method is
+# marked failed; the customer tokenizes again). Nothing was charged.
+VAULT = ActivityOptions(
+    start_to_close_timeout=GATEWAY.start_to_close_timeout,
+    retry_policy=GATEWAY.retry_policy,
+    schedule_to_close_timeout=timedelta(minutes=10),
 )

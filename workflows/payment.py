@@ -95,6 +95,7 @@ class PaymentWorkflow:
                 user_id=request.user_id,
                 amount_minor=request.amount_minor,
                 currency=request.currency,
+                merchant_id=request.merchant_id,
             )
         )
         if decision.approved:
@@ -145,6 +146,7 @@ class PaymentWorkflow:
                     payment_token=request.payment_token,
                     payment_method_id=request.payment_method_id,
                     attempt=attempt,
+                    gateway_order_id=request.gateway_order_id,
                 )
             )
             outcome = replace(_outcome_of(request.payment_id, charge), attempts=attempt)

@@ -9,6 +9,7 @@ the API has already made it unusable in the database.
 from __future__ import annotations
 
 from temporalio import workflow
+from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from payments.contracts import RemovePaymentMethodRequest, VaultRequest, VaultResult
@@ -20,7 +21,21 @@ from workflows import steps
 class VaultPaymentMethodWorkflow:
     @workflow.run
     async def run(self, request: VaultRequest) -> VaultResult:
-        return await steps.vault_payment_method(request)
+        """The vault activity records the gateway's answer on the payment method's row
+        (active or failed). If the gateway never answers in time, or the call cannot be
+        made, the row must not stay pending: it is marked failed here."""
+        try:
+            return await steps.vault_payment_method(request)
+        except ActivityError as exc:
+            workflow.logger.warning("vault gave up: %s", type(exc.cause).__name__)
+            failed = VaultResult(
+                succeeded=False,
+                payment_method_id=request.payment_method_id,
+                error_code="gateway_unavailable",
+                error_message="the gateway did not answer in time; tokenize the card again",
+            )
+            await steps.record_vault_failure(failed)
+            return failed
 
 
 @workflow.defn

@@ -37,7 +37,7 @@ from payments.contracts import (
     VaultRequest,
     VaultResult,
 )
-from workflows.options import EVENTS, FRAUD, GATEWAY, LEDGER, ORDERS, ActivityOptions
+from workflows.options import EVENTS, FRAUD, GATEWAY, LEDGER, ORDERS, VAULT, ActivityOptions
 
 R = TypeVar("R")
 
@@ -48,6 +48,7 @@ async def _run(name: str, arg: object, result_type: type[R], options: ActivityOp
         arg,
         result_type=result_type,
         start_to_close_timeout=options.start_to_close_timeout,
+        schedule_to_close_timeout=options.schedule_to_close_timeout,
         retry_policy=options.retry_policy,
     )
     assert isinstance(result, result_type)
@@ -99,7 +100,11 @@ async def check_transaction(transaction_id: str) -> TransactionCheck:
 
 
 async def vault_payment_method(request: VaultRequest) -> VaultResult:
-    return await _run(ActivityNames.VAULT_PAYMENT_METHOD, request, VaultResult, GATEWAY)
+    return await _run(ActivityNames.VAULT_PAYMENT_METHOD, request, VaultResult, VAULT)
+
+
+async def record_vault_failure(result: VaultResult) -> None:
+    await _run(ActivityNames.RECORD_VAULT_FAILURE, result, str, LEDGER)
 
 
 async def remove_payment_method(request: RemovePaymentMethodRequest) -> None:

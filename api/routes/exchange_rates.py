@@ -1,5 +1,8 @@
 """Exchange rates (admin): what a payment presented in a currency without a merchant account
-is charged at. Each PUT appends a rate with its timestamp; payments keep the rate they used."""
+is charged at. Each PUT appends a rate with its timestamp and the key that set it; payments
+keep the rate they used. A rate that moves more than PAYMENTS_RATE_CHANGE_LIMIT_PERCENT from
+the pair's previous one needs ``"override": true`` (a mistyped rate would reprice every
+converted payment)."""
 
 from __future__ import annotations
 
@@ -8,35 +11,53 @@ from decimal import Decimal
 
 from fastapi import APIRouter
 
-from api.deps import RepositoryDep
+from api.deps import AdminDep, ContainerDep, RepositoryDep
 from api.routes.payments import ERRORS
 from api.schemas import ExchangeRateIn, ExchangeRateOut
 from payments.db.models import ExchangeRate
-from payments.errors import InvalidRequest, NotFound
+from payments.errors import InvalidRequest, NotFound, RateChangeTooLarge
 from payments.money import minor_units
+from payments.requests import CurrencyCode
 
 router = APIRouter(tags=["admin"])
 
 
 @router.put("/exchange-rates/{base}/{quote}", response_model=ExchangeRateOut, responses=ERRORS)
 async def set_rate(
-    base: str, quote: str, body: ExchangeRateIn, repository: RepositoryDep
+    base: CurrencyCode,
+    quote: CurrencyCode,
+    body: ExchangeRateIn,
+    repository: RepositoryDep,
+    principal: AdminDep,
+    container: ContainerDep,
 ) -> ExchangeRateOut:
-    base, quote = base.upper(), quote.upper()
     minor_units(base)
     minor_units(quote)
-    if base == quote or Decimal(body.rate) <= 0:
+    rate = Decimal(body.rate)
+    if base == quote or rate <= 0:
         raise InvalidRequest("a rate converts between two currencies and is positive", field="rate")
+    previous = await asyncio.to_thread(repository.current_rate, base, quote)
+    limit = Decimal(str(container.settings.policy.rate_change_limit_percent))
+    if previous is not None and not body.override:
+        change = abs(rate - Decimal(previous.rate)) / Decimal(previous.rate) * 100
+        if change > limit:
+            raise RateChangeTooLarge(
+                f"the rate moves {change:.1f}% from the current {previous.rate} (more than "
+                f'{limit}%): send "override": true if that is intended',
+                field="rate",
+            )
     stored = await asyncio.to_thread(
-        repository.add_rate, ExchangeRate(base=base, quote=quote, rate=body.rate)
+        repository.add_rate,
+        ExchangeRate(base=base, quote=quote, rate=body.rate, set_by=principal.key_id),
     )
-    return ExchangeRateOut(base=base, quote=quote, rate=stored.rate, as_of=stored.as_of)
+    return ExchangeRateOut.of(stored)
 
 
 @router.get("/exchange-rates/{base}/{quote}", response_model=ExchangeRateOut, responses=ERRORS)
-async def get_rate(base: str, quote: str, repository: RepositoryDep) -> ExchangeRateOut:
-    base, quote = base.upper(), quote.upper()
+async def get_rate(
+    base: CurrencyCode, quote: CurrencyCode, repository: RepositoryDep, _admin: AdminDep
+) -> ExchangeRateOut:
     stored = await asyncio.to_thread(repository.current_rate, base, quote)
     if stored is None:
         raise NotFound(f"no {base}/{quote} rate", field="base")
-    return ExchangeRateOut(base=base, quote=quote, rate=stored.rate, as_of=stored.as_of)
+    return ExchangeRateOut.of(stored)

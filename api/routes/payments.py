@@ -7,7 +7,15 @@ from datetime import UTC, datetime
 
 from fastapi import APIRouter, Response, status
 
-from api.deps import GatewayDep, IdempotencyKeyHeader, RepositoryDep, ServiceDep, WorkflowsDep
+from api.deps import (
+    ContainerDep,
+    GatewayDep,
+    IdempotencyKeyHeader,
+    PrincipalDep,
+    RepositoryDep,
+    ServiceDep,
+    WorkflowsDep,
+)
 from api.schemas import (
     AuditEventOut,
     AuditTrail,
@@ -18,6 +26,7 @@ from api.schemas import (
     VerifiedPayment,
     VerifyPaymentIn,
 )
+from payments.access import Principal
 from payments.db.models import Payment, PaymentStatus
 from payments.errors import Conflict, NotFound
 from payments.gateway.types import APPROVED_STATUSES, GatewayTransaction
@@ -26,7 +35,7 @@ from payments.service import InitiatePayment
 router = APIRouter(tags=["payments"])
 
 ERRORS: dict[int | str, dict[str, object]] = {
-    code: {"model": ErrorOut} for code in (400, 404, 409, 422, 503)
+    code: {"model": ErrorOut} for code in (400, 401, 403, 404, 409, 413, 422, 429, 503)
 }
 
 
@@ -41,12 +50,16 @@ async def initiate_payment(
     body: InitiatePaymentIn,
     response: Response,
     service: ServiceDep,
+    principal: PrincipalDep,
+    container: ContainerDep,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> PaymentPublic:
     """Accepts the payment and starts its workflow; the answer is ``pending``. Follow the
-    ``Location`` header (or the ``payment_status`` topic) for the outcome."""
+    ``Location`` header (or the ``payment_status`` topic) for the outcome. The payment
+    belongs to the key's merchant (an admin key without one: the default merchant)."""
     payment, created = await service.initiate_payment(
         InitiatePayment(
+            merchant_id=principal.merchant_id or container.settings.auth.default_merchant_id,
             order_id=body.order_id,
             user_id=body.user_id,
             amount=body.amount,
@@ -64,26 +77,34 @@ async def initiate_payment(
     return PaymentPublic.of(payment)
 
 
-async def _load(repository: RepositoryDep, payment_id: str) -> Payment:
+async def load_payment(repository: RepositoryDep, principal: Principal, payment_id: str) -> Payment:
+    """The payment, if this key may see it; another merchant's payment is "not found", exactly
+    like an unknown id."""
     payment = await asyncio.to_thread(repository.get_payment, payment_id)
-    if payment is None:
+    if payment is None or not principal.can_see(payment.merchant_id):
         raise NotFound(f"payment {payment_id} not found", field="payment_id")
     return payment
 
 
 @router.get("/payment/{payment_id}", response_model=PaymentPublic, responses=ERRORS)
-async def get_payment(payment_id: str, repository: RepositoryDep) -> PaymentPublic:
-    return PaymentPublic.of(await _load(repository, payment_id))
+async def get_payment(
+    payment_id: str, repository: RepositoryDep, principal: PrincipalDep
+) -> PaymentPublic:
+    return PaymentPublic.of(await load_payment(repository, principal, payment_id))
 
 
 @router.post("/verify-payment", response_model=VerifiedPayment, responses=ERRORS)
 async def verify_payment(
-    body: VerifyPaymentIn, repository: RepositoryDep, gateway: GatewayDep, workflows: WorkflowsDep
+    body: VerifyPaymentIn,
+    repository: RepositoryDep,
+    gateway: GatewayDep,
+    workflows: WorkflowsDep,
+    principal: PrincipalDep,
 ) -> VerifiedPayment:
     """The stored payment next to what the gateway says about its transaction right now.
     A pending payment's workflow is asked to check the gateway at once (it is the only writer
     of the payment's status); poll GET /payment/{id} for the result."""
-    payment = await _load(repository, body.payment_id)
+    payment = await load_payment(repository, principal, body.payment_id)
     if payment.payment_status == PaymentStatus.PENDING:
         await workflows.nudge_payment(payment.payment_id)
     view: GatewayView | None = None
@@ -120,16 +141,16 @@ def _consistent(payment: Payment, transaction: GatewayTransaction | None) -> boo
 
 @router.post("/payment/{payment_id}/cancel", response_model=PaymentPublic, responses=ERRORS)
 async def cancel_payment(
-    payment_id: str, repository: RepositoryDep, workflows: WorkflowsDep
+    payment_id: str, repository: RepositoryDep, workflows: WorkflowsDep, principal: PrincipalDep
 ) -> PaymentPublic:
     """Stop a payment that waits to retry a soft decline: it ends as ``failure``
     (``cancelled``). Anything else (charging, settled, failed) is a 409."""
-    payment = await _load(repository, payment_id)
+    payment = await load_payment(repository, principal, payment_id)
     if payment.payment_status != PaymentStatus.PENDING:
         raise Conflict(f"payment {payment_id} is {payment.payment_status}", field="payment_id")
     await workflows.cancel_payment(payment_id)
     for _ in range(50):  # the workflow records the cancellation a moment later
-        payment = await _load(repository, payment_id)
+        payment = await load_payment(repository, principal, payment_id)
         if payment.payment_status != PaymentStatus.PENDING:
             break
         await asyncio.sleep(0.1)
@@ -137,9 +158,11 @@ async def cancel_payment(
 
 
 @router.get("/payment/{payment_id}/events", response_model=AuditTrail, responses=ERRORS)
-async def payment_events(payment_id: str, repository: RepositoryDep) -> AuditTrail:
+async def payment_events(
+    payment_id: str, repository: RepositoryDep, principal: PrincipalDep
+) -> AuditTrail:
     """Every status change of the payment and its refunds, oldest first, including changes
     that were refused."""
-    await _load(repository, payment_id)
+    await load_payment(repository, principal, payment_id)
     events = await asyncio.to_thread(repository.audit_trail, payment_id)
     return AuditTrail(items=[AuditEventOut.of(e) for e in events])

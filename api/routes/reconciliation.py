@@ -7,7 +7,7 @@ import json
 
 from fastapi import APIRouter, status
 
-from api.deps import RepositoryDep, WorkflowsDep
+from api.deps import AdminDep, RepositoryDep, WorkflowsDep
 from api.routes.payments import ERRORS
 from api.schemas import ReconciliationReportOut
 from payments.errors import NotFound
@@ -16,7 +16,7 @@ router = APIRouter(tags=["admin"])
 
 
 @router.get("/reconciliation/latest", response_model=ReconciliationReportOut, responses=ERRORS)
-async def latest_report(repository: RepositoryDep) -> ReconciliationReportOut:
+async def latest_report(repository: RepositoryDep, _admin: AdminDep) -> ReconciliationReportOut:
     """What the last reconciliation run compared with the gateway, and what it repaired."""
     report = await asyncio.to_thread(repository.latest_report)
     if report is None:
@@ -33,7 +33,7 @@ async def latest_report(repository: RepositoryDep) -> ReconciliationReportOut:
 
 
 @router.post("/reconciliation/run", status_code=status.HTTP_202_ACCEPTED, responses=ERRORS)
-async def run_now(workflows: WorkflowsDep) -> dict[str, str]:
+async def run_now(workflows: WorkflowsDep, _admin: AdminDep) -> dict[str, str]:
     """Trigger the reconciliation schedule now (it also runs on its own interval)."""
     await workflows.run_reconciliation_now()
     return {"status": "triggered"}

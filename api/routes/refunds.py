@@ -6,7 +6,7 @@ import asyncio
 
 from fastapi import APIRouter, Response, status
 
-from api.deps import IdempotencyKeyHeader, RepositoryDep, ServiceDep
+from api.deps import IdempotencyKeyHeader, PrincipalDep, RepositoryDep, ServiceDep
 from api.routes.payments import ERRORS
 from api.schemas import RefundIn, RefundPublic
 from payments.errors import NotFound
@@ -26,6 +26,7 @@ async def refund(
     body: RefundIn,
     response: Response,
     service: ServiceDep,
+    principal: PrincipalDep,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> RefundPublic:
     """Without ``amount``, refunds everything not yet refunded. Refused (409/422) when the
@@ -34,6 +35,7 @@ async def refund(
     settlement, then refunds."""
     stored, created = await service.request_refund(
         RequestRefund(
+            merchant_id=principal.merchant_filter(),
             payment_id=body.payment_id,
             amount=body.amount,
             reason=body.reason,
@@ -47,8 +49,10 @@ async def refund(
 
 
 @router.get("/refund/{refund_id}", response_model=RefundPublic, responses=ERRORS)
-async def get_refund(refund_id: str, repository: RepositoryDep) -> RefundPublic:
+async def get_refund(
+    refund_id: str, repository: RepositoryDep, principal: PrincipalDep
+) -> RefundPublic:
     stored = await asyncio.to_thread(repository.get_refund, refund_id)
-    if stored is None:
+    if stored is None or not principal.can_see(stored.merchant_id):
         raise NotFound(f"refund {refund_id} not found", field="refund_id")
     return RefundPublic.of(stored)

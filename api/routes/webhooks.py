@@ -1,34 +1,69 @@
-"""Gateway webhooks: Braintree tells us when a transaction settles or is declined later."""
+"""Gateway webhooks: Braintree tells us when a transaction settles or is declined later.
+
+No API key (Braintree cannot send one): the signature, verified with the SDK, is the
+authentication. On top of it, a notification older than API_WEBHOOK_MAX_AGE_SECONDS is
+refused (a captured one replayed later), and a notification already handled is a no-op (a
+replay within the window). Nothing a webhook says is believed: it only makes a pending
+payment's workflow ask the gateway now.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs
 
 import structlog
 from fastapi import APIRouter, Request
 
-from api.deps import GatewayDep, RepositoryDep, WorkflowsDep
+from api.deps import ContainerDep, GatewayDep, RepositoryDep, WorkflowsDep
+from api.routes.payments import ERRORS
 from payments.db.models import PaymentStatus
-from payments.errors import InvalidWebhook
+from payments.errors import InvalidWebhook, StaleWebhook
 
 router = APIRouter(tags=["webhooks"])
 log = structlog.get_logger(__name__)
 
+# A notification stamped this far in the future is refused too (clocks differ a little).
+_CLOCK_SKEW = timedelta(minutes=1)
 
-@router.post("/webhooks/braintree")
+
+@router.post("/webhooks/braintree", responses=ERRORS)
 async def braintree_webhook(
-    request: Request, gateway: GatewayDep, repository: RepositoryDep, workflows: WorkflowsDep
+    request: Request,
+    gateway: GatewayDep,
+    repository: RepositoryDep,
+    workflows: WorkflowsDep,
+    container: ContainerDep,
 ) -> dict[str, str]:
-    """Verifies the signature with the SDK, then nudges the payment's workflow to check the
-    gateway now. The webhook itself is never trusted as the outcome: the workflow reads the
-    transaction from the gateway."""
+    """Verifies the signature with the SDK, refuses stale notifications, ignores replays,
+    then nudges the payment's workflow to check the gateway now. The webhook itself is never
+    trusted as the outcome: the workflow reads the transaction from the gateway."""
     form = parse_qs((await request.body()).decode("utf-8", "replace"))
     signature = form.get("bt_signature", [""])[0]
     payload = form.get("bt_payload", [""])[0]
     if not signature or not payload:
         raise InvalidWebhook("bt_signature and bt_payload are required", field="bt_signature")
     event = await asyncio.to_thread(gateway.parse_webhook, signature, payload)
+
+    max_age = timedelta(seconds=container.settings.api.webhook_max_age_seconds)
+    now = datetime.now(UTC)
+    sent_at = _timestamp(event.timestamp)
+    if sent_at is None or sent_at < now - max_age or sent_at > now + _CLOCK_SKEW:
+        log.warning("webhook refused: stale", kind=event.kind, timestamp=event.timestamp)
+        raise StaleWebhook(
+            f"notifications older than {int(max_age.total_seconds())} s are refused",
+            field="bt_payload",
+        )
+    digest = hashlib.sha256(f"{signature}|{payload}".encode()).hexdigest()
+    first = await asyncio.to_thread(
+        lambda: repository.first_receipt(digest, event.kind, keep_after=now - 2 * max_age)
+    )
+    if not first:
+        log.info("webhook replay ignored", kind=event.kind)
+        return {"status": "duplicate", "kind": event.kind}
+
     if event.transaction_id is None:
         return {"status": "ignored", "kind": event.kind}
     payment = await asyncio.to_thread(repository.find_payment_by_transaction, event.transaction_id)
@@ -37,3 +72,13 @@ async def braintree_webhook(
     nudged = await workflows.nudge_payment(payment.payment_id)
     log.info("webhook received", kind=event.kind, payment_id=payment.payment_id, nudged=nudged)
     return {"status": "accepted", "kind": event.kind}
+
+
+def _timestamp(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

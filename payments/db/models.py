@@ -35,6 +35,21 @@ class RefundStatus(StrEnum):
     FAILED = "failed"
 
 
+class Role(StrEnum):
+    """What an API key may do. ``checkout``: one merchant's payments, refunds and saved
+    methods. ``admin``: the platform operator, across merchants, plus keys, exchange rates,
+    reconciliation and the codec endpoint."""
+
+    CHECKOUT = "checkout"
+    ADMIN = "admin"
+
+
+class VaultStatus(StrEnum):
+    PENDING = "pending"  # the gateway has not answered yet
+    ACTIVE = "active"
+    FAILED = "failed"  # the gateway refused the nonce
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -75,10 +90,16 @@ class Payment(SQLModel, table=True):
         sa.CheckConstraint(
             "payment_status IN ('pending', 'success', 'failure')", name="ck_payments_status"
         ),
+        sa.Index("ix_payments_merchant_created_at_id", "merchant_id", "created_at", "payment_id"),
     )
 
     payment_id: str = Field(primary_key=True, max_length=36)
+    merchant_id: str = Field(foreign_key="merchants.merchant_id", max_length=64)
     order_id: str = Field(index=True, max_length=128)
+    # The order id the gateway knows the sale by: "{merchant_id}:{order_id}", so that two
+    # merchants' orders with the same id never meet at the gateway (the retried charge looks
+    # sales up by it). None: charged before merchants existed, with the bare order id.
+    gateway_order_id: str | None = Field(default=None, max_length=255)
     user_id: str = Field(index=True, max_length=128)
     amount: int = Field(sa_type=sa.BigInteger)
     currency: str = Field(max_length=3)
@@ -114,11 +135,16 @@ class Payment(SQLModel, table=True):
     retry_enabled: bool = Field(default=False)
     attempts: int = Field(default=0)
     next_retry_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
-    # Idempotency: the client's key (unique) and a hash of the request it came with.
-    idempotency_key: str | None = Field(default=None, unique=True, max_length=255)
+    # Idempotency: the client's key and a hash of the request it came with (the lookup is
+    # IdempotencyRecord, scoped to the merchant and expiring; a key may come back later).
+    idempotency_key: str | None = Field(default=None, max_length=255)
     request_fingerprint: str | None = Field(default=None, max_length=64)
     created_at: datetime = _timestamp()
     updated_at: datetime = _timestamp()
+
+    @property
+    def gateway_order(self) -> str:
+        return self.gateway_order_id or self.order_id
 
     @property
     def charge(self) -> tuple[int, str]:
@@ -141,6 +167,8 @@ class ExchangeRate(SQLModel, table=True):
     rate: str = Field(max_length=32)  # decimal string: 1 base = rate quote
     as_of: datetime = _timestamp()
     source: str = Field(default="manual", max_length=64)
+    # The API key that set it (None: set before keys existed).
+    set_by: str | None = Field(default=None, max_length=32)
 
 
 class AuditEvent(SQLModel, table=True):
@@ -169,12 +197,19 @@ class StoredPaymentMethod(SQLModel, table=True):
     encrypted (payments.crypto); card numbers and CVVs never reach the service."""
 
     __tablename__ = "payment_methods"
+    __table_args__ = (sa.Index("ix_payment_methods_merchant_user", "merchant_id", "user_id"),)
 
     payment_method_id: str = Field(primary_key=True, max_length=36)
+    merchant_id: str = Field(foreign_key="merchants.merchant_id", max_length=64)
     user_id: str = Field(index=True, max_length=128)
-    gateway_customer_id: str = Field(max_length=64)
-    token_ciphertext: str = Field(sa_type=sa.Text)
-    instrument_type: str = Field(max_length=32)
+    # pending until the gateway answers (the API may answer 202 before), then active or
+    # failed; only active methods can be charged or listed.
+    status: str = Field(default=VaultStatus.ACTIVE, max_length=16)
+    gateway_customer_id: str | None = Field(default=None, max_length=64)
+    token_ciphertext: str | None = Field(default=None, sa_type=sa.Text)
+    failure_code: str | None = Field(default=None, max_length=32)
+    failure_message: str | None = Field(default=None, max_length=255)
+    instrument_type: str | None = Field(default=None, max_length=32)
     brand: str | None = Field(default=None, max_length=32)
     last4: str | None = Field(default=None, max_length=4)
     expiration: str | None = Field(default=None, max_length=7)
@@ -207,9 +242,11 @@ class Refund(SQLModel, table=True):
         sa.CheckConstraint(
             "refund_status IN ('initiated', 'processed', 'failed')", name="ck_refunds_status"
         ),
+        sa.Index("ix_refunds_merchant_created_at_id", "merchant_id", "created_at", "refund_id"),
     )
 
     refund_id: str = Field(primary_key=True, max_length=36)
+    merchant_id: str = Field(foreign_key="merchants.merchant_id", max_length=64)
     payment_id: str = Field(foreign_key="payments.payment_id", index=True, max_length=36)
     amount: int = Field(sa_type=sa.BigInteger)
     currency: str = Field(max_length=3)
@@ -222,7 +259,62 @@ class Refund(SQLModel, table=True):
     gateway_transaction_id: str | None = Field(default=None, max_length=64)
     failure_reason: str | None = Field(default=None, max_length=64)
     failure_message: str | None = Field(default=None, max_length=255)
-    idempotency_key: str | None = Field(default=None, unique=True, max_length=255)
+    idempotency_key: str | None = Field(default=None, max_length=255)
     request_fingerprint: str | None = Field(default=None, max_length=64)
     created_at: datetime = _timestamp()
     updated_at: datetime = _timestamp()
+
+
+class Merchant(SQLModel, table=True):
+    """A business whose checkout uses the service. Created by the first API key that names
+    it; every payment, refund, saved payment method and idempotency key belongs to one."""
+
+    __tablename__ = "merchants"
+
+    merchant_id: str = Field(primary_key=True, max_length=64)
+    created_at: datetime = _timestamp()
+
+
+class ApiKey(SQLModel, table=True):
+    """An API key. Only a hash of the secret is stored: the secret is shown once, at
+    creation. A revoked key is refused from the moment revoked_at is set."""
+
+    __tablename__ = "api_keys"
+
+    key_id: str = Field(primary_key=True, max_length=32)
+    # The merchant a checkout key acts for; an admin key may name none (the platform).
+    merchant_id: str | None = Field(
+        default=None, foreign_key="merchants.merchant_id", index=True, max_length=64
+    )
+    role: str = Field(max_length=16)
+    # SHA-256 of the whole secret (hex). The secret is 256 random bits: a slow password hash
+    # would add nothing but latency to every request.
+    secret_hash: str = Field(max_length=64)
+    created_at: datetime = _timestamp()
+    created_by: str | None = Field(default=None, max_length=32)  # key id, None: console
+    revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+
+
+class IdempotencyRecord(SQLModel, table=True):
+    """An Idempotency-Key of a merchant and what it created, until it expires."""
+
+    __tablename__ = "idempotency_keys"
+
+    merchant_id: str = Field(primary_key=True, foreign_key="merchants.merchant_id", max_length=64)
+    scope: str = Field(primary_key=True, max_length=16)  # "payment" | "refund"
+    key: str = Field(primary_key=True, max_length=255)
+    resource_id: str = Field(max_length=36)
+    request_fingerprint: str = Field(max_length=64)
+    created_at: datetime = _timestamp()
+    expires_at: datetime = Field(sa_type=UTCDateTime, index=True)
+
+
+class WebhookReceipt(SQLModel, table=True):
+    """A webhook notification already handled (by digest): a replay of it is a no-op.
+    Kept for as long as a notification is accepted at all (older ones are refused)."""
+
+    __tablename__ = "webhook_receipts"
+
+    digest: str = Field(primary_key=True, max_length=64)
+    kind: str = Field(max_length=64)
+    received_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)

@@ -6,7 +6,9 @@ The repository enforces the invariants that must hold however many processes rac
   be retried; any other transition raises InvalidTransition;
 - refunds never exceed what was paid: the remainder is computed and the refund inserted while
   holding the payment's row lock (FOR UPDATE on PostgreSQL, BEGIN IMMEDIATE on SQLite);
-- an idempotency key maps to exactly one payment or refund (unique column).
+- an idempotency key of a merchant maps to exactly one payment or refund until it expires
+  (primary key of idempotency_keys; the record is written in the transaction that writes
+  the row it names).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import binascii
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any, Generic, TypeVar
 
@@ -30,12 +32,15 @@ from sqlmodel.sql.expression import SelectOfScalar
 from payments.db.models import (
     AuditEvent,
     ExchangeRate,
+    IdempotencyRecord,
     Payment,
     PaymentStatus,
     ReconciliationReport,
     Refund,
     RefundStatus,
     StoredPaymentMethod,
+    VaultStatus,
+    WebhookReceipt,
     utcnow,
 )
 from payments.errors import (
@@ -77,6 +82,21 @@ T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
+class IdempotencyClaim:
+    """An Idempotency-Key sent with a request: who sent it, the key, and a hash of the request
+    it came with (the same key with another request is refused)."""
+
+    merchant_id: str
+    key: str
+    fingerprint: str
+    ttl_seconds: float
+
+
+PAYMENT_SCOPE = "payment"
+REFUND_SCOPE = "refund"
+
+
+@dataclass(frozen=True, slots=True)
 class Page(Generic[T]):
     items: list[T]
     next_cursor: str | None
@@ -105,38 +125,89 @@ class PaymentRepository:
             yield session
 
     # --- payments --------------------------------------------------------------------------
-    def insert_payment(self, payment: Payment, *, cause: str = "api") -> tuple[Payment, bool]:
-        """Insert a new pending payment, or return the one already stored for its
-        idempotency key (``created`` False). The same key with another request body raises
-        IdempotencyKeyReused."""
-        if payment.idempotency_key is not None:
-            existing = self._payment_for_key(payment.idempotency_key, payment.request_fingerprint)
-            if existing is not None:
-                return existing, False
+    def insert_payment(
+        self,
+        payment: Payment,
+        *,
+        idempotency: IdempotencyClaim | None = None,
+        cause: str = "api",
+    ) -> tuple[Payment, bool]:
+        """Insert a new pending payment, and with ``idempotency`` the key's record in the same
+        transaction. If a concurrent request with the same key won, return its payment
+        (``created`` False); the same key with another request raises IdempotencyKeyReused.
+        Callers look the key up first (``idempotent_payment``); this only settles races."""
         try:
             with self._transaction() as session:
+                if idempotency is not None:
+                    self._claim(session, PAYMENT_SCOPE, idempotency, payment.payment_id)
                 session.add(payment)
                 session.flush()
                 self._audit(session, payment, None, payment.payment_status, cause=cause)
             return payment, True
         except IntegrityError:
-            # A concurrent request with the same key (or a redelivered message) won the race.
-            if payment.idempotency_key is None:
+            if idempotency is None:
                 raise
-            existing = self._payment_for_key(payment.idempotency_key, payment.request_fingerprint)
+            existing = self.idempotent_payment(idempotency)
             if existing is None:
                 raise
             return existing, False
 
-    def _payment_for_key(self, key: str, fingerprint: str | None) -> Payment | None:
+    def idempotent_payment(self, claim: IdempotencyClaim) -> Payment | None:
+        """The payment an unexpired key already made, None if the key is unused (or has
+        expired). Raises IdempotencyKeyReused when the key came with another request."""
         with self._transaction() as session:
-            existing = session.exec(select(Payment).where(Payment.idempotency_key == key)).first()
-        if existing is not None and existing.request_fingerprint != fingerprint:
+            resource_id = self._resource_for(session, PAYMENT_SCOPE, claim)
+            return None if resource_id is None else session.get(Payment, resource_id)
+
+    def _resource_for(self, session: Session, scope: str, claim: IdempotencyClaim) -> str | None:
+        record = session.get(IdempotencyRecord, (claim.merchant_id, scope, claim.key))
+        if record is None or record.expires_at <= utcnow():
+            return None
+        if record.request_fingerprint != claim.fingerprint:
             raise IdempotencyKeyReused(
                 "this Idempotency-Key was already used with a different request",
                 field="Idempotency-Key",
             )
-        return existing
+        return record.resource_id
+
+    def _claim(
+        self, session: Session, scope: str, claim: IdempotencyClaim, resource_id: str
+    ) -> None:
+        """Record the key for ``resource_id``; an expired record of the same key is replaced
+        (the key starts something new). A live one makes the flush raise IntegrityError."""
+        now = utcnow()
+        session.execute(
+            sa.delete(IdempotencyRecord).where(
+                col(IdempotencyRecord.merchant_id) == claim.merchant_id,
+                col(IdempotencyRecord.scope) == scope,
+                col(IdempotencyRecord.key) == claim.key,
+                col(IdempotencyRecord.expires_at) <= now,
+            )
+        )
+        session.add(
+            IdempotencyRecord(
+                merchant_id=claim.merchant_id,
+                scope=scope,
+                key=claim.key,
+                resource_id=resource_id,
+                request_fingerprint=claim.fingerprint,
+                created_at=now,
+                expires_at=now + timedelta(seconds=claim.ttl_seconds),
+            )
+        )
+        session.flush()
+
+    def purge_expired_idempotency_keys(self, *, limit: int = 1000) -> int:
+        """Delete up to ``limit`` expired records (housekeeping; a lookup ignores them)."""
+        with self._transaction() as session:
+            keys = session.exec(
+                select(IdempotencyRecord)
+                .where(col(IdempotencyRecord.expires_at) <= utcnow())
+                .limit(limit)
+            ).all()
+            for record in keys:
+                session.delete(record)
+            return len(keys)
 
     def ensure_payment(self, payment: Payment) -> Payment:
         """Insert the payment unless a row with its id exists; return the stored row."""
@@ -151,31 +222,49 @@ class PaymentRepository:
 
     def discard_unstarted_payment(self, payment_id: str) -> None:
         """Compensation when its workflow could not be started: the row must not stay behind
-        as a pending payment that nothing will ever finish."""
+        as a pending payment that nothing will ever finish, nor its idempotency key (a retry
+        with the key must start it again)."""
         with self._transaction() as session:
-            session.execute(
+            deleted = session.execute(
                 sa.delete(Payment).where(
                     col(Payment.payment_id) == payment_id,
                     col(Payment.payment_status) == PaymentStatus.PENDING,
                     col(Payment.transaction_id).is_(None),
                 )
             )
+            if getattr(deleted, "rowcount", 0):
+                session.execute(
+                    sa.delete(AuditEvent).where(col(AuditEvent.payment_id) == payment_id)
+                )
+                session.execute(
+                    sa.delete(IdempotencyRecord).where(
+                        col(IdempotencyRecord.scope) == PAYMENT_SCOPE,
+                        col(IdempotencyRecord.resource_id) == payment_id,
+                    )
+                )
 
     def get_payment(self, payment_id: str) -> Payment | None:
         with self._transaction() as session:
             return session.get(Payment, payment_id)
 
-    def find_open_payment_for_order(self, order_id: str, *, excluding: str) -> Payment | None:
-        """An earlier payment for the order that is pending or succeeded (the duplicate
-        check). Only earlier ones (by creation, then id): of two payments racing for one
-        order, the first proceeds and the second is the duplicate — never both refused."""
+    def find_open_payment_for_order(
+        self, order_id: str, *, excluding: str, merchant_id: str | None = None
+    ) -> Payment | None:
+        """An earlier payment of the merchant for the order that is pending or succeeded (the
+        duplicate check; order ids are the merchant's, two merchants may share one). Only
+        earlier ones (by creation, then id): of two payments racing for one order, the first
+        proceeds and the second is the duplicate — never both refused."""
         with self._transaction() as session:
             this = session.get(Payment, excluding)
+            if merchant_id is None and this is not None:
+                merchant_id = this.merchant_id
             query = select(Payment).where(
                 Payment.order_id == order_id,
                 Payment.payment_id != excluding,
                 col(Payment.payment_status).in_([PaymentStatus.PENDING, PaymentStatus.SUCCESS]),
             )
+            if merchant_id is not None:
+                query = query.where(Payment.merchant_id == merchant_id)
             if this is not None:
                 query = query.where(
                     sa.or_(
@@ -410,26 +499,66 @@ class PaymentRepository:
             )
 
     # --- vaulted payment methods -----------------------------------------------------------
-    def add_payment_method(self, method: StoredPaymentMethod) -> StoredPaymentMethod:
-        """Insert, or return the row already stored under its id (a retried activity)."""
+    def add_pending_payment_method(self, method: StoredPaymentMethod) -> StoredPaymentMethod:
+        """The row a vault starts with (status pending), before the gateway is asked."""
         with self._transaction() as session:
-            stored = session.get(StoredPaymentMethod, method.payment_method_id)
+            session.add(method)
+        return method
+
+    def activate_payment_method(
+        self,
+        payment_method_id: str,
+        *,
+        gateway_customer_id: str,
+        token_ciphertext: str,
+        instrument: InstrumentDetails,
+    ) -> StoredPaymentMethod:
+        """The gateway vaulted it: store its token (encrypted) and what may be shown.
+        Idempotent (a retried activity finds it active)."""
+        with self._transaction() as session:
+            stored = session.get(StoredPaymentMethod, payment_method_id)
             if stored is None:
-                session.add(method)
-                stored = method
+                raise NotFound(f"payment method {payment_method_id} not found")
+            if stored.status != VaultStatus.ACTIVE:
+                stored.status = VaultStatus.ACTIVE
+                stored.gateway_customer_id = gateway_customer_id
+                stored.token_ciphertext = token_ciphertext
+                stored.instrument_type = instrument.instrument_type
+                stored.brand = instrument.brand
+                stored.last4 = instrument.last4
+                stored.expiration = instrument.expiration
+                stored.wallet_type = instrument.wallet
+                stored.display = instrument.display
+                session.add(stored)
+        return stored
+
+    def fail_payment_method(
+        self, payment_method_id: str, *, code: str | None, message: str | None
+    ) -> StoredPaymentMethod | None:
+        """The gateway refused the nonce: the method stays unusable, with the reason."""
+        with self._transaction() as session:
+            stored = session.get(StoredPaymentMethod, payment_method_id)
+            if stored is not None and stored.status == VaultStatus.PENDING:
+                stored.status = VaultStatus.FAILED
+                stored.failure_code = (code or "refused")[:32]
+                stored.failure_message = message[:255] if message else None
+                session.add(stored)
         return stored
 
     def get_payment_method(self, payment_method_id: str) -> StoredPaymentMethod | None:
         with self._transaction() as session:
             return session.get(StoredPaymentMethod, payment_method_id)
 
-    def list_payment_methods(self, user_id: str) -> list[StoredPaymentMethod]:
+    def list_payment_methods(self, user_id: str, *, merchant_id: str) -> list[StoredPaymentMethod]:
+        """A user's active saved methods at one merchant, newest first."""
         with self._transaction() as session:
             return list(
                 session.exec(
                     select(StoredPaymentMethod)
                     .where(
+                        StoredPaymentMethod.merchant_id == merchant_id,
                         StoredPaymentMethod.user_id == user_id,
+                        StoredPaymentMethod.status == VaultStatus.ACTIVE,
                         col(StoredPaymentMethod.deleted_at).is_(None),
                     )
                     .order_by(col(StoredPaymentMethod.created_at).desc())
@@ -444,6 +573,21 @@ class PaymentRepository:
                 stored.deleted_at = utcnow()
                 session.add(stored)
         return stored
+
+    # --- webhooks ----------------------------------------------------------------------------
+    def first_receipt(self, digest: str, kind: str, *, keep_after: datetime) -> bool:
+        """Record a webhook notification by digest; False if it was recorded before (a
+        replay). Receipts older than ``keep_after`` are pruned: notifications that old are
+        refused before they get here."""
+        try:
+            with self._transaction() as session:
+                session.execute(
+                    sa.delete(WebhookReceipt).where(col(WebhookReceipt.received_at) < keep_after)
+                )
+                session.add(WebhookReceipt(digest=digest, kind=kind[:64]))
+            return True
+        except IntegrityError:
+            return False
 
     # --- reconciliation reports ------------------------------------------------------------
     def save_report(self, report: ReconciliationReport) -> None:
@@ -471,6 +615,7 @@ class PaymentRepository:
     def list_payments(
         self,
         *,
+        merchant_id: str | None = None,
         status: str | None = None,
         user_id: str | None = None,
         order_id: str | None = None,
@@ -478,6 +623,8 @@ class PaymentRepository:
         cursor: str | None = None,
     ) -> Page[Payment]:
         query = select(Payment)
+        if merchant_id is not None:
+            query = query.where(Payment.merchant_id == merchant_id)
         if status is not None:
             query = query.where(Payment.payment_status == status)
         if user_id is not None:
@@ -491,22 +638,27 @@ class PaymentRepository:
 
     # --- refunds ---------------------------------------------------------------------------
     def reserve_refund(
-        self, refund: Refund, *, whole_remainder: bool, cause: str = "api"
+        self,
+        refund: Refund,
+        *,
+        whole_remainder: bool,
+        idempotency: IdempotencyClaim | None = None,
+        cause: str = "api",
     ) -> tuple[Refund, bool]:
         """Insert an initiated refund if the payment can still give it back.
 
-        Under the payment's row lock: the payment must be ``success`` and the amount at most
-        the paid amount minus every refund not failed (processed or still in flight). With
-        ``whole_remainder`` the refund's amount is set to that remainder. Returns the stored
-        refund for a repeated idempotency key (``created`` False).
+        Under the payment's row lock: the payment must belong to the refund's merchant and be
+        ``success``, and the amount at most the paid amount minus every refund not failed
+        (processed or still in flight). With ``whole_remainder`` the refund's amount is set to
+        that remainder. With ``idempotency`` the key's record is written in the same
+        transaction; a concurrent request with the same key that won returns its refund
+        (``created`` False). Callers look the key up first (``idempotent_refund``).
         """
-        if refund.idempotency_key is not None:
-            existing = self._refund_for_key(refund.idempotency_key, refund.request_fingerprint)
-            if existing is not None:
-                return existing, False
         try:
             with self._transaction() as session:
                 payment = self._locked_payment(session, refund.payment_id)
+                if payment.merchant_id != refund.merchant_id:
+                    raise NotFound(f"payment {refund.payment_id} not found", field="payment_id")
                 if payment.payment_status != PaymentStatus.SUCCESS:
                     raise RefundNotAllowed(
                         f"payment {payment.payment_id} is {payment.payment_status}: "
@@ -528,6 +680,8 @@ class PaymentRepository:
                         f"({remainder} minor units of {payment.currency})",
                         field="amount",
                     )
+                if idempotency is not None:
+                    self._claim(session, REFUND_SCOPE, idempotency, refund.refund_id)
                 refund.currency = payment.currency
                 if payment.charged_amount is not None:
                     refund.charged_amount = self._charged_share(session, payment, refund.amount)
@@ -538,12 +692,18 @@ class PaymentRepository:
                 )
             return refund, True
         except IntegrityError:
-            if refund.idempotency_key is None:
+            if idempotency is None:
                 raise
-            existing = self._refund_for_key(refund.idempotency_key, refund.request_fingerprint)
+            existing = self.idempotent_refund(idempotency)
             if existing is None:
                 raise
             return existing, False
+
+    def idempotent_refund(self, claim: IdempotencyClaim) -> Refund | None:
+        """The refund an unexpired key already made; see ``idempotent_payment``."""
+        with self._transaction() as session:
+            resource_id = self._resource_for(session, REFUND_SCOPE, claim)
+            return None if resource_id is None else session.get(Refund, resource_id)
 
     def _charged_share(self, session: Session, payment: Payment, amount: int) -> int:
         """A converted payment's refund, in the charged currency, at the payment's rate. The
@@ -575,26 +735,25 @@ class PaymentRepository:
             payment = self._locked_payment(session, payment_id)
             return payment.amount - self._reserved(session, payment_id)
 
-    def _refund_for_key(self, key: str, fingerprint: str | None) -> Refund | None:
-        with self._transaction() as session:
-            existing = session.exec(select(Refund).where(Refund.idempotency_key == key)).first()
-        if existing is not None and existing.request_fingerprint != fingerprint:
-            raise IdempotencyKeyReused(
-                "this Idempotency-Key was already used with a different request",
-                field="Idempotency-Key",
-            )
-        return existing
-
     def discard_unstarted_refund(self, refund_id: str) -> None:
-        """Compensation when the refund's workflow could not be started: frees the amount."""
+        """Compensation when the refund's workflow could not be started: frees the amount
+        and the idempotency key."""
         with self._transaction() as session:
-            session.execute(
+            deleted = session.execute(
                 sa.delete(Refund).where(
                     col(Refund.refund_id) == refund_id,
                     col(Refund.refund_status) == RefundStatus.INITIATED,
                     col(Refund.gateway_transaction_id).is_(None),
                 )
             )
+            if getattr(deleted, "rowcount", 0):
+                session.execute(sa.delete(AuditEvent).where(col(AuditEvent.refund_id) == refund_id))
+                session.execute(
+                    sa.delete(IdempotencyRecord).where(
+                        col(IdempotencyRecord.scope) == REFUND_SCOPE,
+                        col(IdempotencyRecord.resource_id) == refund_id,
+                    )
+                )
 
     def get_refund(self, refund_id: str) -> Refund | None:
         with self._transaction() as session:
@@ -659,6 +818,7 @@ class PaymentRepository:
     def list_refunds(
         self,
         *,
+        merchant_id: str | None = None,
         status: str | None = None,
         user_id: str | None = None,
         order_id: str | None = None,
@@ -673,6 +833,8 @@ class PaymentRepository:
                 query = query.where(Payment.user_id == user_id)
             if order_id is not None:
                 query = query.where(Payment.order_id == order_id)
+        if merchant_id is not None:
+            query = query.where(Refund.merchant_id == merchant_id)
         if status is not None:
             query = query.where(Refund.refund_status == status)
         if payment_id is not None:

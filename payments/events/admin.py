@@ -24,6 +24,7 @@ from aiokafka.errors import (
 
 from payments.config import KafkaSettings
 from payments.errors import PaymentServiceError, ServiceUnavailable
+from payments.events.connection import kafka_client_options
 from payments.events.topics import ALL_TOPICS
 
 log = structlog.get_logger(__name__)
@@ -43,18 +44,22 @@ class TopicCreationFailed(PaymentServiceError):
     code = "kafka_topic_creation_failed"
 
 
-async def _connected_admin(bootstrap: str, within_seconds: float) -> Any:
+async def _connected_admin(kafka: KafkaSettings, within_seconds: float) -> Any:
     """A started admin client, retrying the bootstrap for ``within_seconds``.
 
     Only connection failures and timeouts are retried: the broker may still be starting.
-    Raises ServiceUnavailable, naming the address, when it never answers.
+    Raises ServiceUnavailable, naming the address, when it never answers, and
+    KafkaMisconfigured (a ValueError) at once when the security settings do not fit together.
     """
+    security = kafka_client_options(kafka)
+    bootstrap = kafka.bootstrap_servers
     deadline = time.monotonic() + within_seconds
     while True:
         admin = AIOKafkaAdminClient(
             bootstrap_servers=bootstrap,
             client_id="payment-service-admin",
             request_timeout_ms=_REQUEST_TIMEOUT_MS,
+            **security,
         )
         try:
             await admin.start()
@@ -70,17 +75,22 @@ async def _connected_admin(bootstrap: str, within_seconds: float) -> Any:
 
 
 async def wait_for_kafka(
-    bootstrap: str,
+    kafka: KafkaSettings | str,
     # A deadline for the retry loop, not a cancellation of one attempt: the error names the
     # last failure, which asyncio.timeout() would hide.
     timeout: float = DEFAULT_CONNECT_TIMEOUT_SECONDS,  # noqa: ASYNC109
 ) -> None:
-    """Return once a broker at ``bootstrap`` answers a metadata request.
+    """Return once a broker answers a metadata request: the cluster of ``kafka`` (with its
+    connection security), or a plaintext broker at a bare ``host:port`` address.
 
     Retries refused connections; raises ServiceUnavailable if none succeeds within ``timeout``
     seconds.
     """
-    admin = await _connected_admin(bootstrap, timeout)
+    # model_construct: the defaults (plaintext), not whatever KAFKA_* the environment holds.
+    settings = (
+        KafkaSettings.model_construct(bootstrap_servers=kafka) if isinstance(kafka, str) else kafka
+    )
+    admin = await _connected_admin(settings, timeout)
     await admin.close()
 
 
@@ -97,7 +107,7 @@ async def ensure_topics(
     for ``connect_timeout`` seconds; any other broker error is raised.
     """
     wanted = list(dict.fromkeys(kafka.topic(name) for name in topics))
-    admin = await _connected_admin(kafka.bootstrap_servers, connect_timeout)
+    admin = await _connected_admin(kafka, connect_timeout)
     try:
         existing = set(await admin.list_topics())
         missing = [name for name in wanted if name not in existing]

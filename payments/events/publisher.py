@@ -8,6 +8,7 @@ from typing import Any, Protocol
 from aiokafka import AIOKafkaProducer
 
 from payments.config import KafkaSettings
+from payments.events.connection import kafka_client_options
 
 PRODUCER = "payment-service"
 
@@ -33,6 +34,8 @@ class KafkaEventPublisher:
 
     @staticmethod
     def build_producer(settings: KafkaSettings) -> AIOKafkaProducer:
+        """Not started. Raises KafkaMisconfigured (a ValueError) when the connection security
+        settings do not fit together."""
         return AIOKafkaProducer(
             bootstrap_servers=settings.bootstrap_servers,
             acks="all",
@@ -40,6 +43,7 @@ class KafkaEventPublisher:
             # Give up on one attempt quickly; Temporal's retry policy does the waiting.
             request_timeout_ms=10_000,
             linger_ms=5,
+            **kafka_client_options(settings),
         )
 
     async def publish(self, topic: str, key: str, event: dict[str, Any]) -> None:

@@ -12,6 +12,10 @@ errors:
   repeated ``api_request_key`` with the original transaction instead of charging again.
 - ``GatewayMisconfigured``: 401/403/426 and SDK configuration errors; retrying cannot help.
 - ``GatewayNotFound``: 404, the transaction id is unknown.
+- ``GatewayRequestRejected``: any other 4xx (400 for a field the gateway cannot read, 409,
+  413, 415, a 422 without Braintree's error document...): the request itself is wrong, nothing
+  happened, and the same request is refused again. Told apart by the HTTP status, in the SDK's
+  HTTP strategy (``_ClassifyingHttp``), before the SDK flattens it into ``UnexpectedError``.
 
 A webhook whose signature does not verify, or that cannot be decoded, is ``InvalidWebhook``.
 
@@ -48,12 +52,14 @@ from braintree.exceptions.too_many_requests_error import TooManyRequestsError
 from braintree.exceptions.unexpected_error import UnexpectedError
 from braintree.exceptions.upgrade_required_error import UpgradeRequiredError
 from braintree.util.http import Http
+from braintree.util.xml_util import XmlUtil
 
 from payments.config import GatewaySettings
 from payments.errors import (
     GatewayError,
     GatewayMisconfigured,
     GatewayNotFound,
+    GatewayRequestRejected,
     GatewayUnavailable,
     InvalidWebhook,
     UnsupportedCurrency,
@@ -149,8 +155,9 @@ def _translate(operation: str, exc: Exception) -> GatewayError | None:
     if isinstance(exc, _UNAVAILABLE):
         return GatewayUnavailable(what)
     if isinstance(exc, UnexpectedError):
-        # Any other HTTP status ("Unexpected HTTP_RESPONSE 502" from a load balancer) or
-        # transport failure: the gateway may or may not have acted.
+        # Any other HTTP status ("Unexpected HTTP_RESPONSE 502" from a load balancer; the
+        # 4xx that mean "wrong request" were raised as GatewayRequestRejected by the HTTP
+        # strategy) or transport failure: the gateway may or may not have acted.
         return GatewayUnavailable(f"{what}: {exc}")
     if isinstance(exc, BraintreeError):
         # InvalidSignature/InvalidChallenge (webhooks), TestOperationPerformedInProduction:
@@ -538,6 +545,7 @@ class BraintreeGateway:
                 **context,
                 error=error.code,
                 cause=type(exc).__name__,
+                http_status=error.status if isinstance(error, GatewayRequestRejected) else None,
             )
             if error is exc:
                 raise
@@ -700,16 +708,72 @@ def _validation_failure_reason(code: str | None) -> str:
 
 
 # --- construction -----------------------------------------------------------------------------
-class _DirectHttp(Http):  # type: ignore[misc]  # braintree is untyped
+# 4xx statuses the SDK already raises a meaningful exception for (authentication, permission,
+# not found, upgrade: _MISCONFIGURED/NotFound; request timeout, rate limit: _UNAVAILABLE).
+_SDK_CLASSIFIED_4XX = frozenset({401, 403, 404, 408, 426, 429})
+UNPROCESSABLE = 422  # Braintree's validation errors and declines, parsed by the SDK
+
+
+def _is_error_document(body: str) -> bool:
+    """True if ``body`` is the ``<api-error-response>`` the SDK turns into an error result."""
+    try:
+        return "api_error_response" in XmlUtil.dict_from_xml(body)
+    except _MALFORMED_RESPONSE:
+        return False
+
+
+def rejects_request(status: int, body: str) -> bool:
+    """True if the gateway's answer says the request itself is wrong: a 4xx the SDK has no
+    exception of its own for, or a 422 that is not Braintree's error document (the SDK would
+    read it as an empty or malformed answer, an outage). Such a request is refused again
+    however often it is repeated."""
+    if not 400 <= status < 500 or status in _SDK_CLASSIFIED_4XX:
+        return False
+    return status != UNPROCESSABLE or not _is_error_document(body)
+
+
+class _ClassifyingHttp(Http):  # type: ignore[misc]  # braintree is untyped
+    """The SDK's HTTP strategy, plus one decision the SDK does not make: a 4xx that means
+    "your request is wrong" raises GatewayRequestRejected (with the status) instead of the
+    SDK's ``UnexpectedError("Unexpected HTTP_RESPONSE 400")``, which looks like a proxy's 502
+    and would be retried for ever. The SDK checks the status after ``http_do`` returns, so
+    ``http_do`` is where the status can still be read without parsing exception messages."""
+
+    def http_do(
+        self, http_verb: str, path: str, headers: dict[str, Any], request_body: Any
+    ) -> list[Any]:
+        status, body = self._send(http_verb, path, headers, request_body)
+        if rejects_request(status, body):
+            # The body is not quoted: a gateway may echo the refused field (a nonce, a token).
+            raise GatewayRequestRejected(
+                f"the gateway refused the request as malformed (HTTP {status})", status=status
+            )
+        return [status, body]
+
+    def _send(
+        self, http_verb: str, path: str, headers: dict[str, Any], request_body: Any
+    ) -> tuple[int, str]:
+        status, body = super().http_do(http_verb, path, headers, request_body)
+        return int(status), str(body)
+
+    def handle_exception(self, exception: Exception) -> None:
+        # With wrap_http_exceptions the SDK hands whatever http_do raised to this method,
+        # whose base version turns anything unknown into UnexpectedError: let ours through.
+        if isinstance(exception, GatewayRequestRejected):
+            raise exception
+        super().handle_exception(exception)
+
+
+class _DirectHttp(_ClassifyingHttp):
     """HTTP for the local sandbox that ignores HTTP(S)_PROXY.
 
     The SDK copies the proxy variables from the environment into every session and ignores
     NO_PROXY, so with a proxy configured it would send 127.0.0.1 requests to the proxy.
     """
 
-    def http_do(
+    def _send(
         self, http_verb: str, path: str, headers: dict[str, Any], request_body: Any
-    ) -> list[Any]:
+    ) -> tuple[int, str]:
         # The SDK's per-thread session (kept alive between calls), told not to read the
         # environment; proxies are then never applied.
         session: requests.Session = self._get_session()
@@ -717,7 +781,7 @@ class _DirectHttp(Http):  # type: ignore[misc]  # braintree is untyped
         response = session.request(
             http_verb, path, headers=headers, data=request_body, timeout=self.config.timeout
         )
-        return [response.status_code, response.text]
+        return response.status_code, response.text
 
 
 def build_braintree_gateway(
@@ -726,7 +790,9 @@ def build_braintree_gateway(
     """The adapter for ``settings``: the local sandbox (environment=local, plain HTTP on
     local_host:local_port) or Braintree's sandbox/production. Raises GatewayMisconfigured if
     the SDK refuses the configuration. Makes no network call."""
-    extra: dict[str, Any] = {}
+    # Every environment classifies 4xx answers (_ClassifyingHttp); only the local sandbox
+    # also bypasses proxies.
+    http_strategy: type[_ClassifyingHttp] = _ClassifyingHttp
     if settings.environment == "local":
         environment = braintree.Environment(
             "local",
@@ -736,7 +802,7 @@ def build_braintree_gateway(
             False,
             None,
         )
-        extra["http_strategy"] = _DirectHttp
+        http_strategy = _DirectHttp
     elif settings.environment == "sandbox":
         environment = braintree.Environment.Sandbox
     else:
@@ -751,7 +817,7 @@ def build_braintree_gateway(
             # Transport failures as braintree exceptions (ConnectionError, ReadTimeoutError...)
             # rather than raw requests exceptions, so _translate sees one hierarchy.
             wrap_http_exceptions=True,
-            **extra,
+            http_strategy=http_strategy,
         )
     except BraintreeError as exc:
         raise GatewayMisconfigured(f"braintree configuration refused: {exc}") from None

@@ -1,14 +1,17 @@
 """The real stack for end-to-end tests, once per database backend.
 
-Each stack is what `make run` starts — Temporal dev server (with its Web UI), the Tansu
-broker, the Braintree-compatible sandbox, worker, consumer and API as separate processes —
-on free ports, with its output in a log file under pytest's temporary directory.
+Each stack is what `make run` starts — Temporal dev server (with its Web UI, state in a SQLite
+file as under `make run`), the Tansu broker, the Braintree-compatible sandbox, worker,
+consumer and API as separate processes — on free ports, with its output in a log file under
+pytest's temporary directory, and the development keys `make run` makes (merchant
+dev-merchant): the `api` client uses the checkout key, `admin_api` the admin key.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+import json
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +24,6 @@ from payments.config import (
     ApiSettings,
     DatabaseSettings,
     OrderServiceSettings,
-    PolicySettings,
     SandboxSettings,
     Settings,
 )
@@ -79,13 +81,32 @@ class Stack:
                 await asyncio.sleep(0.2)
         return []
 
+    @property
+    def keys(self) -> Mapping[str, str]:
+        return self.endpoints.api_keys
+
+    def api_client(self, role: str | None = "checkout", **options: Any) -> httpx.AsyncClient:
+        headers = {"Authorization": f"Bearer {self.keys[role]}"} if role else {}
+        return httpx.AsyncClient(
+            base_url=self.endpoints.api_url,
+            timeout=options.pop("timeout", 30),
+            trust_env=False,
+            headers=headers,
+            **options,
+        )
+
     async def sandbox_transactions(self, **match: str) -> list[dict[str, Any]]:
+        """What the gateway sandbox holds. ``order_id`` matches the service's order id: the
+        gateway knows it as "{merchant_id}:{order_id}"."""
         assert self.endpoints.sandbox_url is not None
         async with httpx.AsyncClient(base_url=self.endpoints.sandbox_url, trust_env=False) as sb:
             response = await sb.get("/_sandbox/transactions")
             response.raise_for_status()
             body = response.json()
         items: list[dict[str, Any]] = body["transactions"] if isinstance(body, dict) else body
+        order_id = match.pop("order_id", None)
+        if order_id is not None:
+            items = [t for t in items if _same_order(t.get("order_id"), order_id)]
         return [t for t in items if all(t.get(k) == v for k, v in match.items())]
 
     def stop_worker(self) -> None:
@@ -93,6 +114,10 @@ class Stack:
 
     def start_worker(self) -> None:
         self.group.restart("worker")
+
+
+def _same_order(gateway_order_id: str | None, order_id: str) -> bool:
+    return gateway_order_id is not None and gateway_order_id.split(":", 1)[-1] == order_id
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgres"])
@@ -107,13 +132,13 @@ def stack(
         require_postgres()
         database_url, name = create_postgres_database("payments_e2e")
         dropper = name
-    settings = free_stack_settings(
-        data_dir,
-        database=DatabaseSettings(url=database_url),
-        policy=PolicySettings(refund_settlement_poll_seconds=1.0),
-    )
+    settings = free_stack_settings(data_dir, database=DatabaseSettings(url=database_url))
     settings = settings.model_copy(
         update={
+            "policy": settings.policy.model_copy(update={"refund_settlement_poll_seconds": 1.0}),
+            # The tests poll hundreds of payments at once with one key: a rate limit for
+            # them, not a checkout's (tests/api checks the limits themselves).
+            "api": settings.api.model_copy(update={"rate_limit": "2000/second"}),
             "sandbox": SandboxSettings(
                 host=settings.sandbox.host,
                 port=settings.sandbox.port,
@@ -128,7 +153,9 @@ def stack(
     try:
         with ProcessGroup(log_path) as group:
             try:
-                endpoints = start_stack(group, settings, temporal_persistent=False)
+                # Temporal keeps its state in a file, as under `make run`: what it stores is
+                # inspected (ciphertext only, no card data).
+                endpoints = start_stack(group, settings)
             except Exception:
                 print(log_path.read_text()[-5000:])
                 raise
@@ -148,9 +175,15 @@ async def events(stack: Stack) -> AsyncIterator[EventReader]:
 
 @pytest.fixture(scope="session")
 async def api(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        base_url=stack.endpoints.api_url, timeout=30, trust_env=False
-    ) as client:
+    """The checkout's client: the development checkout key (merchant dev-merchant)."""
+    async with stack.api_client("checkout") as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+async def admin_api(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
+    """The platform operator's client: the development admin key."""
+    async with stack.api_client("admin") as client:
         yield client
 
 
@@ -184,6 +217,13 @@ async def order_stack(
     try:
         with ProcessGroup(data_dir / "stack.log") as group:
             group.run(ProcessSpec("migrate", python_module_argv("payments.db.migrate"), env=env))
+            keys_file = data_dir / "dev-api-keys.json"
+            group.run(
+                ProcessSpec(
+                    "keys", python_module_argv("api.keys", "dev", "--file", str(keys_file)), env=env
+                )
+            )
+            checkout_key = json.loads(keys_file.read_text())["checkout"]
             group.start(
                 ProcessSpec("worker", python_module_argv("workers.payment_worker"), env=env)
             )
@@ -196,7 +236,12 @@ async def order_stack(
                 )
             )
             async with (
-                httpx.AsyncClient(base_url=api_url, timeout=30, trust_env=False) as api,
+                httpx.AsyncClient(
+                    base_url=api_url,
+                    timeout=30,
+                    trust_env=False,
+                    headers={"Authorization": f"Bearer {checkout_key}"},
+                ) as api,
                 httpx.AsyncClient(base_url=server.url, timeout=30, trust_env=False) as admin,
             ):
                 yield OrderStack(api, OrderServiceAdmin(admin))

@@ -218,7 +218,7 @@ async def test_saved_payment_method(api: httpx.AsyncClient, stack: Stack) -> Non
 
 
 async def test_reconciliation_closes_an_abandoned_payment(
-    api: httpx.AsyncClient, stack: Stack, events: EventReader
+    api: httpx.AsyncClient, admin_api: httpx.AsyncClient, stack: Stack, events: EventReader
 ) -> None:
     # A payment row whose workflow never started (the API died between the two), long ago.
     repository = PaymentRepository(
@@ -228,6 +228,7 @@ async def test_reconciliation_closes_an_abandoned_payment(
     orphan, _ = repository.insert_payment(
         Payment(
             payment_id=str(uuid.uuid4()),
+            merchant_id="dev-merchant",
             order_id=f"order-{uuid.uuid4().hex[:8]}",
             user_id="user-42",
             amount=1234,
@@ -237,13 +238,14 @@ async def test_reconciliation_closes_an_abandoned_payment(
             updated_at=long_ago,
         )
     )
-    triggered = await api.post("/reconciliation/run")
+    assert (await api.post("/reconciliation/run")).status_code == 403  # operators only
+    triggered = await admin_api.post("/reconciliation/run")
     assert triggered.status_code == 202
     done = await wait_status(api, f"/payment/{orphan.payment_id}", "payment_status", seconds=30)
     assert (done["payment_status"], done["failure_reason"]) == ("failure", "abandoned")
     await events.wait_for(PAYMENT_STATUS, payment_id=orphan.payment_id, status="failure")
     for _ in range(50):
-        report = await api.get("/reconciliation/latest")
+        report = await admin_api.get("/reconciliation/latest")
         if report.status_code == 200 and any(
             f["id"] == orphan.payment_id for f in report.json()["findings"]
         ):
@@ -378,7 +380,9 @@ async def test_hundred_payments_under_gateway_faults_charge_exactly_once(
     assert left == [], "every injected fault was hit"
     sales = await stack.sandbox_transactions()
     for body, payment in zip(bodies, final, strict=True):
-        of_order = [t for t in sales if t["order_id"] == body["order_id"] and t["type"] == "sale"]
+        of_order = [
+            t for t in sales if t["order_id"] == payment["gateway_order_id"] and t["type"] == "sale"
+        ]
         approved = [
             t
             for t in of_order

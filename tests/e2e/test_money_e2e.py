@@ -79,7 +79,7 @@ async def test_refund_idempotency_key(api: httpx.AsyncClient) -> None:
 
 
 async def test_payment_in_a_currency_without_merchant_account_is_converted(
-    api: httpx.AsyncClient, stack: Stack
+    api: httpx.AsyncClient, admin_api: httpx.AsyncClient, stack: Stack
 ) -> None:
     refused = await api.post(
         "/initiate-payment", json=payment_body(currency="SEK", amount="100.00")
@@ -87,7 +87,8 @@ async def test_payment_in_a_currency_without_merchant_account_is_converted(
     if refused.status_code == 422:  # no SEK rate yet in this stack
         assert refused.json()["error"]["field"] == "currency"
         assert "no merchant account for SEK" in refused.json()["error"]["message"]
-    rate = await api.put("/exchange-rates/SEK/USD", json={"rate": "0.0951"})
+    assert (await api.put("/exchange-rates/SEK/USD", json={"rate": "0.0951"})).status_code == 403
+    rate = await admin_api.put("/exchange-rates/SEK/USD", json={"rate": "0.0951"})
     assert rate.status_code == 200, rate.text
 
     payment = await pay(api, currency="SEK", amount="100.00")
@@ -99,7 +100,8 @@ async def test_payment_in_a_currency_without_merchant_account_is_converted(
     assert (sale["amount"], sale["currency"]) == ("9.51", "USD")
 
     # A later rate does not change what this payment's refunds are worth.
-    await api.put("/exchange-rates/SEK/USD", json={"rate": "0.2"})
+    moved = await admin_api.put("/exchange-rates/SEK/USD", json={"rate": "0.2", "override": True})
+    assert moved.status_code == 200, moved.text
     part = await api.post(
         "/refund", json={"payment_id": payment["payment_id"], "amount": "50.00", "reason": "x"}
     )

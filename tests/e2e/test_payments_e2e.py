@@ -41,6 +41,9 @@ async def wait_status(
     deadline = time.monotonic() + seconds
     while True:
         response = await api.get(path)
+        if response.status_code == 429:  # a well-behaved client waits as told
+            await asyncio.sleep(float(response.headers["Retry-After"]))
+            continue
         assert response.status_code == 200, response.text
         body: dict[str, Any] = response.json()
         if body[field] in TERMINAL:
@@ -243,7 +246,11 @@ async def test_idempotent_replay(api: httpx.AsyncClient, stack: Stack) -> None:
 async def test_payment_from_the_initiation_topic_starts_once(
     api: httpx.AsyncClient, events: EventReader, stack: Stack
 ) -> None:
-    body = {**payment_body(), "idempotency_key": f"msg-{uuid.uuid4()}"}
+    body = {
+        **payment_body(),
+        "idempotency_key": f"msg-{uuid.uuid4()}",
+        "merchant_id": "dev-merchant",
+    }
     producer = AIOKafkaProducer(bootstrap_servers=stack.kafka_bootstrap)
     await producer.start()
     try:

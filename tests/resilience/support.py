@@ -30,6 +30,7 @@ from workers.devstack import (
     free_stack_settings,
     start_stack,
 )
+from workflows.connection import connect_temporal
 
 TERMINAL_PAYMENT_STATUSES = frozenset({"success", "failure"})
 LOG_TAIL_CHARS = 12_000
@@ -49,19 +50,27 @@ class ResilienceStack:
     def api_url(self) -> str:
         return self.endpoints.api_url
 
-    def api_client(self, timeout: float = 30.0) -> httpx.AsyncClient:
-        return httpx.AsyncClient(base_url=self.api_url, timeout=timeout, trust_env=False)
+    def api_client(self, timeout: float = 30.0, role: str = "checkout") -> httpx.AsyncClient:
+        """A client with the stack's development key of ``role`` (merchant dev-merchant)."""
+        return httpx.AsyncClient(
+            base_url=self.api_url,
+            timeout=timeout,
+            trust_env=False,
+            headers={"Authorization": f"Bearer {self.endpoints.api_keys[role]}"},
+        )
 
     async def sales(self, order_id: str) -> list[dict[str, Any]]:
-        """What the gateway sandbox holds for ``order_id`` (GET /_sandbox/transactions)."""
+        """What the gateway sandbox holds for the service's ``order_id`` (the gateway knows it
+        as "{merchant_id}:{order_id}"; GET /_sandbox/transactions)."""
         assert self.endpoints.sandbox_url is not None
         async with httpx.AsyncClient(
             base_url=self.endpoints.sandbox_url, timeout=10, trust_env=False
         ) as sandbox:
-            response = await sandbox.get("/_sandbox/transactions", params={"order_id": order_id})
+            response = await sandbox.get("/_sandbox/transactions")
         response.raise_for_status()
-        found: list[dict[str, Any]] = response.json()
-        return found
+        return [
+            t for t in response.json() if (t.get("order_id") or "").split(":", 1)[-1] == order_id
+        ]
 
     async def sale_count(self) -> int:
         """How many sales the gateway sandbox holds, all orders together."""
@@ -83,9 +92,7 @@ class ResilienceStack:
         response.raise_for_status()
 
     async def temporal(self) -> Client:
-        return await Client.connect(
-            self.endpoints.temporal_address, namespace=self.settings.temporal.namespace
-        )
+        return await connect_temporal(self.settings)  # the stack's payload key ring
 
     # ProcessGroup is synchronous: keep the event loop (and the test's clients) running.
     async def kill(self, name: str) -> None:

@@ -95,7 +95,11 @@ async def harness(
     orders = RecordingOrderService()
     task_queue = f"tq-{uuid.uuid4()}"
     settings = Settings(
-        policy=PolicySettings(dev_token_key_file=tmp_path / "token.key"),
+        # The token key ring is generated here (environment local); the legacy Fernet key
+        # file points here too, so that a developer's .data/ never takes part.
+        policy=PolicySettings(
+            dev_token_keys_file=tmp_path / "token-keys", dev_token_key_file=tmp_path / "token.key"
+        ),
         temporal=TemporalSettings(task_queue=task_queue),
     )
     async with Worker(

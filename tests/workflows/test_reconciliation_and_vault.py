@@ -28,6 +28,7 @@ def orphan_payment(harness: Harness) -> Payment:
     payment, _ = harness.repository.insert_payment(
         Payment(
             payment_id=str(uuid.uuid4()),
+            merchant_id="default",
             order_id=f"order-{uuid.uuid4().hex[:8]}",
             user_id="user-1",
             amount=2500,
@@ -57,6 +58,7 @@ async def test_reconciliation_repairs_what_no_workflow_will_finish(harness: Harn
     orphan_refund, _ = harness.repository.reserve_refund(
         Refund(
             refund_id=str(uuid.uuid4()),
+            merchant_id="default",
             payment_id=paid.payment_id,
             amount=1000,
             currency="USD",
@@ -128,7 +130,7 @@ async def test_vaulted_method_is_charged_by_token(harness: Harness) -> None:
     stored = harness.repository.get_payment_method(method_id)
     assert stored is not None and (stored.brand, stored.last4) == ("Visa", "1881")
     [token] = list(harness.gateway.vaulted)
-    assert token not in stored.token_ciphertext  # encrypted at rest
+    assert stored.token_ciphertext is not None and token not in stored.token_ciphertext
 
     req = replace(request(), payment_token=None, payment_method_id=method_id)
     result = await run(harness, req)

@@ -21,6 +21,7 @@ def reserve(harness: Harness, payment_id: str, amount: int | None) -> str:
     refund, _ = harness.repository.reserve_refund(
         Refund(
             refund_id=str(uuid.uuid4()),
+            merchant_id="default",
             payment_id=payment_id,
             amount=amount or 0,
             currency="USD",
