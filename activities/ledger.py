@@ -18,6 +18,7 @@ from payments.contracts import (
     PaymentOutcome,
     PaymentRequest,
     PaymentSnapshot,
+    PurgeRequest,
     RefundOutcome,
     RefundPlan,
     RefundRequest,
@@ -189,3 +190,9 @@ class LedgerActivities:
             result.payment_method_id, code=result.error_code, message=result.error_message
         )
         return result.payment_method_id
+
+    @activity.defn(name=ActivityNames.PURGE_EXPIRED_IDEMPOTENCY_KEYS)
+    def purge_expired_idempotency_keys(self, request: PurgeRequest) -> int:
+        """Delete idempotency keys past their expiry, a bounded batch at a time (the next
+        reconciliation takes the next batch). Idempotent."""
+        return self._repository.purge_expired_idempotency_keys(limit=request.limit)

@@ -31,6 +31,10 @@ def main() -> int:
         port=port,
         log_config=None,  # our structlog configuration handles uvicorn's loggers
         access_log=True,
+        # Idle keep-alive connections are closed by the client first, never by us: a server
+        # that closes one just as the client reuses it makes the client's request fail with
+        # "server disconnected" (httpx keeps idle connections 5 s, load balancers 60 s).
+        timeout_keep_alive=75,
     )
     return 0
 

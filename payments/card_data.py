@@ -13,9 +13,13 @@ between digits ("4111 1111 1111 1111", "3782-822463-10005"), that passes the Luh
   "digit." (``1.0912345678901234``), or followed by a digit or by ".digit"
   (``4111111111111111.5``), is not a candidate. A sentence period after the number ("my card
   is 4111111111111111.") still counts.
-- Inside a longer run of separated digit groups, every stretch of whole groups that holds 13
-  to 19 digits is a candidate ("4111 1111 1111 1111 2027" holds a card number); a single
-  group of 20 or more digits holds none (nothing is cut in the middle of a group).
+- Digits that continue a word are not a candidate either: a run right after or before a
+  letter ("a1f4…", "…5678abcd", as in UUIDs and other ids) does not start or end one there.
+- Separated, a card number is printed in groups of 3 to 6 digits (4-4-4-4, 4-6-5, 4-4-4-4-3);
+  inside a longer run of such groups every stretch of 13 to 19 digits is a candidate ("4111
+  1111 1111 1111 2027" holds one). A single group of 13-19 digits is one on its own; a group
+  of 20 or more digits holds none (nothing is cut in the middle of a group), and groups of
+  other sizes never join one (a UUID's 8-4-4-4-12 never reads as a card number).
 - Any Unicode decimal digit counts as a digit (fullwidth digits are card numbers too).
 
 Callers decode their transport first: percent-encoding, form encoding and base64 are theirs.
@@ -39,6 +43,9 @@ __all__ = [
 
 MIN_DIGITS = 13
 MAX_DIGITS = 19
+# The digits of one printed group, when a card number is written in groups.
+GROUP_MIN = 3
+GROUP_MAX = 6
 
 # A maximal run of at least MIN_DIGITS digits, single spaces or dashes allowed between digits.
 # Each step consumes a digit, so a failed attempt costs at most the run's length: linear.
@@ -67,20 +74,28 @@ def luhn_valid(digits: str) -> bool:
     return total % 10 == 0
 
 
-def _part_of_decimal_before(text: str, start: int) -> bool:
-    """Whether the run starting at ``start`` follows "digit." (the fraction of a decimal)."""
-    return start >= 2 and text[start - 1] == "." and text[start - 2].isdecimal()
+def _no_start_before(text: str, start: int) -> bool:
+    """Whether a card number cannot start at ``start``: the digits continue a word
+    ("a1f4…" in a UUID) or are the fraction of a decimal ("1.0912…")."""
+    if start == 0:
+        return False
+    before = text[start - 1]
+    return before.isalpha() or (before == "." and start >= 2 and text[start - 2].isdecimal())
 
 
-def _part_of_decimal_after(text: str, end: int) -> bool:
-    """Whether the run ending at ``end`` is followed by ".digit" (the integer part)."""
-    return end + 1 < len(text) and text[end] == "." and text[end + 1].isdecimal()
+def _no_end_after(text: str, end: int) -> bool:
+    """Whether a card number cannot end at ``end``: a word goes on ("…5678abcd") or this is
+    the integer part of a decimal ("4111….5"). A sentence period does not count."""
+    if end >= len(text):
+        return False
+    after = text[end]
+    return after.isalpha() or (after == "." and end + 1 < len(text) and text[end + 1].isdecimal())
 
 
 def _spans_in_run(text: str, start: int, end: int) -> list[tuple[int, int]]:
-    """Card-number spans made of whole digit groups within the run ``text[start:end]``."""
-    no_start_here = _part_of_decimal_before(text, start)
-    no_end_here = _part_of_decimal_after(text, end)
+    """Card-number spans within the run ``text[start:end]`` of digit groups."""
+    no_start_here = _no_start_before(text, start)
+    no_end_here = _no_end_after(text, end)
     run = text[start:end]
     if run.isdecimal():  # the common case: no separators, one group
         if no_start_here or no_end_here or len(run) > MAX_DIGITS or not luhn_valid(run):
@@ -89,64 +104,43 @@ def _spans_in_run(text: str, start: int, end: int) -> list[tuple[int, int]]:
     return _spans_in_separated_run(run, start, no_start_here, no_end_here)
 
 
-def _digit_values(digits: str) -> bytes:
-    """The value of each decimal digit of ``digits``, one byte each."""
-    if digits.isascii():
-        return digits.encode("ascii").translate(_ASCII_DIGIT_VALUES)
-    return bytes(int(char) for char in digits)
-
-
 def _spans_in_separated_run(
     run: str, offset: int, no_start_here: bool, no_end_here: bool
 ) -> list[tuple[int, int]]:
-    """Spans of whole-group stretches of 13-19 digits in ``run`` that pass the Luhn check.
+    """Spans of card numbers in ``run`` (digit groups joined by single separators; ``offset``
+    is its position in the text), for each group that starts one, to the end of the longest.
 
-    ``run`` is digit groups joined by single separators; ``offset`` is its position in the text.
-    Returns, for each group that starts a card number, the span to the end of the longest one
-    starting there (overlaps are merged by the caller).
-
-    A run of many one-digit groups ("1 2 3 ...") has up to seven candidate stretches per group;
-    checking them one by one would cost a hostile 64 KiB body a second. Instead: the Luhn sum
-    of digits[a:b] is a difference of prefix sums, so a stretch is valid when the prefix sums
-    at its two ends agree modulo 10. Sweeping the start forward while remembering the latest
-    end boundary seen for each residue makes every start O(1).
+    A card number here is either one whole group of 13-19 digits ("4111111111111111
+    5555555555554444" holds two), or several groups of 3 to 6 digits each, 13-19 digits in
+    all — the ways cards are printed (4-4-4-4, 4-6-5, 4-6-4, 4-4-4-4-3). Groups of other
+    sizes never join one: an id such as a UUID (8-4-4-4-12, and letters around) never reads
+    as a card number. At most six groups make one, so the scan is linear in the run.
     """
     parts = _SEPARATOR.split(run)
-    groups = len(parts)
-    before = list(accumulate(map(len, parts), initial=0))  # digits before each group
-    values = _digit_values("".join(parts))
-    doubled = values.translate(_DOUBLED_VALUES)
-    # Prefix Luhn sums for stretches whose last digit has an even index (digits at even
-    # indexes count plain, odd ones doubled) and for those whose last digit's index is odd.
-    even_last = bytearray(values)
-    even_last[1::2] = doubled[1::2]
-    odd_last = bytearray(doubled)
-    odd_last[1::2] = values[1::2]
-    sums_even_last = list(accumulate(even_last, initial=0))
-    sums_odd_last = list(accumulate(odd_last, initial=0))
-
-    # An end boundary j (after group j-1) gets a key 0-9 when the stretch's last digit has an
-    # even index, 10-19 when odd; a stretch from boundary i is valid iff the key matches.
-    latest = [-1] * 20  # latest end boundary seen so far with each key
-    last_end = groups - 1 if no_end_here else groups
+    positions = list(accumulate((len(part) + 1 for part in parts), initial=0))
+    last = len(parts) - 1
     spans: list[tuple[int, int]] = []
-    next_end = 1
-    for first in range(1 if no_start_here else 0, groups):
-        low = before[first]
-        while next_end <= last_end and before[next_end] <= low + MAX_DIGITS:
-            high = before[next_end]
-            if (high - 1) % 2 == 0:
-                latest[sums_even_last[high] % 10] = next_end
-            else:
-                latest[10 + sums_odd_last[high] % 10] = next_end
-            next_end += 1
-        end = -1
-        for candidate in (latest[sums_even_last[low] % 10], latest[10 + sums_odd_last[low] % 10]):
-            if candidate > end and before[candidate] >= low + MIN_DIGITS:
-                end = candidate
-        if end > 0:
-            # Group g starts at before[g] + g in the run: one separator before each group.
-            spans.append((offset + low + first, offset + before[end] + end - 1))
+    for first, part in enumerate(parts):
+        if first == 0 and no_start_here:
+            continue
+        longest = -1
+        if MIN_DIGITS <= len(part) <= MAX_DIGITS and luhn_valid(part):
+            longest = first
+        elif GROUP_MIN <= len(part) <= GROUP_MAX:
+            digits = part
+            for following in range(first + 1, len(parts)):
+                size = len(parts[following])
+                if not GROUP_MIN <= size <= GROUP_MAX or len(digits) + size > MAX_DIGITS:
+                    break
+                digits += parts[following]
+                if len(digits) >= MIN_DIGITS and luhn_valid(digits):
+                    longest = following
+        if longest == last and no_end_here:
+            longest = -1  # (a shorter stretch ending earlier would have been found above)
+        if longest >= 0:
+            spans.append(
+                (offset + positions[first], offset + positions[longest] + len(parts[longest]))
+            )
     return spans
 
 

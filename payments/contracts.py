@@ -266,6 +266,7 @@ class ActivityNames:
     RECONCILE_PAYMENT = "reconcile_payment"
     RECONCILE_REFUND = "reconcile_refund"
     SAVE_RECONCILIATION_REPORT = "save_reconciliation_report"
+    PURGE_EXPIRED_IDEMPOTENCY_KEYS = "purge_expired_idempotency_keys"
     UPDATE_ORDER = "update_order"
 
 
@@ -293,6 +294,13 @@ class RemovePaymentMethodRequest:
 @dataclass(frozen=True)
 class ReconciliationRequest:
     min_age_seconds: float = 120.0
+
+
+@dataclass(frozen=True)
+class PurgeRequest:
+    """Housekeeping after a reconciliation: delete expired idempotency keys, this many at most."""
+
+    limit: int = 1000
 
 
 @dataclass(frozen=True)

@@ -91,6 +91,7 @@ def build_activities(
         ledger.plan_refund,
         ledger.record_refund_outcome,
         ledger.record_vault_failure,
+        ledger.purge_expired_idempotency_keys,
         fraud.check_payment,
         gateway_activities.charge,
         gateway_activities.refund,

@@ -26,6 +26,7 @@ from payments.contracts import (
     PaymentReconciliation,
     PaymentRequest,
     PaymentSnapshot,
+    PurgeRequest,
     ReconciliationReportData,
     ReconciliationRequest,
     RefundOutcome,
@@ -125,6 +126,10 @@ async def reconcile_refund(refund_id: str) -> Finding:
 
 async def save_reconciliation_report(report: ReconciliationReportData) -> None:
     await _run(ActivityNames.SAVE_RECONCILIATION_REPORT, report, str, LEDGER)
+
+
+async def purge_expired_idempotency_keys(request: PurgeRequest) -> int:
+    return await _run(ActivityNames.PURGE_EXPIRED_IDEMPOTENCY_KEYS, request, int, LEDGER)
 
 
 async def update_order(update: OrderUpdate) -> None:

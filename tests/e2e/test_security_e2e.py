@@ -448,3 +448,33 @@ async def test_tokens_with_control_characters_are_refused_at_once(api: httpx.Asy
     for response in (vault, payment):
         assert response.status_code == 422, response.text
         assert response.json()["error"]["type"] == "invalid_characters"
+
+
+async def test_a_slow_vault_answers_in_bounded_time(api: httpx.AsyncClient, stack: Stack) -> None:
+    """The gateway does not answer the vault for a while (503s): the request is answered
+    202 pending within a few seconds, and the method becomes active once the gateway is back."""
+    assert stack.endpoints.sandbox_url is not None
+    async with httpx.AsyncClient(base_url=stack.endpoints.sandbox_url, trust_env=False) as sandbox:
+        fault = {"operation": "payment_method", "kind": "status", "status_code": 503, "times": 3}
+        (await sandbox.post("/_sandbox/faults", json=fault)).raise_for_status()
+        try:
+            started = time.monotonic()
+            slow = await api.post(
+                "/payment-methods",
+                json={"user_id": "user-42", "payment_token": "fake-valid-mastercard-nonce"},
+            )
+            answered_after = time.monotonic() - started
+        finally:
+            pending_faults = (await sandbox.get("/_sandbox/faults")).json()
+    assert slow.status_code == 202, slow.text
+    assert answered_after < stack.settings.api.vault_wait_seconds + 3
+    assert slow.json()["status"] == "pending" and slow.json()["type"] is None
+    location = slow.headers["Location"]
+    assert pending_faults, "the gateway was still failing when the API answered"
+    deadline = time.monotonic() + 60
+    while (current := (await api.get(location)).json())["status"] == "pending":
+        assert time.monotonic() < deadline, current
+        await asyncio.sleep(0.5)
+    assert current["status"] == "active" and current["brand"] == "MasterCard", current
+    listed = (await api.get("/users/user-42/payment-methods")).json()["items"]
+    assert current["payment_method_id"] in [m["payment_method_id"] for m in listed]

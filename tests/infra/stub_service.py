@@ -1,11 +1,13 @@
 """Stands in for one of the service's processes in the devstack tests.
 
-``python stub_service.py MODULE``: the migration exits 0, the sandbox and the API answer 200 to
-any GET on the port from their settings' environment variables, the others idle until SIGTERM.
+``python stub_service.py MODULE [ARGS]``: the migration exits 0, the key command writes stub keys
+to its ``--file`` and exits 0, the sandbox and the API answer 200 to any GET on the port from
+their settings' environment variables, the others idle until SIGTERM.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -22,9 +24,14 @@ class _Ok(BaseHTTPRequestHandler):
         pass
 
 
-def main(module: str) -> None:
+def main(module: str, *args: str) -> None:
     print(f"stub for {module}", flush=True)
     if module == "payments.db.migrate":
+        return
+    if module == "api.keys":
+        path = args[args.index("--file") + 1]
+        with open(path, "w") as handle:
+            json.dump({"checkout": "psk_stub_checkout", "admin": "psk_stub_admin"}, handle)
         return
     listen = {"payments.gateway.sandbox": "SANDBOX", "api": "API"}.get(module)
     if listen is not None:
@@ -35,4 +42,4 @@ def main(module: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1], *sys.argv[2:])

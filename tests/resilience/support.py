@@ -135,6 +135,8 @@ def running_stack(data_dir: Path, **overrides: object) -> Iterator[ResilienceSta
     """The whole stack for :func:`free_stack_settings` (``overrides`` replace whole groups),
     stopped on exit. Synchronous: use it from a sync fixture, never inside a running loop."""
     settings = free_stack_settings(data_dir)
+    # The tests poll every payment in flight at once with one key: no checkout's rate limit.
+    settings.api.rate_limit = "2000/second"
     if overrides:
         settings = settings.model_copy(update=overrides)
     log_path = data_dir / "stack.log"

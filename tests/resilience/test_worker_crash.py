@@ -108,7 +108,7 @@ async def test_worker_killed_with_50_payments_in_flight(stack: ResilienceStack) 
         [sale] = sales
         assert (sale["type"], sale["order_id"], sale["amount"]) == (
             "sale",
-            body["order_id"],
+            outcome["gateway_order_id"],
             body["amount"],
         )
         if body["amount"] == DECLINED_AMOUNT:

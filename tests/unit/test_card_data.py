@@ -66,7 +66,7 @@ def test_amex_layout_and_mixed_separators() -> None:
         ('{"n":5555555555554444}', f'{{"n":{MASK}}}'),
         ("/v1/cards/4111111111111111/verify?x=1", f"/v1/cards/{MASK}/verify?x=1"),
         ("pan=4111-1111-1111-1111&amount=49.99", f"pan={MASK}&amount=49.99"),
-        ("card4111111111111111x", f"card{MASK}x"),
+        ("card:4111111111111111;", f"card:{MASK};"),
         # A card followed by a year (one run of groups): the card's groups are found.
         ("4111 1111 1111 1111 2027", f"{MASK} 2027"),
         # Fullwidth digits (U+FF10..U+FF19) are digits.
@@ -191,15 +191,18 @@ def _reference_masked_positions(text: str) -> set[int]:
     covered: set[int] = set()
     for start in range(len(text)):
         before = text[max(0, start - 2) : start]
-        if before[-1:].isdecimal() or (before[-1:] == "." and before[:1].isdecimal()):
+        if before[-1:].isalnum() or (before[-1:] == "." and before[:1].isdecimal()):
             continue
         for end in range(start + 1, len(text) + 1):
             after = text[end : end + 2]
-            if after[:1].isdecimal() or (after[:1] == "." and after[1:].isdecimal()):
+            if after[:1].isalnum() or (after[:1] == "." and after[1:].isdecimal()):
                 continue
             if not _CANDIDATE.fullmatch(text, start, end):
                 continue
-            digits = text[start:end].replace(" ", "").replace("-", "")
+            groups = re.split(r"[ -]", text[start:end])
+            if len(groups) > 1 and not all(3 <= len(g) <= 6 for g in groups):
+                continue  # printed cards come in groups of 3 to 6 digits
+            digits = "".join(groups)
             if 13 <= len(digits) <= 19 and luhn_valid(digits):
                 covered.update(range(start, end))
     return covered
@@ -214,3 +217,36 @@ def test_matches_the_definition(text: str) -> None:
     )
     assert all(end < next_start for (_, end), (next_start, _) in pairwise(spans))
     assert contains_card_number(text) == bool(spans)
+
+
+# UUIDs whose digit-only groups hold 13 or more digits together, Luhn-valid: payment ids
+# and refund ids look like these, and must never read as card numbers (they appear in paths).
+@pytest.mark.parametrize(
+    "identifier",
+    [
+        "12345678-1234-1234-1234-123456789012",
+        "f255acbd-1234-5678-1234-567812345678",
+        "1d403e12-2389-4510-9016-d19265935fdc",
+        "e12-2389-4510-9016",
+        "a4111111111111111",
+        "4111111111111111b",
+        "x4111-1111-1111-1111",
+        "4111-1111-1111-1111y",
+    ],
+)
+def test_ids_are_not_card_numbers(identifier: str) -> None:
+    assert not contains_card_number(identifier)
+    assert not contains_card_number(f"/payment/{identifier}/events")
+
+
+def test_no_uuid_is_a_card_number() -> None:
+    import uuid
+
+    for _ in range(20_000):
+        value = str(uuid.uuid4())
+        assert not contains_card_number(value), value
+    # Even all-digit ones, whatever their Luhn sums.
+    for n in range(2_000):
+        digits = f"{n:032d}"[::-1]
+        text = f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"
+        assert not contains_card_number(text), text

@@ -12,6 +12,7 @@ from payments.contracts import (
     VaultRequest,
 )
 from payments.db.models import Payment, Refund
+from payments.db.repository import IdempotencyClaim
 from payments.events import topics
 from payments.gateway.types import GatewayTransaction
 from payments.money import Money
@@ -23,19 +24,21 @@ from workflows.reconciliation import ReconciliationWorkflow
 from workflows.refund import RefundWorkflow
 
 
+def orphan_payment_row() -> Payment:
+    return Payment(
+        payment_id=str(uuid.uuid4()),
+        merchant_id="default",
+        order_id=f"order-{uuid.uuid4().hex[:8]}",
+        user_id="user-1",
+        amount=2500,
+        currency="USD",
+        payment_method="credit_card",
+    )
+
+
 def orphan_payment(harness: Harness) -> Payment:
     """A pending payment whose workflow never ran (the process died between the two)."""
-    payment, _ = harness.repository.insert_payment(
-        Payment(
-            payment_id=str(uuid.uuid4()),
-            merchant_id="default",
-            order_id=f"order-{uuid.uuid4().hex[:8]}",
-            user_id="user-1",
-            amount=2500,
-            currency="USD",
-            payment_method="credit_card",
-        )
-    )
+    payment, _ = harness.repository.insert_payment(orphan_payment_row())
     return payment
 
 
@@ -81,6 +84,10 @@ async def test_reconciliation_repairs_what_no_workflow_will_finish(harness: Harn
     )
     await wait_for_step(running, "waiting_for_settlement")
 
+    # An idempotency key that has expired: reconciliation's housekeeping deletes it.
+    expired_key = IdempotencyClaim("default", f"old-{uuid.uuid4()}", "f", ttl_seconds=0.001)
+    harness.repository.insert_payment(orphan_payment_row(), idempotency=expired_key)
+
     # The broker is down when reconciliation first announces a repair: the announcement is a
     # step of its own, retried, so it is not lost with the repair already recorded.
     harness.publisher.failures = 1
@@ -109,6 +116,8 @@ async def test_reconciliation_repairs_what_no_workflow_will_finish(harness: Harn
     assert [(e["status"], e["failure_reason"]) for e in failed] == [("failure", "abandoned")]
     latest = harness.repository.latest_report()
     assert latest is not None and latest.report_id == report.report_id
+    # Nothing expired is left to purge: the reconciliation did it.
+    assert harness.repository.purge_expired_idempotency_keys() == 0
 
     # The restarted refund runs to its end.
     restarted = harness.client.get_workflow_handle_for(
