@@ -250,6 +250,13 @@ def configure_logging(settings: LogSettings, *, process: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # uvicorn's own logging configuration (when something ran it with one) gives its loggers
+    # handlers of their own that bypass redaction: every line goes through the root's.
+    for name in ("uvicorn", "uvicorn.access", "uvicorn.error"):
+        logger = logging.getLogger(name)
+        logger.handlers.clear()
+        logger.propagate = True
+        logger.disabled = False
     # Chatty libraries: their INFO lines are connection noise.
     for name in ("aiokafka", "kafka", "httpx", "urllib3", "braintree"):
         logging.getLogger(name).setLevel(max(level, logging.WARNING))

@@ -123,8 +123,6 @@ class Handlers:
                 ref,
             )
         except Exception as exc:
-            if isinstance(exc, asyncio.CancelledError):
-                raise
             # A hint that cannot be acted on is dropped: the workflow's own timers and the
             # reconciliation still check the gateway.
             log.warning("payment_status hint dropped", offset=ref.offset, error=type(exc).__name__)
