@@ -16,6 +16,8 @@ from payments.db.models import ApiKey, Merchant, Role, utcnow
 class AccessRepository:
     def __init__(self, engine: sa.Engine) -> None:
         self._engine = engine
+        # Merchants are never deleted: one seen is remembered (one read less per payment).
+        self._known_merchants: set[str] = set()
 
     @contextmanager
     def _transaction(self) -> Iterator[Session]:
@@ -81,8 +83,13 @@ class AccessRepository:
         return Principal(key_id=key.key_id, role=Role(key.role), merchant_id=key.merchant_id)
 
     def merchant_exists(self, merchant_id: str) -> bool:
+        if merchant_id in self._known_merchants:
+            return True
         with self._transaction() as session:
-            return session.get(Merchant, merchant_id) is not None
+            found = session.get(Merchant, merchant_id) is not None
+        if found:
+            self._known_merchants.add(merchant_id)
+        return found
 
     def ensure_merchant(self, merchant_id: str) -> None:
         try:
