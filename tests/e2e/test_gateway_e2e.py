@@ -260,15 +260,14 @@ async def test_order_service_decides_the_amount_and_hears_the_outcome(
 ) -> None:
     api, orders = order_stack.api, order_stack.admin
     order = await orders.create_order(user_id="user-7", amount="75.50", currency="EUR")
-    response = await api.post(
-        "/initiate-payment",
-        json={
-            "order_id": order["order_id"],
-            "user_id": "user-7",
-            "payment_method": "credit_card",
-            "payment_token": "fake-valid-nonce",
-        },
-    )
+    first_body = {
+        "order_id": order["order_id"],
+        "user_id": "user-7",
+        "payment_method": "credit_card",
+        "payment_token": "fake-valid-nonce",
+    }
+    key = {"Idempotency-Key": f"order-{order['order_id']}"}
+    response = await api.post("/initiate-payment", json=first_body, headers=key)
     assert response.status_code == 202, response.text
     assert (response.json()["amount"], response.json()["currency"]) == ("75.50", "EUR")
     done = await wait_status(api, response.headers["Location"], "payment_status")
@@ -315,6 +314,12 @@ async def test_order_service_decides_the_amount_and_hears_the_outcome(
         },
     )
     assert paid_again.status_code == 409
+    # The client that paid, retrying with its key: its payment back, not "already paid" (the
+    # key is looked up before the order is).
+    replay = await api.post("/initiate-payment", json=first_body, headers=key)
+    assert replay.status_code == 202, replay.text
+    assert replay.headers["Idempotent-Replayed"] == "true"
+    assert replay.json()["payment_id"] == done["payment_id"]
     not_yours = await api.post(
         "/initiate-payment",
         json={
