@@ -26,6 +26,7 @@ import httpx
 import stamina
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.errors import KafkaError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from temporalio.service import RPCError
@@ -67,6 +68,7 @@ def is_transient(exc: Exception) -> bool:
         | InterfaceError
         | PoolTimeoutError
         | RPCError  # Temporal answered with an error status
+        | KafkaError  # the broker, while publishing to the dead-letter topic
         | httpx.TransportError
         | OSError
         | TimeoutError,

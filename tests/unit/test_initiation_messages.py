@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from aiokafka.errors import KafkaConnectionError
 from sqlalchemy.exc import OperationalError
 
 from payments.config import AuthSettings, DatabaseSettings, PolicySettings
@@ -197,6 +198,7 @@ def test_what_is_transient() -> None:
     assert is_transient(NotSent("down"))
     assert is_transient(OperationalError("SELECT 1", {}, Exception("connection refused")))
     assert is_transient(ConnectionResetError())
+    assert is_transient(KafkaConnectionError("broker down"))
     assert not is_transient(ValueError("a bug"))
     assert not is_transient(KeyError("a bug"))
 
