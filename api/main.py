@@ -34,8 +34,6 @@ from payments.logging import configure_logging
 from payments.orders.client import HttpOrderService, create_order_service_http_client
 from payments.service import PaymentService
 from workflows.client import PaymentWorkflows, TemporalConnection
-from workflows.codec import EncryptionCodec
-from workflows.connection import payload_key_ring
 
 DESCRIPTION = """
 Payments and refunds, each run to the end as a durable Temporal workflow.
@@ -55,11 +53,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     engine = create_db_engine(settings.database)
     repository = PaymentRepository(engine)
     access = AccessRepository(engine)
-    workflows = PaymentWorkflows(
-        TemporalConnection.for_settings(settings),
-        settings.temporal.task_queue,
-        settings.policy,
-    )
+    temporal = TemporalConnection.for_settings(settings)
+    workflows = PaymentWorkflows(temporal, settings.temporal.task_queue, settings.policy)
+    # The codec endpoint serves the very codec the API's own client encrypts with.
+    payload_codec = temporal.payload_codec
+    assert payload_codec is not None  # for_settings always sets one
     order_client = (
         create_order_service_http_client(settings.orders) if settings.orders.url else None
     )
@@ -82,7 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings.api.unauthenticated_rate_limit,
             settings.api.rate_limit_storage_uri,
         ),
-        payload_codec=EncryptionCodec(payload_key_ring(settings)),
+        payload_codec=payload_codec,
         sessions=SessionSigner(settings.api.session_secret),
     )
 

@@ -63,15 +63,29 @@ async def braintree_webhook(
     if not first:
         log.info("webhook replay ignored", kind=event.kind)
         return {"status": "duplicate", "kind": event.kind}
+    try:
+        return await _nudge(event.kind, event.transaction_id, repository, workflows)
+    except BaseException:
+        # Not handled (the database or Temporal failed): Braintree sends it again, and that
+        # delivery must not pass for a replay.
+        await asyncio.to_thread(repository.forget_receipt, digest)
+        raise
 
-    if event.transaction_id is None:
-        return {"status": "ignored", "kind": event.kind}
-    payment = await asyncio.to_thread(repository.find_payment_by_transaction, event.transaction_id)
+
+async def _nudge(
+    kind: str,
+    transaction_id: str | None,
+    repository: RepositoryDep,
+    workflows: WorkflowsDep,
+) -> dict[str, str]:
+    if transaction_id is None:
+        return {"status": "ignored", "kind": kind}
+    payment = await asyncio.to_thread(repository.find_payment_by_transaction, transaction_id)
     if payment is None or payment.payment_status != PaymentStatus.PENDING:
-        return {"status": "ignored", "kind": event.kind}
+        return {"status": "ignored", "kind": kind}
     nudged = await workflows.nudge_payment(payment.payment_id)
-    log.info("webhook received", kind=event.kind, payment_id=payment.payment_id, nudged=nudged)
-    return {"status": "accepted", "kind": event.kind}
+    log.info("webhook received", kind=kind, payment_id=payment.payment_id, nudged=nudged)
+    return {"status": "accepted", "kind": kind}
 
 
 def _timestamp(value: str | None) -> datetime | None:

@@ -589,6 +589,12 @@ class PaymentRepository:
         except IntegrityError:
             return False
 
+    def forget_receipt(self, digest: str) -> None:
+        """Undo first_receipt for a notification whose handling failed (its redelivery is
+        then handled, not taken for a replay)."""
+        with self._transaction() as session:
+            session.execute(sa.delete(WebhookReceipt).where(col(WebhookReceipt.digest) == digest))
+
     # --- reconciliation reports ------------------------------------------------------------
     def save_report(self, report: ReconciliationReport) -> None:
         with self._transaction() as session:

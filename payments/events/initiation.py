@@ -24,6 +24,7 @@ from payments.errors import (
     IdempotencyKeyReused,
     InvalidRequest,
     NotFound,
+    PaymentServiceError,
 )
 from payments.requests import PaymentInitiationMessage
 from payments.service import InitiatePayment, PaymentService
@@ -31,7 +32,7 @@ from payments.service import InitiatePayment, PaymentService
 log = structlog.get_logger(__name__)
 
 # Domain errors that no retry can fix: the message itself is wrong for this service.
-PERMANENT_ERRORS: tuple[type[Exception], ...] = (
+PERMANENT_ERRORS: tuple[type[PaymentServiceError], ...] = (
     InvalidRequest,
     IdempotencyKeyReused,
     Conflict,
@@ -81,10 +82,8 @@ async def handle_initiation(
             )
         )
     except PERMANENT_ERRORS as exc:
-        code = getattr(exc, "code", type(exc).__name__)
-        text = getattr(exc, "message", str(exc))
-        field = getattr(exc, "field", None)
-        return _rejected(ref, Rejection(code, f"{field}: {text}" if field else text))
+        text = f"{exc.field}: {exc.message}" if exc.field else exc.message
+        return _rejected(ref, Rejection(exc.code, text))
     log.info(
         "payment_initiation message handled",
         partition=ref.partition,

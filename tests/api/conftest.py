@@ -29,6 +29,16 @@ from payments.db.migrate import upgrade
 from payments.db.models import Role
 from payments.db.repository import PaymentRepository
 
+# A valid POST /initiate-payment body.
+BODY = {
+    "order_id": "order-1",
+    "user_id": "user-1",
+    "amount": "10.00",
+    "currency": "USD",
+    "payment_method": "credit_card",
+    "payment_token": "fake-valid-nonce",
+}
+
 
 def closed_port() -> int:
     with socket.socket() as probe:

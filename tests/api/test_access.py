@@ -9,16 +9,7 @@ import httpx
 import pytest
 
 from payments.db.models import Payment, PaymentStatus, StoredPaymentMethod, VaultStatus
-from tests.api.conftest import Api
-
-BODY = {
-    "order_id": "order-1",
-    "user_id": "user-1",
-    "amount": "10.00",
-    "currency": "USD",
-    "payment_method": "credit_card",
-    "payment_token": "fake-valid-nonce",
-}
+from tests.api.conftest import BODY, Api
 
 
 def assert_error(response: httpx.Response, status: int, type_: str) -> None:

@@ -4,16 +4,10 @@ nothing listens."""
 
 from __future__ import annotations
 
-from tests.api.conftest import Api
+from sqlmodel import Session, select
 
-BODY = {
-    "order_id": "order-1",
-    "user_id": "user-1",
-    "amount": "10.00",
-    "currency": "USD",
-    "payment_method": "credit_card",
-    "payment_token": "fake-valid-nonce",
-}
+from payments.db.models import StoredPaymentMethod
+from tests.api.conftest import BODY, Api
 
 
 async def test_payment_is_not_half_written_when_temporal_is_down(api: Api) -> None:
@@ -34,9 +28,11 @@ async def test_saving_a_payment_method_is_a_503(api: Api) -> None:
         "/payment-methods", json={"user_id": "user-1", "payment_token": "fake-valid-nonce"}
     )
     assert response.status_code == 503, response.text
-    # Nothing half-written: the method that could not be vaulted is not listed.
-    listed = await api.acme.get("/users/user-1/payment-methods")
-    assert listed.json()["items"] == []
+    # Nothing half-written: the method whose vault never started is marked failed, not left
+    # pending for ever.
+    with Session(api.engine) as session:
+        [method] = session.exec(select(StoredPaymentMethod)).all()
+    assert (method.status, method.failure_code) == ("failed", "not_started")
 
 
 async def test_readiness_names_what_is_down(api: Api) -> None:

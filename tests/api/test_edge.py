@@ -8,15 +8,17 @@ import asyncio
 import base64
 import re
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import braintree
 import pytest
 
+from payments.db.models import Payment, PaymentStatus
 from payments.gateway.braintree_gateway import build_braintree_gateway
 from payments.gateway.sandbox.webhooks import sign_payload
-from tests.api.conftest import Api
-from tests.api.test_access import BODY, assert_error
+from tests.api.conftest import BODY, Api
+from tests.api.test_access import assert_error
 
 CARD = "4111111111111111"
 
@@ -167,12 +169,15 @@ async def test_exchange_rates_need_an_override_to_jump(api: Api) -> None:
     assert forced.status_code == 200 and forced.json()["rate"] == "0.990"
 
 
-def _webhook(api: Api, sent_at: datetime) -> dict[str, str]:
+def _webhook(
+    api: Api,
+    sent_at: datetime,
+    kind: str = braintree.WebhookNotification.Kind.Check,
+    subject_id: str = "check",
+) -> dict[str, str]:
     """A webhook signed with the API's gateway credentials, stamped ``sent_at``."""
     gateway = build_braintree_gateway(api.settings.gateway)
-    sample = gateway._sdk.webhook_testing.sample_notification(
-        braintree.WebhookNotification.Kind.Check, "check"
-    )
+    sample = gateway._sdk.webhook_testing.sample_notification(kind, subject_id)
     document = base64.b64decode(sample["bt_payload"]).decode()
     stamped = re.sub(
         r"<timestamp[^>]*>[^<]*</timestamp>",
@@ -198,6 +203,31 @@ async def test_webhooks_fresh_once_stale_never(api: Api) -> None:
     assert_error(await api.anonymous.post("/webhooks/braintree", data=stale), 400, "stale_webhook")
     future = _webhook(api, datetime.now(UTC) + timedelta(minutes=10))
     assert_error(await api.anonymous.post("/webhooks/braintree", data=future), 400, "stale_webhook")
+
+
+async def test_a_webhook_that_could_not_be_handled_is_not_taken_for_a_replay(api: Api) -> None:
+    # A pending payment whose transaction the webhook names; Temporal is down in this app, so
+    # nudging its workflow fails: Braintree's redelivery must be handled, not ignored.
+    payment, _ = api.repository.insert_payment(
+        Payment(
+            payment_id=str(uuid.uuid4()),
+            merchant_id="acme",
+            order_id="order-w",
+            user_id="user-1",
+            amount=1000,
+            currency="USD",
+            payment_method="bank_transfer",
+        )
+    )
+    api.repository.complete_payment(
+        payment.payment_id, PaymentStatus.PENDING, transaction_id="tx-webhook"
+    )
+    settled = _webhook(
+        api, datetime.now(UTC), braintree.WebhookNotification.Kind.TransactionSettled, "tx-webhook"
+    )
+    for _ in range(2):
+        answer = await api.anonymous.post("/webhooks/braintree", data=settled)
+        assert_error(answer, 503, "service_unavailable")
 
 
 PAYLOAD = {
