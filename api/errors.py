@@ -23,27 +23,19 @@ from temporalio.service import RPCError
 from api.schemas import ErrorBody, ErrorDetail, ErrorOut
 from payments.errors import (
     CardNumberNotAllowed,
-    Conflict,
-    Forbidden,
-    GatewayError,
-    GatewayNotFound,
-    GatewayRequestRejected,
-    IdempotencyKeyReused,
     InvalidCharacters,
-    InvalidRequest,
-    InvalidWebhook,
-    NotFound,
-    PayloadTooLarge,
     PaymentServiceError,
     RateLimited,
-    RefundExceedsRemainder,
-    ServiceUnavailable,
-    Unauthenticated,
 )
 
 log = structlog.get_logger(__name__)
 
 RETRY_AFTER_SECONDS = "5"
+
+# The error answers every route may give, for the OpenAPI schema (``responses=ERRORS``).
+ERRORS: dict[int | str, dict[str, object]] = {
+    code: {"model": ErrorOut} for code in (400, 401, 403, 404, 409, 413, 422, 429, 503)
+}
 
 
 def error_response(
@@ -78,40 +70,14 @@ _VALIDATION_TYPES = {
 }
 
 
-def _status_of(exc: PaymentServiceError) -> int:
-    if isinstance(exc, Unauthenticated):
-        return status.HTTP_401_UNAUTHORIZED
-    if isinstance(exc, Forbidden):
-        return status.HTTP_403_FORBIDDEN
-    if isinstance(exc, PayloadTooLarge):
-        return status.HTTP_413_CONTENT_TOO_LARGE
-    if isinstance(exc, RateLimited):
-        return status.HTTP_429_TOO_MANY_REQUESTS
-    if isinstance(exc, InvalidWebhook):
-        return status.HTTP_400_BAD_REQUEST
-    if isinstance(exc, NotFound):
-        return status.HTTP_404_NOT_FOUND
-    if isinstance(exc, RefundExceedsRemainder | InvalidRequest | IdempotencyKeyReused):
-        return status.HTTP_422_UNPROCESSABLE_CONTENT
-    if isinstance(exc, Conflict):
-        return status.HTTP_409_CONFLICT
-    if isinstance(exc, GatewayNotFound | GatewayRequestRejected):
-        # The gateway does not know the transaction, or refused our request as malformed:
-        # not the client's mistake, and not an outage that a retry would cure.
-        return status.HTTP_502_BAD_GATEWAY
-    if isinstance(exc, ServiceUnavailable | GatewayError):
-        return status.HTTP_503_SERVICE_UNAVAILABLE
-    return status.HTTP_500_INTERNAL_SERVER_ERROR
-
-
 def domain_error_response(exc: PaymentServiceError) -> JSONResponse:
     """The answer for one of the service's own errors (also used by the ASGI middleware,
     which runs outside FastAPI's exception handlers)."""
-    code = _status_of(exc)
+    code = exc.http_status
     headers: dict[str, str] = {}
     if code == status.HTTP_401_UNAUTHORIZED:
         headers["WWW-Authenticate"] = "Bearer"
-    elif isinstance(exc, RateLimited):
+    elif isinstance(exc, RateLimited):  # the only error that knows how long to wait
         headers["Retry-After"] = str(exc.retry_after_seconds)
     elif code == status.HTTP_503_SERVICE_UNAVAILABLE:
         headers["Retry-After"] = RETRY_AFTER_SECONDS

@@ -1,17 +1,26 @@
 """Error types of the payment service.
 
-One root class, subclasses that mean something to a caller. ``ApplicationError.type`` strings
-that cross the Temporal boundary are defined here, so workflows and activities agree on them
-without matching on messages.
+One root class, subclasses that mean something to a caller. Each class carries what a caller
+needs to act on it, as stripe-python's errors do: ``code`` (the ``type`` of the API's error
+body), ``http_status`` (the API's answer) and ``retryable`` (whether the same request may
+succeed later, unchanged). Nothing else maps errors to statuses. ``ApplicationError.type``
+strings that cross the Temporal boundary are defined here too, so workflows and activities
+agree on them without matching on messages.
 """
 
 from __future__ import annotations
 
+from http import HTTPStatus
+from typing import ClassVar
+
 
 class PaymentServiceError(Exception):
-    """Root of every error this service raises on purpose."""
+    """Root of every error this service raises on purpose. One that reaches the API without
+    a status of its own is a bug: a bare 500."""
 
-    code = "payment_service_error"
+    code: ClassVar[str] = "payment_service_error"
+    http_status: ClassVar[int] = HTTPStatus.INTERNAL_SERVER_ERROR
+    retryable: ClassVar[bool] = False
 
     def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(message)
@@ -22,6 +31,7 @@ class PaymentServiceError(Exception):
 # --- client mistakes (the API maps these to 4xx) ---------------------------------------------
 class InvalidRequest(PaymentServiceError):
     code = "invalid_request"
+    http_status = HTTPStatus.UNPROCESSABLE_ENTITY
 
 
 class InvalidAmount(InvalidRequest):
@@ -34,18 +44,21 @@ class UnsupportedCurrency(InvalidRequest):
 
 class NotFound(PaymentServiceError):
     code = "not_found"
+    http_status = HTTPStatus.NOT_FOUND
 
 
 class Conflict(PaymentServiceError):
     """The request is well-formed but the resource's state does not allow it."""
 
     code = "conflict"
+    http_status = HTTPStatus.CONFLICT
 
 
 class IdempotencyKeyReused(PaymentServiceError):
     """The same Idempotency-Key was sent with a different request body."""
 
     code = "idempotency_key_reused"
+    http_status = HTTPStatus.UNPROCESSABLE_ENTITY
 
 
 class RefundNotAllowed(Conflict):
@@ -82,20 +95,25 @@ class Unauthenticated(PaymentServiceError):
     """No API key, or one that is unknown, malformed or revoked (never said which)."""
 
     code = "unauthenticated"
+    http_status = HTTPStatus.UNAUTHORIZED
 
 
 class Forbidden(PaymentServiceError):
     """A valid key whose role may not do this."""
 
     code = "forbidden"
+    http_status = HTTPStatus.FORBIDDEN
 
 
 class PayloadTooLarge(PaymentServiceError):
     code = "payload_too_large"
+    http_status = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
 
 
 class RateLimited(PaymentServiceError):
     code = "rate_limited"
+    http_status = HTTPStatus.TOO_MANY_REQUESTS
+    retryable = True
 
     def __init__(self, message: str, *, retry_after_seconds: int) -> None:
         super().__init__(message)
@@ -104,11 +122,14 @@ class RateLimited(PaymentServiceError):
 
 class RefundExceedsRemainder(RefundNotAllowed):
     code = "refund_exceeds_remainder"
+    http_status = HTTPStatus.UNPROCESSABLE_ENTITY
 
 
 # --- infrastructure (the API maps these to 503) ------------------------------------------------
 class ServiceUnavailable(PaymentServiceError):
     code = "service_unavailable"
+    http_status = HTTPStatus.SERVICE_UNAVAILABLE
+    retryable = True
 
 
 class NotSent(ServiceUnavailable):
@@ -121,6 +142,7 @@ class GatewayError(PaymentServiceError):
     """Base of errors talking to the payment gateway (not declines: those are results)."""
 
     code = "gateway_error"
+    http_status = HTTPStatus.SERVICE_UNAVAILABLE
 
 
 class GatewayUnavailable(GatewayError):
@@ -128,6 +150,7 @@ class GatewayUnavailable(GatewayError):
     because every gateway write carries an idempotency key (api_request_key)."""
 
     code = "gateway_unavailable"
+    retryable = True
 
 
 class GatewayMisconfigured(GatewayError):
@@ -138,12 +161,16 @@ class GatewayMisconfigured(GatewayError):
 
 class GatewayNotFound(GatewayError):
     code = "gateway_not_found"
+    # The gateway does not know the transaction: not the client's mistake, and not an
+    # outage that a retry would cure.
+    http_status = HTTPStatus.BAD_GATEWAY
 
 
 class InvalidWebhook(InvalidRequest):
     """A webhook whose signature does not verify (or that cannot be decoded)."""
 
     code = "invalid_webhook"
+    http_status = HTTPStatus.BAD_REQUEST
 
 
 class StaleWebhook(InvalidWebhook):
@@ -174,6 +201,8 @@ class GatewayRequestRejected(GatewayError):
     again: permanent, never an outage, never retried. ``status`` is the HTTP status."""
 
     code = "gateway_request_rejected"
+    # Our request, refused as malformed: not the client's mistake, not an outage.
+    http_status = HTTPStatus.BAD_GATEWAY
 
     def __init__(self, message: str, *, status: int) -> None:
         super().__init__(message)

@@ -11,7 +11,7 @@ import asyncio
 from fastapi import APIRouter, Response, status
 
 from api.deps import AccessDep, AdminDep
-from api.routes.payments import ERRORS
+from api.errors import ERRORS
 from api.schemas import ApiKeyCreated, ApiKeyIn, ApiKeyOut, ApiKeys
 from payments.db.models import Role
 from payments.errors import InvalidRequest, NotFound

@@ -18,7 +18,7 @@ from fastapi import APIRouter, Body, Cookie, Depends, Header, Request, Response
 from fastapi.responses import HTMLResponse
 
 from api.deps import AdminDep, ContainerDep, authenticate, bearer_scheme
-from api.routes.payments import ERRORS
+from api.errors import ERRORS
 from api.sessions import COOKIE_NAME
 from payments.access import Principal
 from payments.db.models import Role

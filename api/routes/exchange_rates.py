@@ -12,7 +12,7 @@ from decimal import Decimal
 from fastapi import APIRouter
 
 from api.deps import AdminDep, ContainerDep, RepositoryDep
-from api.routes.payments import ERRORS
+from api.errors import ERRORS
 from api.schemas import ExchangeRateIn, ExchangeRateOut
 from payments.db.models import ExchangeRate
 from payments.errors import InvalidRequest, NotFound, RateChangeTooLarge

@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from api.deps import PrincipalDep, RepositoryDep
-from api.routes.payments import ERRORS
+from api.errors import ERRORS
 from api.schemas import PageOut, PaymentPublic, RefundPublic
 from payments.access import Principal
 from payments.db.models import PaymentStatus, RefundStatus

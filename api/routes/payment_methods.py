@@ -12,7 +12,7 @@ import uuid
 from fastapi import APIRouter, Response, status
 
 from api.deps import ContainerDep, PrincipalDep, RepositoryDep, WorkflowsDep
-from api.routes.payments import ERRORS
+from api.errors import ERRORS
 from api.schemas import SavedPaymentMethod, SavedPaymentMethods, SavePaymentMethodIn
 from payments.access import Principal
 from payments.contracts import VaultRequest

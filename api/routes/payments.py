@@ -16,10 +16,10 @@ from api.deps import (
     ServiceDep,
     WorkflowsDep,
 )
+from api.errors import ERRORS
 from api.schemas import (
     AuditEventOut,
     AuditTrail,
-    ErrorOut,
     GatewayView,
     InitiatePaymentIn,
     PaymentPublic,
@@ -33,10 +33,6 @@ from payments.gateway.types import APPROVED_STATUSES, GatewayTransaction
 from payments.service import InitiatePayment
 
 router = APIRouter(tags=["payments"])
-
-ERRORS: dict[int | str, dict[str, object]] = {
-    code: {"model": ErrorOut} for code in (400, 401, 403, 404, 409, 413, 422, 429, 503)
-}
 
 
 @router.post(

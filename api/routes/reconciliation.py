@@ -8,7 +8,7 @@ import json
 from fastapi import APIRouter, status
 
 from api.deps import AdminDep, RepositoryDep, WorkflowsDep
-from api.routes.payments import ERRORS
+from api.errors import ERRORS
 from api.schemas import ReconciliationReportOut
 from payments.errors import NotFound
 

@@ -7,7 +7,7 @@ import asyncio
 from fastapi import APIRouter, Response, status
 
 from api.deps import IdempotencyKeyHeader, PrincipalDep, RepositoryDep, ServiceDep
-from api.routes.payments import ERRORS
+from api.errors import ERRORS
 from api.schemas import RefundIn, RefundPublic
 from payments.errors import NotFound
 from payments.service import RequestRefund

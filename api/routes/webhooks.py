@@ -18,7 +18,7 @@ import structlog
 from fastapi import APIRouter, Request
 
 from api.deps import ContainerDep, GatewayDep, RepositoryDep, WorkflowsDep
-from api.routes.payments import ERRORS
+from api.errors import ERRORS
 from payments.db.models import PaymentStatus
 from payments.errors import InvalidWebhook, StaleWebhook
 
