@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 import httpx
-import stamina
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
@@ -48,6 +47,7 @@ from payments.orders.client import (
     OrderService,
     create_order_service_http_client,
 )
+from payments.retrying import retrying
 from payments.service import PaymentService
 from workflows.client import PaymentWorkflows, TemporalConnection
 
@@ -146,16 +146,9 @@ class Handlers:
                 return True
             return False
 
-        async for attempt in stamina.retry_context(
-            on=transient,
-            attempts=None,
-            timeout=None,
-            wait_initial=0.5,
-            wait_max=self.retry_max_seconds,
-        ):
-            with attempt:
-                return await operation()
-        raise AssertionError("unreachable: stamina retries until success or a non-retryable error")
+        result = await retrying(operation, on=transient, wait_max=self.retry_max_seconds)
+        assert result is not None  # no stop, no timeout: it returns only on success
+        return result
 
 
 def build_handlers(
@@ -183,14 +176,12 @@ def build_handlers(
 
 async def _started(client: AIOKafkaConsumer | AIOKafkaProducer, stop: asyncio.Event) -> bool:
     """Start a Kafka client, waiting for the broker (make run starts everything at once)."""
-    async for attempt in stamina.retry_context(
-        on=Exception, attempts=None, timeout=None, wait_initial=0.5, wait_max=5.0
-    ):
-        if stop.is_set():
-            return False
-        with attempt:
-            await client.start()
-    return True
+
+    async def start() -> bool:
+        await client.start()
+        return True
+
+    return await retrying(start, on=Exception, stop=stop) is not None
 
 
 async def run(settings: Settings) -> None:

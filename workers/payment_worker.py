@@ -38,6 +38,7 @@ from payments.orders.client import (
     OrderService,
     create_order_service_http_client,
 )
+from payments.retrying import retrying
 from workflows.client import PaymentWorkflows, TemporalConnection
 from workflows.connection import temporal_connect_options
 from workflows.payment import PaymentWorkflow
@@ -141,32 +142,30 @@ async def _connect_with_retry(settings: Settings, stop: asyncio.Event) -> Client
     those of the API and the consumer (same payload key ring), so the worker decodes what
     they encode; a misconfiguration (ValueError) is raised at once, not retried."""
     options = temporal_connect_options(settings)
-    delay = 0.5
-    while not stop.is_set():
-        try:
-            return await Client.connect(**options)
-        except RuntimeError as exc:
+
+    def unreachable(exc: Exception) -> bool:
+        if isinstance(exc, RuntimeError):
             log.warning(
                 "temporal not reachable yet", address=settings.temporal.address, error=str(exc)
             )
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
-    return None
+            return True
+        return False
+
+    return await retrying(lambda: Client.connect(**options), on=unreachable, stop=stop)
 
 
 async def _start_producer(settings: Settings, stop: asyncio.Event) -> AIOKafkaProducer | None:
-    delay = 0.5
-    while not stop.is_set():
+    async def started() -> AIOKafkaProducer:
         producer = KafkaEventPublisher.build_producer(settings.kafka)
         try:
             await producer.start()
-            return producer
         except Exception as exc:  # aiokafka raises KafkaConnectionError and friends
             log.warning("kafka not reachable yet", error=type(exc).__name__)
             await producer.stop()
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
-    return None
+            raise
+        return producer
+
+    return await retrying(started, on=Exception, stop=stop)
 
 
 async def run(settings: Settings) -> None:

@@ -7,8 +7,6 @@ end-to-end tests. Brokers auto-create topics on first use with their own default
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -26,6 +24,7 @@ from payments.config import KafkaSettings
 from payments.errors import PaymentServiceError, ServiceUnavailable
 from payments.events.connection import kafka_client_options
 from payments.events.topics import ALL_TOPICS
+from payments.retrying import retrying
 
 log = structlog.get_logger(__name__)
 
@@ -53,8 +52,8 @@ async def _connected_admin(kafka: KafkaSettings, within_seconds: float) -> Any:
     """
     security = kafka_client_options(kafka)
     bootstrap = kafka.bootstrap_servers
-    deadline = time.monotonic() + within_seconds
-    while True:
+
+    async def connected() -> Any:
         admin = AIOKafkaAdminClient(
             bootstrap_servers=bootstrap,
             client_id="payment-service-admin",
@@ -63,15 +62,23 @@ async def _connected_admin(kafka: KafkaSettings, within_seconds: float) -> Any:
         )
         try:
             await admin.start()
-        except (KafkaConnectionError, KafkaTimeoutError, NodeNotReadyError) as exc:
+        except BaseException:
             await admin.close()
-            if time.monotonic() >= deadline:
-                raise ServiceUnavailable(
-                    f"Kafka at {bootstrap} did not answer within {within_seconds:g} s: {exc}"
-                ) from exc
-            await asyncio.sleep(_RETRY_INTERVAL_SECONDS)
-            continue
+            raise
         return admin
+
+    try:
+        return await retrying(
+            connected,
+            on=(KafkaConnectionError, KafkaTimeoutError, NodeNotReadyError),
+            give_up_after=within_seconds,
+            wait_initial=_RETRY_INTERVAL_SECONDS,
+            wait_max=1.0,
+        )
+    except (KafkaConnectionError, KafkaTimeoutError, NodeNotReadyError) as exc:
+        raise ServiceUnavailable(
+            f"Kafka at {bootstrap} did not answer within {within_seconds:g} s: {exc}"
+        ) from exc
 
 
 async def wait_for_kafka(
