@@ -26,10 +26,6 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from payments.contracts import (
-    NOT_SETTLED,
-    REFUNDED,
-    REFUSED,
-    VOIDED,
     ActivityNames,
     ChargeRequest,
     ChargeResult,
@@ -41,7 +37,7 @@ from payments.contracts import (
     VaultResult,
 )
 from payments.crypto import TokenCipher, TokenDecryptionFailed
-from payments.db.models import StoredPaymentMethod, VaultStatus
+from payments.db.models import StoredPaymentMethod
 from payments.db.repository import PaymentRepository
 from payments.errors import (
     ErrorTypes,
@@ -51,15 +47,20 @@ from payments.errors import (
 )
 from payments.gateway.declines import decline_type
 from payments.gateway.types import (
-    APPROVED_STATUSES,
-    SETTLED_STATUSES,
     GatewayTransaction,
     PaymentGateway,
-    RefundOutcome,
+    ReversalOutcome,
     SaleOutcome,
     VaultOutcome,
 )
 from payments.money import Money
+from payments.vocabulary import (
+    APPROVED_STATUSES,
+    SETTLED_STATUSES,
+    VOIDABLE_STATUSES,
+    GatewayRefundOutcome,
+    VaultStatus,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -68,7 +69,6 @@ T = TypeVar("T")
 # Braintree validation codes on refund and void.
 CANNOT_REFUND_UNSETTLED = "91506"
 CANNOT_VOID = "91504"
-VOIDABLE_STATUSES = frozenset({"authorized", "submitted_for_settlement"})
 # Failure reason (charge) and error code (vault, refund) of a request the gateway refused as
 # malformed; failure reason of a charge with a saved method whose token does not decrypt.
 INVALID_REQUEST = "invalid_request"
@@ -312,7 +312,7 @@ class GatewayActivities:
                 "refund_rejected_as_malformed", refund_id=request.refund_id, http_status=exc.status
             )
             return GatewayRefundResult(
-                REFUSED, error_code=INVALID_REQUEST, error_message=exc.message
+                GatewayRefundOutcome.REFUSED, error_code=INVALID_REQUEST, error_message=exc.message
             )
 
     def _give_back(self, request: GatewayRefundRequest) -> GatewayRefundResult:
@@ -320,18 +320,22 @@ class GatewayActivities:
         sale = _call(lambda: self._gateway.find(request.transaction_id), rejection_is_a_result=True)
         if request.whole_payment and sale.status == "voided":
             # A retry after our own void went through (the activity died before returning).
-            return GatewayRefundResult(VOIDED, gateway_transaction_id=sale.transaction_id)
+            return GatewayRefundResult(
+                GatewayRefundOutcome.VOIDED, gateway_transaction_id=sale.transaction_id
+            )
         if request.whole_payment and sale.status in VOIDABLE_STATUSES:
             voided = _call(
                 lambda: self._gateway.void(request_key=key, transaction_id=sale.transaction_id),
                 rejection_is_a_result=True,
             )
             if voided.succeeded:
-                return GatewayRefundResult(VOIDED, gateway_transaction_id=sale.transaction_id)
+                return GatewayRefundResult(
+                    GatewayRefundOutcome.VOIDED, gateway_transaction_id=sale.transaction_id
+                )
             if voided.error_code != CANNOT_VOID:  # else it settled meanwhile: refund it below
                 return _refused(voided)
         elif sale.status not in SETTLED_STATUSES:
-            return GatewayRefundResult(NOT_SETTLED)
+            return GatewayRefundResult(GatewayRefundOutcome.NOT_SETTLED)
 
         amount = Money(request.amount_minor, request.currency)
         refunded = _call(
@@ -343,10 +347,11 @@ class GatewayActivities:
         if refunded.succeeded:
             assert refunded.transaction is not None
             return GatewayRefundResult(
-                REFUNDED, gateway_transaction_id=refunded.transaction.transaction_id
+                GatewayRefundOutcome.REFUNDED,
+                gateway_transaction_id=refunded.transaction.transaction_id,
             )
         if refunded.error_code == CANNOT_REFUND_UNSETTLED:
-            return GatewayRefundResult(NOT_SETTLED)
+            return GatewayRefundResult(GatewayRefundOutcome.NOT_SETTLED)
         return _refused(refunded)
 
 
@@ -393,7 +398,9 @@ def _failed_charge(reason: str, message: str) -> ChargeResult:
     )
 
 
-def _refused(outcome: RefundOutcome) -> GatewayRefundResult:
+def _refused(outcome: ReversalOutcome) -> GatewayRefundResult:
     return GatewayRefundResult(
-        REFUSED, error_code=outcome.error_code, error_message=outcome.error_message
+        GatewayRefundOutcome.REFUSED,
+        error_code=outcome.error_code,
+        error_message=outcome.error_message,
     )

@@ -25,9 +25,10 @@ from payments.contracts import (
     RefundSnapshot,
     VaultResult,
 )
-from payments.db.models import Payment, PaymentStatus, RefundStatus
+from payments.db.models import Payment
 from payments.db.repository import InvalidTransition, PaymentRepository
 from payments.errors import ErrorTypes, NotFound
+from payments.vocabulary import PaymentStatus, RefundStatus
 
 
 class LedgerActivities:

@@ -7,7 +7,8 @@ from temporalio.exceptions import ApplicationError
 
 from payments.contracts import ActivityNames, OrderUpdate
 from payments.errors import ErrorTypes
-from payments.orders.client import OrderService, OrderUpdateRejected, PaymentOutcome
+from payments.orders.client import OrderService, OrderUpdateRejected, PaymentResult
+from payments.vocabulary import PaymentStatus
 
 
 class OrderActivities:
@@ -18,7 +19,9 @@ class OrderActivities:
     async def update_order(self, update: OrderUpdate) -> str:
         """Idempotent by event_id on the Order Service's side; unavailability raises and is
         retried, a refusal is final."""
-        status: PaymentOutcome = "success" if update.payment_status == "success" else "failure"
+        status: PaymentResult = (
+            "success" if update.payment_status == PaymentStatus.SUCCESS else "failure"
+        )
         try:
             await self._orders.record_payment(
                 update.order_id, update.payment_id, status, update.event_id

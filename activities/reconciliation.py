@@ -23,17 +23,21 @@ from payments.contracts import (
     ReconciliationReportData,
     ReconciliationRequest,
 )
-from payments.db.models import PaymentStatus, ReconciliationReport
+from payments.db.models import ReconciliationReport
 from payments.db.repository import PaymentRepository
-from payments.gateway.types import APPROVED_STATUSES, SETTLED_STATUSES, PaymentGateway
+from payments.gateway.types import PaymentGateway
 from payments.money import Money
+from payments.vocabulary import (
+    APPROVED_STATUSES,
+    PAID_STATUSES,
+    SETTLEMENT_FAILED_STATUSES,
+    PaymentStatus,
+    RefundStatus,
+)
 from workflows.client import PaymentWorkflows, payment_workflow_id, refund_workflow_id
 
 RECONCILIATION_CAUSE = "reconciliation"
 CLOSED_BY_RECONCILIATION = "closed by reconciliation"
-SETTLEMENT_FAILED = frozenset(
-    {"settlement_declined", "failed", "voided", "processor_declined", "gateway_rejected"}
-)
 
 
 class ReconciliationActivities:
@@ -81,10 +85,7 @@ class ReconciliationActivities:
             )
             sales = [s for s in found if s.amount == amount]
         approved = [s for s in sales if s.status in APPROVED_STATUSES]
-        if approved and approved[0].status not in SETTLED_STATUSES | {
-            "authorized",
-            "submitted_for_settlement",
-        }:
+        if approved and approved[0].status not in PAID_STATUSES:
             return _found(payment_id, f"workflow gone, sale {approved[0].status}", "none")
         if approved:
             sale = approved[0]
@@ -107,7 +108,7 @@ class ReconciliationActivities:
                     payment_id,
                     PaymentStatus.FAILURE,
                     transaction_id=sales[0].transaction_id if sales else None,
-                    failure_reason=reason if reason in SETTLEMENT_FAILED else "abandoned",
+                    failure_reason=reason if reason in SETTLEMENT_FAILED_STATUSES else "abandoned",
                     failure_message=f"{CLOSED_BY_RECONCILIATION}: "
                     + (f"the gateway reports {reason}" if sales else "no sale at the gateway"),
                     cause=RECONCILIATION_CAUSE,
@@ -126,7 +127,7 @@ class ReconciliationActivities:
     @activity.defn(name=ActivityNames.RECONCILE_REFUND)
     async def reconcile_refund(self, refund_id: str) -> Finding:
         refund = await asyncio.to_thread(self._repository.get_refund, refund_id)
-        if refund is None or refund.refund_status != "initiated":
+        if refund is None or refund.refund_status != RefundStatus.INITIATED:
             return Finding("refund", refund_id, "no longer initiated", "none")
         if await self._workflows.is_running(refund_workflow_id(refund_id)):
             return Finding("refund", refund_id, "initiated, workflow running", "none")

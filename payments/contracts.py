@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from payments.gateway.types import InstrumentDetails
+from payments.vocabulary import DeclineType, GatewayRefundOutcome, RefundMethod
 
 DEFAULT_PENDING_CHECKS = [60.0, 300.0, 900.0, 3600.0, 4 * 3600.0, 12 * 3600.0, 86400.0]
 
@@ -122,7 +123,7 @@ class ChargeResult:
     processor_response_code: str | None
     failure_reason: str | None = None
     failure_message: str | None = None
-    decline_type: str | None = None  # "soft" | "hard" for processor declines
+    decline_type: DeclineType | None = None  # for processor declines
     instrument: InstrumentDetails | None = None
 
 
@@ -133,10 +134,6 @@ class TransactionCheck:
     transaction_id: str
     status: str
     processor_response_code: str | None = None
-
-
-# PaymentOutcome.status values besides success/failure: progress while still pending.
-PENDING = "pending"
 
 
 @dataclass(frozen=True)
@@ -150,7 +147,7 @@ class PaymentOutcome:
     failure_reason: str | None = None
     failure_message: str | None = None
     gateway_status: str | None = None
-    decline_type: str | None = None
+    decline_type: DeclineType | None = None
     instrument: InstrumentDetails | None = None
     # True: not an end; the gateway accepted and settlement is awaited, or a soft decline
     # will be retried at next_retry_at.
@@ -196,16 +193,9 @@ class GatewayRefundRequest:
     whole_payment: bool
 
 
-# GatewayRefundResult.outcome values
-REFUNDED = "refunded"
-VOIDED = "voided"
-NOT_SETTLED = "not_settled"  # partial refund before settlement: wait, then try again
-REFUSED = "refused"
-
-
 @dataclass(frozen=True)
 class GatewayRefundResult:
-    outcome: str
+    outcome: GatewayRefundOutcome
     gateway_transaction_id: str | None = None
     error_code: str | None = None
     error_message: str | None = None
@@ -215,7 +205,7 @@ class GatewayRefundResult:
 class RefundOutcome:
     refund_id: str
     succeeded: bool
-    method: str | None = None  # "refund" | "void"
+    method: RefundMethod | None = None
     gateway_transaction_id: str | None = None
     failure_reason: str | None = None
     failure_message: str | None = None

@@ -21,7 +21,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from payments.card_data import contains_card_number
-from payments.db.models import PaymentMethod
+from payments.vocabulary import PaymentMethod
 
 CARD_NUMBER_MESSAGE = (
     "looks like a card number: card data is never accepted; tokenize the card with the "

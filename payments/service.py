@@ -31,7 +31,7 @@ import structlog
 
 from payments.config import AuthSettings, PolicySettings
 from payments.contracts import PaymentRequest
-from payments.db.models import Payment, PaymentMethod, Refund, VaultStatus
+from payments.db.models import Payment, Refund
 from payments.db.repository import IdempotencyClaim, PaymentRepository
 from payments.errors import (
     InvalidRequest,
@@ -44,6 +44,7 @@ from payments.errors import (
 from payments.money import Money, minor_units
 from payments.orders.checks import check_order_for_payment
 from payments.orders.client import OrderService
+from payments.vocabulary import PaymentMethod, PaymentStatus, RefundStatus, VaultStatus
 
 log = structlog.get_logger(__name__)
 
@@ -234,7 +235,7 @@ class PaymentService:
         """Start the stored payment's workflow: new, or a replay of a payment still pending —
         a no-op if it runs already, and the repair if an earlier attempt stored the row but
         never reached Temporal."""
-        if not created and stored.payment_status != "pending":
+        if not created and stored.payment_status != PaymentStatus.PENDING:
             return stored, False
         charged_minor, charged_currency = stored.charge
         converted = stored.charged_amount is not None
@@ -318,7 +319,7 @@ class PaymentService:
         return await self._start_refund(stored, created=created)
 
     async def _start_refund(self, stored: Refund, *, created: bool) -> tuple[Refund, bool]:
-        if not created and stored.refund_status != "initiated":
+        if not created and stored.refund_status != RefundStatus.INITIATED:
             return stored, False
         try:
             await self._workflows.start_refund(stored.refund_id, stored.payment_id)

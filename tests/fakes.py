@@ -15,7 +15,7 @@ from payments.errors import GatewayRequestRejected, GatewayUnavailable, InvalidW
 from payments.gateway.types import (
     GatewayTransaction,
     InstrumentDetails,
-    RefundOutcome,
+    ReversalOutcome,
     SaleOutcome,
     VaultedPaymentMethod,
     VaultOutcome,
@@ -161,13 +161,13 @@ class FakeGateway:
 
     def refund(
         self, *, request_key: str, transaction_id: str, amount: Money | None
-    ) -> RefundOutcome:
+    ) -> ReversalOutcome:
         with self._lock:
             self.calls.append(("refund", request_key))
             self._maybe_rejected("refund")
             sale = self.transactions[transaction_id]
             if sale.status not in ("settled", "settling"):
-                return RefundOutcome(False, None, "91506", "Cannot refund unsettled")
+                return ReversalOutcome(False, None, "91506", "Cannot refund unsettled")
             credit = GatewayTransaction(
                 transaction_id=f"tx{next(self._ids)}",
                 type="credit",
@@ -179,18 +179,18 @@ class FakeGateway:
                 refunded_transaction_id=sale.transaction_id,
             )
             self.transactions[credit.transaction_id] = credit
-            return RefundOutcome(True, credit)
+            return ReversalOutcome(True, credit)
 
-    def void(self, *, request_key: str, transaction_id: str) -> RefundOutcome:
+    def void(self, *, request_key: str, transaction_id: str) -> ReversalOutcome:
         with self._lock:
             self.calls.append(("void", request_key))
             self._maybe_rejected("void")
             sale = self.transactions[transaction_id]
             if sale.status not in ("authorized", "submitted_for_settlement"):
-                return RefundOutcome(False, None, "91504", "Cannot void")
+                return ReversalOutcome(False, None, "91504", "Cannot void")
             voided = replace(sale, status="voided")
             self.transactions[transaction_id] = voided
-            return RefundOutcome(True, voided)
+            return ReversalOutcome(True, voided)
 
 
 @dataclass

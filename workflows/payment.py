@@ -32,20 +32,21 @@ with workflow.unsafe.imports_passed_through():
         PaymentSnapshot,
     )
     from payments.events.envelope import event_id
-    from payments.gateway.types import SETTLED_STATUSES
+    from payments.vocabulary import (
+        PAID_STATUSES,
+        SETTLED_STATUSES,
+        SETTLEMENT_FAILED_STATUSES,
+        DeclineType,
+        PaymentStatus,
+    )
 
 from workflows import steps
-
-# Gateway statuses that end a pending payment as failure.
-SETTLEMENT_FAILED_STATUSES = frozenset(
-    {"settlement_declined", "failed", "voided", "processor_declined", "gateway_rejected"}
-)
 
 
 @workflow.defn
 class PaymentWorkflow:
     def __init__(self) -> None:
-        self._status = "pending"
+        self._status: str = PaymentStatus.PENDING
         self._step = "starting"
         self._check_requested = False
         self._settlement_checks = 0
@@ -82,7 +83,7 @@ class PaymentWorkflow:
     async def run(self, request: PaymentRequest) -> PaymentSnapshot:
         self._step = "recording"
         pending = await steps.record_payment_pending(request)
-        if pending.status != "pending":  # already decided: nothing may happen twice
+        if pending.status != PaymentStatus.PENDING:  # already decided: nothing may happen twice
             self._status = pending.status
             return pending
         await steps.publish_payment_status(pending)
@@ -151,15 +152,12 @@ class PaymentWorkflow:
             )
             outcome = replace(_outcome_of(request.payment_id, charge), attempts=attempt)
             if charge.approved:
-                if charge.gateway_status in SETTLED_STATUSES | {
-                    "authorized",
-                    "submitted_for_settlement",
-                }:
+                if charge.gateway_status in PAID_STATUSES:
                     return outcome
                 # Accepted, not settled (settlement_pending): record it and wait.
                 await steps.record_payment_outcome(replace(outcome, still_pending=True))
                 return replace(await self._await_settlement(request, charge), attempts=attempt)
-            if charge.decline_type != "soft" or attempt > len(schedule):
+            if charge.decline_type != DeclineType.SOFT or attempt > len(schedule):
                 return outcome  # hard declines are never retried; nor is anything without retry
             delay = timedelta(seconds=schedule[attempt - 1])
             next_retry_at = workflow.now() + delay

@@ -18,15 +18,13 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from payments.contracts import (
-        NOT_SETTLED,
-        REFUNDED,
-        VOIDED,
         GatewayRefundRequest,
         RefundOutcome,
         RefundPlan,
         RefundRequest,
         RefundSnapshot,
     )
+    from payments.vocabulary import GatewayRefundOutcome, RefundMethod, RefundStatus
 
 from workflows import steps
 
@@ -34,7 +32,7 @@ from workflows import steps
 @workflow.defn
 class RefundWorkflow:
     def __init__(self) -> None:
-        self._status = "initiated"
+        self._status: str = RefundStatus.INITIATED
         self._step = "starting"
         self._settlement_checks = 0
 
@@ -49,7 +47,7 @@ class RefundWorkflow:
     @workflow.run
     async def run(self, request: RefundRequest) -> RefundSnapshot:
         initiated = await steps.refund_snapshot(request)
-        if initiated.status != "initiated":
+        if initiated.status != RefundStatus.INITIATED:
             self._status = initiated.status
             return initiated
         await steps.publish_refund_status(initiated)
@@ -88,14 +86,18 @@ class RefundWorkflow:
                     whole_payment=plan.whole_payment,
                 )
             )
-            if result.outcome in (REFUNDED, VOIDED):
+            if result.outcome in (GatewayRefundOutcome.REFUNDED, GatewayRefundOutcome.VOIDED):
                 return RefundOutcome(
                     refund_id=plan.refund_id,
                     succeeded=True,
-                    method="void" if result.outcome == VOIDED else "refund",
+                    method=(
+                        RefundMethod.VOID
+                        if result.outcome == GatewayRefundOutcome.VOIDED
+                        else RefundMethod.REFUND
+                    ),
                     gateway_transaction_id=result.gateway_transaction_id,
                 )
-            if result.outcome != NOT_SETTLED:
+            if result.outcome != GatewayRefundOutcome.NOT_SETTLED:
                 return RefundOutcome(
                     refund_id=plan.refund_id,
                     succeeded=False,

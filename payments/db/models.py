@@ -15,24 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
-
-class PaymentStatus(StrEnum):
-    PENDING = "pending"
-    SUCCESS = "success"
-    FAILURE = "failure"
-
-
-class PaymentMethod(StrEnum):
-    CREDIT_CARD = "credit_card"
-    DEBIT_CARD = "debit_card"
-    BANK_TRANSFER = "bank_transfer"
-    WALLET = "wallet"
-
-
-class RefundStatus(StrEnum):
-    INITIATED = "initiated"
-    PROCESSED = "processed"
-    FAILED = "failed"
+from payments.vocabulary import PaymentStatus, RefundStatus, VaultStatus
 
 
 class Role(StrEnum):
@@ -42,12 +25,6 @@ class Role(StrEnum):
 
     CHECKOUT = "checkout"
     ADMIN = "admin"
-
-
-class VaultStatus(StrEnum):
-    PENDING = "pending"  # the gateway has not answered yet
-    ACTIVE = "active"
-    FAILED = "failed"  # the gateway refused the nonce
 
 
 def utcnow() -> datetime:

@@ -34,12 +34,9 @@ from payments.db.models import (
     ExchangeRate,
     IdempotencyRecord,
     Payment,
-    PaymentStatus,
     ReconciliationReport,
     Refund,
-    RefundStatus,
     StoredPaymentMethod,
-    VaultStatus,
     WebhookReceipt,
     utcnow,
 )
@@ -52,6 +49,7 @@ from payments.errors import (
     RefundNotAllowed,
 )
 from payments.gateway.types import InstrumentDetails
+from payments.vocabulary import PaymentStatus, RefundStatus, VaultStatus
 
 log = structlog.get_logger(__name__)
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from payments.contracts import PaymentSnapshot, RefundSnapshot
 from payments.money import Money
+from payments.vocabulary import PaymentStatus, RefundStatus
 
 SCHEMA_VERSION = 1
 _EVENT_NAMESPACE = uuid.UUID("6f1d3a52-3b1e-4c55-9a43-5b7d1c0e2f10")
@@ -73,12 +74,16 @@ def refund_status_event(refund: RefundSnapshot) -> Event:
 
 
 _PAYMENT_MESSAGES = {
-    "success": "Your payment of {amount} {currency} for order {order_id} was successful.",
-    "failure": "Your payment of {amount} {currency} for order {order_id} did not go through.",
+    PaymentStatus.SUCCESS: "Your payment of {amount} {currency} for order {order_id} "
+    "was successful.",
+    PaymentStatus.FAILURE: "Your payment of {amount} {currency} for order {order_id} "
+    "did not go through.",
 }
 _REFUND_MESSAGES = {
-    "processed": "Your refund of {amount} {currency} for order {order_id} has been processed.",
-    "failed": "Your refund of {amount} {currency} for order {order_id} could not be processed.",
+    RefundStatus.PROCESSED: "Your refund of {amount} {currency} for order {order_id} "
+    "has been processed.",
+    RefundStatus.FAILED: "Your refund of {amount} {currency} for order {order_id} "
+    "could not be processed.",
 }
 
 

@@ -1,7 +1,7 @@
 """The PaymentGateway implemented with the official braintree SDK.
 
 The only module of the service that imports ``braintree``. It turns the SDK's results into
-``SaleOutcome``/``RefundOutcome``/``VaultOutcome`` (declines are results), the instrument
+``SaleOutcome``/``ReversalOutcome``/``VaultOutcome`` (declines are results), the instrument
 blocks of transactions and payment methods into ``InstrumentDetails`` (never a full number),
 verified webhooks into ``WebhookEvent``, and the SDK's exceptions into the service's gateway
 errors:
@@ -67,7 +67,7 @@ from payments.errors import (
 from payments.gateway.types import (
     GatewayTransaction,
     InstrumentDetails,
-    RefundOutcome,
+    ReversalOutcome,
     SaleOutcome,
     VaultedPaymentMethod,
     VaultOutcome,
@@ -494,7 +494,7 @@ class BraintreeGateway:
 
     def refund(
         self, *, request_key: str, transaction_id: str, amount: Money | None
-    ) -> RefundOutcome:
+    ) -> ReversalOutcome:
         """Refund a settled/settling sale, fully (``amount`` None: what remains) or partly.
         An unsettled sale is refused with 91506: void it instead."""
         options: dict[str, Any] = {"api_request_key": request_key}
@@ -516,7 +516,7 @@ class BraintreeGateway:
         self._log_refund_outcome("gateway_refund", outcome, context)
         return outcome
 
-    def void(self, *, request_key: str, transaction_id: str) -> RefundOutcome:
+    def void(self, *, request_key: str, transaction_id: str) -> ReversalOutcome:
         """Cancel an authorized or submitted_for_settlement sale; 91504 once it settles."""
         context = {"transaction_id": transaction_id, "request_key": request_key}
         outcome = self._call(
@@ -663,17 +663,17 @@ class BraintreeGateway:
             failure_reason=_validation_failure_reason(code),
         )
 
-    def _refund_outcome(self, result: Any, currency: str) -> RefundOutcome:
+    def _refund_outcome(self, result: Any, currency: str) -> ReversalOutcome:
         if result is None:
             raise GatewayUnavailable("braintree refund/void: response without a transaction")
         if result.is_success:
-            return RefundOutcome(
+            return ReversalOutcome(
                 succeeded=True, transaction=self._transaction(result.transaction, currency)
             )
         if result.transaction is not None:
             # The gateway created a refund but the processor refused it.
             tx = self._transaction(result.transaction, currency)
-            return RefundOutcome(
+            return ReversalOutcome(
                 succeeded=False,
                 transaction=tx,
                 error_code=tx.processor_response_code,
@@ -682,12 +682,14 @@ class BraintreeGateway:
         code, message = _first_error(result)
         if code == API_REQUEST_KEY_IN_FLIGHT:
             raise GatewayUnavailable("braintree: the same request key is still in flight")
-        return RefundOutcome(
+        return ReversalOutcome(
             succeeded=False, transaction=None, error_code=code, error_message=message
         )
 
     @staticmethod
-    def _log_refund_outcome(event: str, outcome: RefundOutcome, context: Mapping[str, Any]) -> None:
+    def _log_refund_outcome(
+        event: str, outcome: ReversalOutcome, context: Mapping[str, Any]
+    ) -> None:
         tx = outcome.transaction
         log.info(
             event,

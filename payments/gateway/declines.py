@@ -9,8 +9,7 @@ code decides, following Braintree's table of authorization responses.
 
 from __future__ import annotations
 
-SOFT = "soft"
-HARD = "hard"
+from payments.vocabulary import DeclineType
 
 # 2000-class codes Braintree marks "Hard"; every other 2000/3000-class code is soft.
 HARD_DECLINE_CODES = frozenset(
@@ -57,13 +56,17 @@ HARD_DECLINE_CODES = frozenset(
 )
 
 
-def decline_type(processor_response_code: str | None, reported: str | None = None) -> str | None:
-    """ "soft" or "hard" for a processor decline; None when the code is not a decline."""
+def decline_type(
+    processor_response_code: str | None, reported: str | None = None
+) -> DeclineType | None:
+    """Soft or hard for a processor decline; None when the code is not a decline."""
     if reported in ("soft_declined", "hard_declined"):
-        return SOFT if reported == "soft_declined" else HARD
+        return DeclineType.SOFT if reported == "soft_declined" else DeclineType.HARD
     if processor_response_code is None or not processor_response_code.isdigit():
         return None
     code = int(processor_response_code)
     if 2000 <= code < 4000:
-        return HARD if processor_response_code in HARD_DECLINE_CODES else SOFT
+        return (
+            DeclineType.HARD if processor_response_code in HARD_DECLINE_CODES else DeclineType.SOFT
+        )
     return None

@@ -15,11 +15,6 @@ from typing import Protocol
 
 from payments.money import Money
 
-# Braintree transaction statuses the service acts on.
-SETTLED_STATUSES = frozenset({"settled", "settling"})
-UNSETTLED_STATUSES = frozenset({"authorized", "submitted_for_settlement", "settlement_pending"})
-APPROVED_STATUSES = SETTLED_STATUSES | UNSETTLED_STATUSES
-
 
 @dataclass(frozen=True, slots=True)
 class InstrumentDetails:
@@ -68,7 +63,7 @@ class SaleOutcome:
 
 
 @dataclass(frozen=True, slots=True)
-class RefundOutcome:
+class ReversalOutcome:
     succeeded: bool
     # The credit transaction of a refund, or the original sale after a void.
     transaction: GatewayTransaction | None
@@ -146,6 +141,6 @@ class PaymentGateway(Protocol):
 
     def refund(
         self, *, request_key: str, transaction_id: str, amount: Money | None
-    ) -> RefundOutcome: ...
+    ) -> ReversalOutcome: ...
 
-    def void(self, *, request_key: str, transaction_id: str) -> RefundOutcome: ...
+    def void(self, *, request_key: str, transaction_id: str) -> ReversalOutcome: ...

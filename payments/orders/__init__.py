@@ -12,7 +12,7 @@ from payments.orders.client import (
     OrderService,
     OrderStatus,
     OrderUpdateRejected,
-    PaymentOutcome,
+    PaymentResult,
     create_order_service_http_client,
 )
 
@@ -23,7 +23,7 @@ __all__ = [
     "OrderService",
     "OrderStatus",
     "OrderUpdateRejected",
-    "PaymentOutcome",
+    "PaymentResult",
     "check_order_for_payment",
     "create_order_service_http_client",
 ]

@@ -47,7 +47,9 @@ from payments.money import Money
 
 log = structlog.get_logger(__name__)
 
-PaymentOutcome = Literal["success", "failure"]
+# What the Order Service's contract says of a payment: its end (PaymentStatus values), never
+# "pending".
+PaymentResult = Literal["success", "failure"]
 
 # Statuses worth retrying: the request may well succeed later. 408/429 are the server asking
 # us to come back; 5xx is its own failure. Everything else 4xx is an answer about this request.
@@ -96,7 +98,7 @@ class OrderService(Protocol):
         ...
 
     async def record_payment(
-        self, order_id: str, payment_id: str, payment_status: PaymentOutcome, event_id: str
+        self, order_id: str, payment_id: str, payment_status: PaymentResult, event_id: str
     ) -> None:
         """Record a payment's terminal outcome on the order. Idempotent by ``event_id``.
         Raises ServiceUnavailable (retryable) or OrderUpdateRejected (not retryable)."""
@@ -144,7 +146,7 @@ class HttpOrderService:
         return self._parse_order(order_id, response)
 
     async def record_payment(
-        self, order_id: str, payment_id: str, payment_status: PaymentOutcome, event_id: str
+        self, order_id: str, payment_id: str, payment_status: PaymentResult, event_id: str
     ) -> None:
         response = await self._send(
             "PUT",

@@ -33,7 +33,7 @@ from payments.errors import PaymentServiceError
 from payments.gateway.sandbox.runner import bind_or_explain, print_setting_errors
 from payments.logging import configure_logging
 from payments.money import Money
-from payments.orders.client import OrderStatus, PaymentOutcome
+from payments.orders.client import OrderStatus, PaymentResult
 
 log = structlog.get_logger(__name__)
 
@@ -70,7 +70,7 @@ class OrderPublic(BaseModel):
 
 class PaymentUpdate(BaseModel):
     payment_id: str = Field(min_length=1)
-    payment_status: PaymentOutcome
+    payment_status: PaymentResult
     event_id: str = Field(min_length=1)
 
 

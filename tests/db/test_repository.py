@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from payments.db.access import AccessRepository
-from payments.db.models import Payment, PaymentStatus, Refund, RefundStatus, Role, utcnow
+from payments.db.models import Payment, Refund, Role, utcnow
 from payments.db.repository import IdempotencyClaim, InvalidTransition, PaymentRepository
 from payments.errors import (
     IdempotencyKeyReused,
@@ -20,6 +20,7 @@ from payments.errors import (
     RefundExceedsRemainder,
     RefundNotAllowed,
 )
+from payments.vocabulary import PaymentStatus, RefundStatus
 
 DEFAULT = "default"  # created by the migration
 

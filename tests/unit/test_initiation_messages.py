@@ -22,7 +22,7 @@ from payments.errors import NotSent
 from payments.events.dead_letters import masked
 from payments.events.initiation import MessageRef, Rejection, handle_initiation
 from payments.money import Money
-from payments.orders.client import Order, OrderStatus, PaymentOutcome
+from payments.orders.client import Order, OrderStatus, PaymentResult
 from payments.service import PaymentService
 from workers.consumer import is_transient
 
@@ -55,7 +55,7 @@ class PaidOrders:
         return Order(order_id, "user-1", OrderStatus.PAID, Money(1000, "USD"))
 
     async def record_payment(
-        self, order_id: str, payment_id: str, payment_status: PaymentOutcome, event_id: str
+        self, order_id: str, payment_id: str, payment_status: PaymentResult, event_id: str
     ) -> None:
         raise AssertionError("not called here")
 

@@ -22,7 +22,7 @@ from payments.config import DatabaseSettings, PolicySettings, Settings, Temporal
 from payments.db.engine import create_db_engine
 from payments.db.migrate import upgrade
 from payments.db.repository import PaymentRepository
-from payments.orders.client import Order, PaymentOutcome
+from payments.orders.client import Order, PaymentResult
 from tests.fakes import FakeGateway, RecordingPublisher
 from workers.payment_worker import WORKFLOWS, build_activities
 
@@ -76,7 +76,7 @@ class RecordingOrderService:
         return None
 
     async def record_payment(
-        self, order_id: str, payment_id: str, payment_status: PaymentOutcome, event_id: str
+        self, order_id: str, payment_id: str, payment_status: PaymentResult, event_id: str
     ) -> None:
         self.updates.append((order_id, payment_id, payment_status, event_id))
 
