@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from payments.contracts import PaymentPolicy, RefundPolicy
 from payments.money import MINOR_UNITS
 
 DATA_DIR = Path(".data")
@@ -228,6 +229,21 @@ class PolicySettings(BaseSettings):
     # refund must be before it is looked at (younger ones are still in their workflow's hands).
     reconciliation_interval_seconds: float = 300
     reconciliation_min_age_seconds: float = 120
+
+    def payment_policy(self) -> PaymentPolicy:
+        """What a payment workflow started now waits by (carried in its input)."""
+        return PaymentPolicy(
+            pending_check_schedule_seconds=list(self.pending_check_schedule_seconds),
+            pending_deadline_seconds=self.pending_deadline_seconds,
+            retry_schedule_seconds=list(self.retry_schedule_seconds),
+        )
+
+    def refund_policy(self) -> RefundPolicy:
+        """What a refund workflow started now waits by (carried in its input)."""
+        return RefundPolicy(
+            settlement_poll_seconds=self.refund_settlement_poll_seconds,
+            settlement_deadline_seconds=self.refund_settlement_deadline_seconds,
+        )
 
 
 class LogSettings(BaseSettings):

@@ -7,12 +7,33 @@ histories recorded by an older version still decode.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from payments.gateway.types import InstrumentDetails
 from payments.vocabulary import DeclineType, GatewayRefundOutcome, RefundMethod
 
-DEFAULT_PENDING_CHECKS = [60.0, 300.0, 900.0, 3600.0, 4 * 3600.0, 12 * 3600.0, 86400.0]
+
+@dataclass(frozen=True)
+class PaymentPolicy:
+    """What a payment workflow waits by, from ``PolicySettings`` when the payment starts (a
+    deployment with other settings does not change a running payment)."""
+
+    # The gateway accepted but has not settled (bank transfers): check again after these
+    # delays (the last repeats) and give up after the deadline.
+    pending_check_schedule_seconds: list[float]
+    pending_deadline_seconds: float
+    # Soft declines of a payment that asked for retries are charged again after these delays.
+    retry_schedule_seconds: list[float]
+
+
+@dataclass(frozen=True)
+class RefundPolicy:
+    """What a refund workflow waits by, from ``PolicySettings`` when the refund starts."""
+
+    # A partial refund of a sale that has not settled yet waits for settlement: the workflow
+    # asks the gateway again every poll interval, and gives up after the deadline.
+    settlement_poll_seconds: float
+    settlement_deadline_seconds: float
 
 
 @dataclass(frozen=True)
@@ -33,20 +54,11 @@ class PaymentRequest:
     idempotency_key: str | None = None
     request_fingerprint: str | None = None
     payment_method_id: str | None = None
-    # When the gateway accepts but has not settled (bank transfers): check again after
-    # these delays (the last repeats) and give up after the deadline.
-    pending_check_schedule_seconds: list[float] = field(
-        default_factory=lambda: list(DEFAULT_PENDING_CHECKS)
-    )
-    pending_deadline_seconds: float = 14 * 24 * 3600
     # Tell the Order Service the outcome (ORDER_SERVICE_URL configured at initiation).
     update_order_service: bool = False
-    # Merchant-initiated payments may ask for soft declines to be charged again after these
-    # delays (durable timers); hard declines never are.
+    # Merchant-initiated payments may ask for soft declines to be charged again (durable
+    # timers, policy.retry_schedule_seconds); hard declines never are.
     retry_soft_declines: bool = False
-    retry_schedule_seconds: list[float] = field(
-        default_factory=lambda: [3600.0, 86400.0, 3 * 86400.0]
-    )
     # amount_minor/currency above are what the gateway charges; for a converted payment,
     # what the customer was shown and the rate (so the first step can recreate the row).
     presented_amount_minor: int | None = None
@@ -57,6 +69,21 @@ class PaymentRequest:
     # payments started before merchants existed: the default merchant, the bare order id.
     merchant_id: str | None = None
     gateway_order_id: str | None = None
+    # None only in histories of payments started before the policy travelled as one object:
+    # those carry it in the three fields below (read by ``waits_by``, never written).
+    policy: PaymentPolicy | None = None
+    pending_check_schedule_seconds: list[float] | None = None
+    pending_deadline_seconds: float | None = None
+    retry_schedule_seconds: list[float] | None = None
+
+    def waits_by(self) -> PaymentPolicy:
+        if self.policy is not None:
+            return self.policy
+        return PaymentPolicy(
+            pending_check_schedule_seconds=self.pending_check_schedule_seconds or [],
+            pending_deadline_seconds=self.pending_deadline_seconds or 0.0,
+            retry_schedule_seconds=self.retry_schedule_seconds or [],
+        )
 
 
 @dataclass(frozen=True)
@@ -162,10 +189,19 @@ class RefundRequest:
 
     refund_id: str
     payment_id: str
-    # A partial refund of a sale that has not settled yet waits for settlement: the workflow
-    # asks the gateway again every poll interval, and gives up after the deadline.
-    settlement_poll_seconds: float = 10.0
-    settlement_deadline_seconds: float = 7 * 24 * 3600
+    # None only in histories of refunds started before the policy travelled as one object:
+    # those carry it in the two fields below (read by ``waits_by``, never written).
+    policy: RefundPolicy | None = None
+    settlement_poll_seconds: float | None = None
+    settlement_deadline_seconds: float | None = None
+
+    def waits_by(self) -> RefundPolicy:
+        if self.policy is not None:
+            return self.policy
+        return RefundPolicy(
+            settlement_poll_seconds=self.settlement_poll_seconds or 0.0,
+            settlement_deadline_seconds=self.settlement_deadline_seconds or 0.0,
+        )
 
 
 @dataclass(frozen=True)

@@ -145,8 +145,7 @@ class PaymentWorkflows:
         request = RefundRequest(
             refund_id=refund_id,
             payment_id=payment_id,
-            settlement_poll_seconds=self._policy.refund_settlement_poll_seconds,
-            settlement_deadline_seconds=self._policy.refund_settlement_deadline_seconds,
+            policy=self._policy.refund_policy(),
         )
         with contextlib.suppress(WorkflowAlreadyStartedError):
             await client.start_workflow(

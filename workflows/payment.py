@@ -131,7 +131,7 @@ class PaymentWorkflow:
     async def _charge(self, request: PaymentRequest) -> PaymentOutcome:
         """Charge once; with retry_soft_declines, charge a soft decline again after each
         delay of the schedule (durable timers), unless cancelled meanwhile."""
-        schedule = request.retry_schedule_seconds if request.retry_soft_declines else []
+        schedule = request.waits_by().retry_schedule_seconds if request.retry_soft_declines else []
         attempt = 0
         while True:
             attempt += 1
@@ -178,8 +178,9 @@ class PaymentWorkflow:
         self, request: PaymentRequest, charge: ChargeResult
     ) -> PaymentOutcome:
         assert charge.transaction_id is not None
-        deadline = workflow.now() + timedelta(seconds=request.pending_deadline_seconds)
-        schedule = request.pending_check_schedule_seconds or [3600.0]
+        policy = request.waits_by()
+        deadline = workflow.now() + timedelta(seconds=policy.pending_deadline_seconds)
+        schedule = policy.pending_check_schedule_seconds or [3600.0]
         while True:
             self._step = "waiting_for_settlement"
             remaining = (deadline - workflow.now()).total_seconds()

@@ -74,7 +74,8 @@ class RefundWorkflow:
 
     async def _give_back(self, plan: RefundPlan, request: RefundRequest) -> RefundOutcome:
         assert plan.transaction_id is not None
-        deadline = workflow.now() + timedelta(seconds=request.settlement_deadline_seconds)
+        policy = request.waits_by()
+        deadline = workflow.now() + timedelta(seconds=policy.settlement_deadline_seconds)
         while True:
             self._step = "refunding"
             result = await steps.gateway_refund(
@@ -117,4 +118,4 @@ class RefundWorkflow:
                 )
             self._step = "waiting_for_settlement"
             self._settlement_checks += 1
-            await workflow.sleep(timedelta(seconds=request.settlement_poll_seconds))
+            await workflow.sleep(timedelta(seconds=policy.settlement_poll_seconds))

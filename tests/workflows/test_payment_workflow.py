@@ -2,10 +2,14 @@ from __future__ import annotations
 
 import uuid
 
+from payments.config import PolicySettings
 from payments.contracts import PaymentRequest, PaymentSnapshot
 from payments.events import topics
 from tests.workflows.conftest import Harness
 from workflows.payment import PaymentWorkflow
+
+# The shipped defaults, as a payment started now carries them.
+POLICY = PolicySettings().payment_policy()
 
 
 def request(amount_minor: int = 4999, order_id: str | None = None) -> PaymentRequest:
@@ -17,6 +21,7 @@ def request(amount_minor: int = 4999, order_id: str | None = None) -> PaymentReq
         currency="USD",
         payment_method="credit_card",
         payment_token="fake-valid-nonce",
+        policy=POLICY,
     )
 
 

@@ -14,7 +14,7 @@ from payments.events import topics
 from payments.gateway.types import GatewayTransaction
 from payments.money import Money
 from tests.workflows.conftest import Harness
-from tests.workflows.test_payment_workflow import request, run
+from tests.workflows.test_payment_workflow import POLICY, request, run
 from workflows.payment import PaymentWorkflow
 
 DAY = 86400.0
@@ -28,15 +28,17 @@ async def workflow_seconds(handle: WorkflowHandle[Any, Any]) -> float:
     return (events[-1].event_time.ToDatetime() - events[0].event_time.ToDatetime()).total_seconds()
 
 
-def bank_request(**changes: object) -> PaymentRequest:
-    base = replace(
+def bank_request(**policy: Any) -> PaymentRequest:
+    """A bank transfer, waiting by SCHEDULE for 14 days unless ``policy`` says otherwise."""
+    waits = replace(
+        POLICY, pending_check_schedule_seconds=SCHEDULE, pending_deadline_seconds=14 * DAY
+    )
+    return replace(
         request(),
         payment_method="bank_transfer",
         payment_token="fake-sepa-direct-debit-nonce",
-        pending_check_schedule_seconds=SCHEDULE,
-        pending_deadline_seconds=14 * DAY,
+        policy=replace(waits, **policy),
     )
-    return replace(base, **changes)  # type: ignore[arg-type]
 
 
 async def test_bank_transfer_settles_days_later(

@@ -17,7 +17,7 @@ from payments.events import topics
 from payments.gateway.types import GatewayTransaction
 from payments.money import Money
 from tests.workflows.conftest import Harness, wait_for_step
-from tests.workflows.test_payment_workflow import request, run
+from tests.workflows.test_payment_workflow import POLICY, request, run
 from workflows.payment import PaymentWorkflow
 from workflows.payment_methods import RemovePaymentMethodWorkflow, VaultPaymentMethodWorkflow
 from workflows.reconciliation import ReconciliationWorkflow
@@ -73,7 +73,7 @@ async def test_reconciliation_repairs_what_no_workflow_will_finish(harness: Harn
     waiting = replace(
         request(),
         payment_token="fake-sepa-direct-debit-nonce",
-        pending_check_schedule_seconds=[86400.0],
+        policy=replace(POLICY, pending_check_schedule_seconds=[86400.0]),
     )
     harness.gateway.sale_status = "settlement_pending"
     running = await harness.client.start_workflow(

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 
+from payments.config import PolicySettings
 from payments.contracts import RefundRequest, RefundSnapshot
 from payments.db.models import Refund
 from payments.events import topics
@@ -37,7 +39,11 @@ async def refund(
 ) -> RefundSnapshot:
     return await harness.client.execute_workflow(
         RefundWorkflow.run,
-        RefundRequest(refund_id=refund_id, payment_id=payment_id, **timing),
+        RefundRequest(
+            refund_id=refund_id,
+            payment_id=payment_id,
+            policy=replace(PolicySettings().refund_policy(), **timing),
+        ),
         id=f"refund-{refund_id}",
         task_queue=harness.task_queue,
     )

@@ -9,7 +9,7 @@ from temporalio.client import WorkflowUpdateFailedError
 
 from payments.contracts import PaymentRequest
 from tests.workflows.conftest import Harness, wait_for_step
-from tests.workflows.test_payment_workflow import request, run
+from tests.workflows.test_payment_workflow import POLICY, request, run
 from tests.workflows.test_pending_payments import workflow_seconds
 from workflows.payment import PaymentWorkflow
 
@@ -17,7 +17,11 @@ HOUR, DAY = 3600.0, 86400.0
 
 
 def retrying() -> PaymentRequest:
-    return replace(request(), retry_soft_declines=True, retry_schedule_seconds=[HOUR, DAY, 3 * DAY])
+    return replace(
+        request(),
+        retry_soft_declines=True,
+        policy=replace(POLICY, retry_schedule_seconds=[HOUR, DAY, 3 * DAY]),
+    )
 
 
 async def test_soft_decline_is_retried_on_schedule_until_approved(harness: Harness) -> None:
