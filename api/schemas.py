@@ -5,16 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
 from payments.db.models import (
-    ApiKey,
-    AuditEvent,
-    ExchangeRate,
-    Payment,
-    Refund,
     Role,
-    StoredPaymentMethod,
 )
 from payments.money import Money
 from payments.requests import (
@@ -28,6 +22,29 @@ from payments.requests import (
 )
 
 __all__ = ["InitiatePaymentIn"]
+
+Model = TypeVar("Model", bound="PublicModel")
+
+
+class PublicModel(BaseModel):
+    """An answer read off a stored object (a table row, a gateway result) by attribute name, as
+    the FastAPI template's ``…Public`` models are: fields named like the row's come across by
+    themselves; ``validation_alias`` names the attribute of a field the API calls otherwise."""
+
+    model_config = ConfigDict(from_attributes=True, validate_by_name=True)
+
+    @classmethod
+    def of(cls: type[Model], source: object) -> Model:
+        return cls.model_validate(source)
+
+
+def _decimal(value: object) -> object:
+    # The API shows amounts as decimal strings in their currency's minor units ("49.99").
+    return str(value) if isinstance(value, Money) else value
+
+
+# An amount read from a ``Money`` attribute of the row (``money``, ``refunded_money``...).
+DecimalAmount = Annotated[str, BeforeValidator(_decimal)]
 
 
 class VerifyPaymentIn(BaseModel):
@@ -49,7 +66,7 @@ class RefundIn(BaseModel):
     reason: Text
 
 
-class PaymentMethodDetails(BaseModel):
+class PaymentMethodDetails(PublicModel):
     """What a user recognises of the means of payment (never a full number)."""
 
     instrument_type: str
@@ -59,15 +76,15 @@ class PaymentMethodDetails(BaseModel):
     display: str | None
 
 
-class PaymentPublic(BaseModel):
+class PaymentPublic(PublicModel):
     payment_id: str
     merchant_id: str
     order_id: str
     # What the gateway knows the sale by ("{merchant_id}:{order_id}"; the bare order id for
     # payments from before merchants).
-    gateway_order_id: str
+    gateway_order_id: str = Field(validation_alias="gateway_order")
     user_id: str
-    amount: str
+    amount: DecimalAmount = Field(validation_alias="money")
     currency: str
     payment_status: str
     payment_method: str
@@ -75,7 +92,7 @@ class PaymentPublic(BaseModel):
     processor_response_code: str | None
     failure_reason: str | None
     failure_message: str | None
-    refunded_amount: str
+    refunded_amount: DecimalAmount = Field(validation_alias="refunded_money")
     # none | partial | full: how much of the payment has been given back.
     refund_state: str
     # soft | hard, for processor declines: whether trying the same card later may work.
@@ -83,73 +100,21 @@ class PaymentPublic(BaseModel):
     # The gateway's last known status of the sale (e.g. settlement_pending).
     gateway_status: str | None
     payment_method_id: str | None
-    payment_method_details: PaymentMethodDetails | None
+    payment_method_details: PaymentMethodDetails | None = Field(validation_alias="instrument")
     # Set when the payment was charged in another currency than the one it was presented in.
-    charged_amount: str | None
+    charged_amount: DecimalAmount | None = Field(validation_alias="charged_money")
     charged_currency: str | None
     exchange_rate: str | None
     rate_as_of: datetime | None
     # Soft-decline retries (payments initiated with "retry": true).
-    retry: bool
+    retry: bool = Field(validation_alias="retry_enabled")
     attempts: int
     next_retry_at: datetime | None
     created_at: datetime
     updated_at: datetime
 
-    @classmethod
-    def of(cls, payment: Payment) -> PaymentPublic:
-        refunded = payment.refunded_amount
-        return cls(
-            payment_id=payment.payment_id,
-            merchant_id=payment.merchant_id,
-            order_id=payment.order_id,
-            gateway_order_id=payment.gateway_order,
-            user_id=payment.user_id,
-            amount=str(Money(payment.amount, payment.currency)),
-            currency=payment.currency,
-            payment_status=payment.payment_status,
-            payment_method=payment.payment_method,
-            transaction_id=payment.transaction_id,
-            processor_response_code=payment.processor_response_code,
-            failure_reason=payment.failure_reason,
-            failure_message=payment.failure_message,
-            refunded_amount=str(Money(refunded, payment.currency)),
-            refund_state="none"
-            if refunded == 0
-            else "full"
-            if refunded >= payment.amount
-            else "partial",
-            decline_type=payment.decline_type,
-            gateway_status=payment.gateway_status,
-            payment_method_id=payment.payment_method_id,
-            payment_method_details=(
-                PaymentMethodDetails(
-                    instrument_type=payment.instrument_type,
-                    brand=payment.card_brand,
-                    last4=payment.card_last4,
-                    wallet=payment.wallet_type,
-                    display=payment.instrument_display,
-                )
-                if payment.instrument_type
-                else None
-            ),
-            charged_amount=(
-                str(Money(payment.charged_amount, payment.charged_currency))
-                if payment.charged_amount is not None and payment.charged_currency
-                else None
-            ),
-            charged_currency=payment.charged_currency,
-            exchange_rate=payment.exchange_rate,
-            rate_as_of=payment.rate_as_of,
-            retry=payment.retry_enabled,
-            attempts=payment.attempts,
-            next_retry_at=payment.next_retry_at,
-            created_at=payment.created_at,
-            updated_at=payment.updated_at,
-        )
 
-
-class AuditEventOut(BaseModel):
+class AuditEventOut(PublicModel):
     subject: str  # payment | refund
     refund_id: str | None
     from_status: str | None
@@ -160,21 +125,6 @@ class AuditEventOut(BaseModel):
     processor_response_code: str | None
     detail: str | None
     occurred_at: datetime
-
-    @classmethod
-    def of(cls, event: AuditEvent) -> AuditEventOut:
-        return cls(
-            subject=event.subject,
-            refund_id=event.refund_id,
-            from_status=event.from_status,
-            to_status=event.to_status,
-            accepted=event.accepted,
-            cause=event.cause,
-            gateway_status=event.gateway_status,
-            processor_response_code=event.processor_response_code,
-            detail=event.detail,
-            occurred_at=event.occurred_at,
-        )
 
 
 class AuditTrail(BaseModel):
@@ -194,18 +144,12 @@ class ExchangeRateIn(BaseModel):
     override: bool = False
 
 
-class ExchangeRateOut(BaseModel):
+class ExchangeRateOut(PublicModel):
     base: str
     quote: str
     rate: str
     as_of: datetime
     set_by: str | None  # the API key that set it
-
-    @classmethod
-    def of(cls, rate: ExchangeRate) -> ExchangeRateOut:
-        return cls(
-            base=rate.base, quote=rate.quote, rate=rate.rate, as_of=rate.as_of, set_by=rate.set_by
-        )
 
 
 class GatewayView(BaseModel):
@@ -238,40 +182,22 @@ class SavePaymentMethodIn(BaseModel):
     payment_token: Token
 
 
-class SavedPaymentMethod(BaseModel):
+class SavedPaymentMethod(PublicModel):
     payment_method_id: str
     merchant_id: str
     user_id: str
     # pending (the gateway has not answered yet), active (can be charged), failed (refused:
     # failure_code, failure_message).
     status: str
-    type: str | None
+    type: str | None = Field(validation_alias="instrument_type")
     brand: str | None
     last4: str | None
     expiration: str | None
-    wallet: str | None
+    wallet: str | None = Field(validation_alias="wallet_type")
     display: str | None
     failure_code: str | None
     failure_message: str | None
     created_at: datetime
-
-    @classmethod
-    def of(cls, method: StoredPaymentMethod) -> SavedPaymentMethod:
-        return cls(
-            payment_method_id=method.payment_method_id,
-            merchant_id=method.merchant_id,
-            user_id=method.user_id,
-            status=method.status,
-            failure_code=method.failure_code,
-            failure_message=method.failure_message,
-            type=method.instrument_type,
-            brand=method.brand,
-            last4=method.last4,
-            expiration=method.expiration,
-            wallet=method.wallet_type,
-            display=method.display,
-            created_at=method.created_at,
-        )
 
 
 class SavedPaymentMethods(BaseModel):
@@ -288,11 +214,11 @@ class ReconciliationReportOut(BaseModel):
     findings: list[dict[str, str]]
 
 
-class RefundPublic(BaseModel):
+class RefundPublic(PublicModel):
     refund_id: str
     merchant_id: str
     payment_id: str
-    amount: str
+    amount: DecimalAmount = Field(validation_alias="money")
     currency: str
     refund_status: str
     reason: str
@@ -301,23 +227,6 @@ class RefundPublic(BaseModel):
     failure_message: str | None
     created_at: datetime
     updated_at: datetime
-
-    @classmethod
-    def of(cls, refund: Refund) -> RefundPublic:
-        return cls(
-            refund_id=refund.refund_id,
-            merchant_id=refund.merchant_id,
-            payment_id=refund.payment_id,
-            amount=str(Money(refund.amount, refund.currency)),
-            currency=refund.currency,
-            refund_status=refund.refund_status,
-            reason=refund.reason,
-            method=refund.method,
-            failure_reason=refund.failure_reason,
-            failure_message=refund.failure_message,
-            created_at=refund.created_at,
-            updated_at=refund.updated_at,
-        )
 
 
 T = TypeVar("T")
@@ -357,24 +266,13 @@ class ApiKeyIn(BaseModel):
     role: Role
 
 
-class ApiKeyOut(BaseModel):
+class ApiKeyOut(PublicModel):
     key_id: str
     merchant_id: str | None
     role: str
     created_at: datetime
     created_by: str | None
     revoked_at: datetime | None
-
-    @classmethod
-    def of(cls, key: ApiKey) -> ApiKeyOut:
-        return cls(
-            key_id=key.key_id,
-            merchant_id=key.merchant_id,
-            role=key.role,
-            created_at=key.created_at,
-            created_by=key.created_by,
-            revoked_at=key.revoked_at,
-        )
 
 
 class ApiKeyCreated(ApiKeyOut):

@@ -15,6 +15,8 @@ import sqlalchemy as sa
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
+from payments.gateway.types import InstrumentDetails
+from payments.money import Money
 from payments.vocabulary import PaymentStatus, RefundStatus, VaultStatus
 
 
@@ -130,6 +132,42 @@ class Payment(SQLModel, table=True):
             return self.charged_amount, self.charged_currency
         return self.amount, self.currency
 
+    @property
+    def money(self) -> Money:
+        return Money(self.amount, self.currency)
+
+    @property
+    def refunded_money(self) -> Money:
+        return Money(self.refunded_amount, self.currency)
+
+    @property
+    def charged_money(self) -> Money | None:
+        """What the gateway charged when it was another currency; None: charged as presented."""
+        if self.charged_amount is None or not self.charged_currency:
+            return None
+        return Money(self.charged_amount, self.charged_currency)
+
+    @property
+    def refund_state(self) -> str:
+        """none | partial | full: how much of the payment has been given back."""
+        if self.refunded_amount == 0:
+            return "none"
+        return "full" if self.refunded_amount >= self.amount else "partial"
+
+    @property
+    def instrument(self) -> InstrumentDetails | None:
+        """What the user would recognise of the means of payment; None before the gateway
+        said."""
+        if not self.instrument_type:
+            return None
+        return InstrumentDetails(
+            instrument_type=self.instrument_type,
+            brand=self.card_brand,
+            last4=self.card_last4,
+            wallet=self.wallet_type,
+            display=self.instrument_display,
+        )
+
 
 class ExchangeRate(SQLModel, table=True):
     """Rates for presenting a payment in one currency and charging it in another. Append-only:
@@ -240,6 +278,10 @@ class Refund(SQLModel, table=True):
     request_fingerprint: str | None = Field(default=None, max_length=64)
     created_at: datetime = _timestamp()
     updated_at: datetime = _timestamp()
+
+    @property
+    def money(self) -> Money:
+        return Money(self.amount, self.currency)
 
 
 class Merchant(SQLModel, table=True):
