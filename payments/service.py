@@ -31,7 +31,7 @@ import structlog
 
 from payments.config import AuthSettings, PolicySettings
 from payments.contracts import PaymentRequest
-from payments.db.models import Payment, PaymentMethod, Refund, VaultStatus
+from payments.db.models import Payment, PaymentMethod, Refund
 from payments.db.repository import IdempotencyClaim, PaymentRepository
 from payments.errors import (
     InvalidRequest,
@@ -44,6 +44,7 @@ from payments.errors import (
 from payments.money import Money, minor_units
 from payments.orders.checks import check_order_for_payment
 from payments.orders.client import OrderService
+from payments.vocabulary import VaultStatus
 
 log = structlog.get_logger(__name__)
 

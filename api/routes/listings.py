@@ -13,7 +13,7 @@ from api.deps import PrincipalDep, RepositoryDep
 from api.routes.payments import ERRORS
 from api.schemas import PageOut, PaymentPublic, RefundPublic
 from payments.access import Principal
-from payments.db.models import PaymentStatus, RefundStatus
+from payments.vocabulary import PaymentStatus, RefundStatus
 
 router = APIRouter(tags=["listings"])
 

@@ -16,10 +16,11 @@ from api.routes.payments import ERRORS
 from api.schemas import SavedPaymentMethod, SavedPaymentMethods, SavePaymentMethodIn
 from payments.access import Principal
 from payments.contracts import VaultRequest
-from payments.db.models import StoredPaymentMethod, VaultStatus
+from payments.db.models import StoredPaymentMethod
 from payments.db.repository import PaymentRepository
 from payments.errors import InvalidRequest, NotFound, ServiceUnavailable
 from payments.requests import Identifier
+from payments.vocabulary import VaultStatus
 
 router = APIRouter(tags=["payment methods"])
 

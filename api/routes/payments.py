@@ -27,10 +27,11 @@ from api.schemas import (
     VerifyPaymentIn,
 )
 from payments.access import Principal
-from payments.db.models import Payment, PaymentStatus
+from payments.db.models import Payment
 from payments.errors import Conflict, NotFound
 from payments.gateway.types import APPROVED_STATUSES, GatewayTransaction
 from payments.service import InitiatePayment
+from payments.vocabulary import PaymentStatus
 
 router = APIRouter(tags=["payments"])
 

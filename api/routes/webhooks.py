@@ -19,8 +19,8 @@ from fastapi import APIRouter, Request
 
 from api.deps import ContainerDep, GatewayDep, RepositoryDep, WorkflowsDep
 from api.routes.payments import ERRORS
-from payments.db.models import PaymentStatus
 from payments.errors import InvalidWebhook, StaleWebhook
+from payments.vocabulary import PaymentStatus
 
 router = APIRouter(tags=["webhooks"])
 log = structlog.get_logger(__name__)

@@ -1,8 +1,8 @@
 """SQLModel tables and their public shapes.
 
 Amounts are integer minor units of ``currency``; timestamps are UTC. Status columns are plain
-strings checked by the state machine in ``payments.states`` (and a CHECK constraint), so a
-new status never needs a database enum migration.
+strings (their values in ``payments.vocabulary``) checked by the repository's state machine
+(and a CHECK constraint), so a new status never needs a database enum migration.
 """
 
 from __future__ import annotations
@@ -15,11 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
-
-class PaymentStatus(StrEnum):
-    PENDING = "pending"
-    SUCCESS = "success"
-    FAILURE = "failure"
+from payments.vocabulary import PaymentStatus, RefundStatus, VaultStatus
 
 
 class PaymentMethod(StrEnum):
@@ -29,12 +25,6 @@ class PaymentMethod(StrEnum):
     WALLET = "wallet"
 
 
-class RefundStatus(StrEnum):
-    INITIATED = "initiated"
-    PROCESSED = "processed"
-    FAILED = "failed"
-
-
 class Role(StrEnum):
     """What an API key may do. ``checkout``: one merchant's payments, refunds and saved
     methods. ``admin``: the platform operator, across merchants, plus keys, exchange rates,
@@ -42,12 +32,6 @@ class Role(StrEnum):
 
     CHECKOUT = "checkout"
     ADMIN = "admin"
-
-
-class VaultStatus(StrEnum):
-    PENDING = "pending"  # the gateway has not answered yet
-    ACTIVE = "active"
-    FAILED = "failed"  # the gateway refused the nonce
 
 
 def utcnow() -> datetime:

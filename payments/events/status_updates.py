@@ -15,9 +15,9 @@ from typing import Protocol
 
 import structlog
 
-from payments.db.models import PaymentStatus
 from payments.db.repository import PaymentRepository
 from payments.events.publisher import PRODUCER
+from payments.vocabulary import PaymentStatus
 
 log = structlog.get_logger(__name__)
 

@@ -8,7 +8,8 @@ import uuid
 import httpx
 import pytest
 
-from payments.db.models import Payment, PaymentStatus, StoredPaymentMethod, VaultStatus
+from payments.db.models import Payment, StoredPaymentMethod
+from payments.vocabulary import PaymentStatus, VaultStatus
 from tests.api.conftest import BODY, Api
 
 

@@ -11,15 +11,17 @@ import pytest
 import sqlalchemy as sa
 
 from payments.db.access import AccessRepository
-from payments.db.models import Payment, PaymentStatus, Refund, RefundStatus, Role, utcnow
-from payments.db.repository import IdempotencyClaim, InvalidTransition, PaymentRepository
+from payments.db.models import Payment, Refund, Role, utcnow
+from payments.db.repository import IdempotencyClaim, PaymentRepository
 from payments.errors import (
     IdempotencyKeyReused,
     InvalidRequest,
+    InvalidTransition,
     NotFound,
     RefundExceedsRemainder,
     RefundNotAllowed,
 )
+from payments.vocabulary import PaymentStatus, RefundStatus
 
 DEFAULT = "default"  # created by the migration
 

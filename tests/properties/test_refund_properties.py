@@ -11,9 +11,10 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from payments.db.models import Payment, PaymentStatus, Refund, RefundStatus
+from payments.db.models import Payment, Refund
 from payments.db.repository import PaymentRepository
 from payments.errors import RefundNotAllowed
+from payments.vocabulary import PaymentStatus, RefundStatus
 
 # One step: ask for a refund (an amount, or None: the whole remainder), then the gateway
 # processes it, fails it, or it stays in flight.

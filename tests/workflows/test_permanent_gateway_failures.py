@@ -12,9 +12,10 @@ from temporalio.exceptions import ActivityError, ApplicationError, RetryState
 
 from payments.contracts import RemovePaymentMethodRequest, VaultRequest
 from payments.crypto import TokenCipher
-from payments.db.models import StoredPaymentMethod, VaultStatus
+from payments.db.models import StoredPaymentMethod
 from payments.errors import ErrorTypes
 from payments.keyring import KeyRing, new_key_entry
+from payments.vocabulary import VaultStatus
 from tests.workflows.conftest import Harness
 from tests.workflows.test_payment_workflow import request, run
 from tests.workflows.test_refund_workflow import paid_payment, refund, reserve
