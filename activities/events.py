@@ -6,9 +6,11 @@ answers, so no status change goes unannounced; a repeat carries the same event_i
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from temporalio import activity
 
-from payments.contracts import ActivityNames, PaymentSnapshot, RefundSnapshot
+from payments.contracts import PaymentSnapshot, RefundSnapshot
 from payments.events import topics
 from payments.events.envelope import (
     payment_notification,
@@ -16,14 +18,16 @@ from payments.events.envelope import (
     refund_notification,
     refund_status_event,
 )
-from payments.events.publisher import EventPublisher
+
+if TYPE_CHECKING:
+    from payments.events.publisher import EventPublisher
 
 
 class EventActivities:
     def __init__(self, publisher: EventPublisher) -> None:
         self._publisher = publisher
 
-    @activity.defn(name=ActivityNames.PUBLISH_PAYMENT_STATUS)
+    @activity.defn
     async def publish_payment_status(self, payment: PaymentSnapshot) -> str:
         event = payment_status_event(payment)
         await self._publisher.publish(topics.PAYMENT_STATUS, payment.payment_id, event)
@@ -32,7 +36,7 @@ class EventActivities:
             await self._publisher.publish(topics.NOTIFICATIONS, payment.payment_id, notification)
         return str(event["event_id"])
 
-    @activity.defn(name=ActivityNames.PUBLISH_REFUND_STATUS)
+    @activity.defn
     async def publish_refund_status(self, refund: RefundSnapshot) -> str:
         event = refund_status_event(refund)
         # Keyed by payment_id: a payment's and its refunds' events stay in one partition, in order.

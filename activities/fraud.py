@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from temporalio import activity
 
 from payments.config import PolicySettings
-from payments.contracts import ActivityNames, FraudCheckRequest, FraudDecision
-from payments.db.repository import PaymentRepository
+from payments.contracts import FraudCheckRequest, FraudDecision
 from payments.money import Money, minor_units
+
+if TYPE_CHECKING:
+    from payments.db.repository import PaymentRepository
 
 
 class FraudActivities:
@@ -19,8 +23,8 @@ class FraudActivities:
         major = self._policy.amount_caps_major.get(currency, self._policy.default_amount_cap_major)
         return Money(major * 10 ** minor_units(currency), currency)
 
-    @activity.defn(name=ActivityNames.CHECK_FRAUD)
-    def check_payment(self, request: FraudCheckRequest) -> FraudDecision:
+    @activity.defn
+    def check_fraud(self, request: FraudCheckRequest) -> FraudDecision:
         """Read-only, so safe to retry. Refusals are decisions, not errors."""
         cap = self.amount_cap(request.currency)
         if request.amount_minor > cap.minor:

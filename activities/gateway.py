@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import structlog
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from payments.contracts import (
-    ActivityNames,
     ChargeRequest,
     ChargeResult,
     GatewayRefundRequest,
@@ -37,8 +36,6 @@ from payments.contracts import (
     VaultResult,
 )
 from payments.crypto import TokenCipher, TokenDecryptionFailed
-from payments.db.models import StoredPaymentMethod
-from payments.db.repository import PaymentRepository
 from payments.errors import (
     ErrorTypes,
     GatewayMisconfigured,
@@ -61,6 +58,9 @@ from payments.vocabulary import (
     GatewayRefundOutcome,
     VaultStatus,
 )
+
+if TYPE_CHECKING:
+    from payments.db.repository import PaymentRepository
 
 log = structlog.get_logger(__name__)
 
@@ -112,7 +112,7 @@ class GatewayActivities:
         self._cipher = cipher
         self._default_merchant_id = default_merchant_id
 
-    @activity.defn(name=ActivityNames.CHARGE)
+    @activity.defn
     def charge(self, request: ChargeRequest) -> ChargeResult:
         """One sale per payment. The request key makes the gateway answer a repeat with the
         original transaction; on a retry (the first attempt's outcome is unknown) the
@@ -204,7 +204,7 @@ class GatewayActivities:
             method.token_ciphertext, payment_method_id=method.payment_method_id
         )
 
-    @activity.defn(name=ActivityNames.CHECK_TRANSACTION)
+    @activity.defn
     def check_transaction(self, transaction_id: str) -> TransactionCheck:
         found = _call(lambda: self._gateway.find(transaction_id))
         return TransactionCheck(
@@ -213,7 +213,7 @@ class GatewayActivities:
             processor_response_code=found.processor_response_code,
         )
 
-    @activity.defn(name=ActivityNames.VAULT_PAYMENT_METHOD)
+    @activity.defn
     def vault_payment_method(self, request: VaultRequest) -> VaultResult:
         """Store the nonce's payment method at the gateway, then record the answer on the
         payment method's row (written pending by the API): active, with the token encrypted
@@ -260,6 +260,10 @@ class GatewayActivities:
             )
         vaulted = outcome.method
         if stored is None:
+            # Imported here, not at the top: workflow modules import this class (to call its
+            # methods), and must not load SQLAlchemy with it.
+            from payments.db.models import StoredPaymentMethod
+
             self._repository.add_pending_payment_method(
                 StoredPaymentMethod(
                     payment_method_id=method_id,
@@ -276,7 +280,7 @@ class GatewayActivities:
         )
         return VaultResult(succeeded=True, payment_method_id=method_id)
 
-    @activity.defn(name=ActivityNames.REMOVE_PAYMENT_METHOD)
+    @activity.defn
     def remove_payment_method(self, request: RemovePaymentMethodRequest) -> str:
         """Delete the saved method from the gateway's vault (idempotent: the gateway treats
         an unknown token as deleted). "unknown" if there is no such row, "not_vaulted" if
@@ -298,8 +302,8 @@ class GatewayActivities:
         _call(lambda: self._gateway.delete_payment_method(token))
         return "deleted"
 
-    @activity.defn(name=ActivityNames.GATEWAY_REFUND)
-    def refund(self, request: GatewayRefundRequest) -> GatewayRefundResult:
+    @activity.defn
+    def gateway_refund(self, request: GatewayRefundRequest) -> GatewayRefundResult:
         """Give money back: a refund of a settled sale; a void of an unsettled one when the
         whole payment is returned; NOT_SETTLED when a partial refund must wait for
         settlement (the workflow sleeps durably and asks again). REFUSED (error_code

@@ -8,13 +8,13 @@ retry them freely, e.g. while the database is unreachable.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.snapshots import payment_snapshot, refund_snapshot
 from payments.contracts import (
-    ActivityNames,
     PaymentOutcome,
     PaymentRequest,
     PaymentSnapshot,
@@ -25,10 +25,11 @@ from payments.contracts import (
     RefundSnapshot,
     VaultResult,
 )
-from payments.db.models import Payment
-from payments.db.repository import InvalidTransition, PaymentRepository
-from payments.errors import ErrorTypes, NotFound
+from payments.errors import ErrorTypes, InvalidTransition, NotFound
 from payments.vocabulary import PaymentStatus, RefundStatus
+
+if TYPE_CHECKING:
+    from payments.db.repository import PaymentRepository
 
 
 class LedgerActivities:
@@ -37,7 +38,7 @@ class LedgerActivities:
         # The merchant of payments whose workflow input predates merchants.
         self._default_merchant_id = default_merchant_id
 
-    @activity.defn(name=ActivityNames.RECORD_PAYMENT_PENDING)
+    @activity.defn
     def record_payment_pending(self, request: PaymentRequest) -> PaymentSnapshot:
         """Make sure the payment row exists (the API inserts it first; a payment started from
         Kafka or re-run after a crash may not have it yet)."""
@@ -46,6 +47,10 @@ class LedgerActivities:
             amount, currency = request.presented_amount_minor, request.presented_currency
             charged = True
         rate_as_of = request.rate_as_of
+        # Imported here, not at the top: workflow modules import this class (to call its
+        # methods), and must not load SQLAlchemy with it.
+        from payments.db.models import Payment
+
         stored = self._repository.ensure_payment(
             Payment(
                 payment_id=request.payment_id,
@@ -68,7 +73,7 @@ class LedgerActivities:
         )
         return payment_snapshot(stored)
 
-    @activity.defn(name=ActivityNames.RECORD_PAYMENT_OUTCOME)
+    @activity.defn
     def record_payment_outcome(self, outcome: PaymentOutcome) -> PaymentSnapshot:
         if outcome.still_pending:
             status = PaymentStatus.PENDING
@@ -106,7 +111,7 @@ class LedgerActivities:
             ) from exc
         return payment_snapshot(stored)
 
-    @activity.defn(name=ActivityNames.REFUND_SNAPSHOT)
+    @activity.defn
     def refund_snapshot(self, request: RefundRequest) -> RefundSnapshot:
         refund = self._repository.get_refund(request.refund_id)
         payment = self._repository.get_payment(request.payment_id)
@@ -118,7 +123,7 @@ class LedgerActivities:
             )
         return refund_snapshot(refund, payment)
 
-    @activity.defn(name=ActivityNames.PLAN_REFUND)
+    @activity.defn
     def plan_refund(self, request: RefundRequest) -> RefundPlan:
         """Re-check the refund against the payment as stored now. The API reserved the amount
         under the payment's lock; this guards against a payment that changed since."""
@@ -161,7 +166,7 @@ class LedgerActivities:
             whole_payment=payment.refunded_amount == 0 and refund.amount == payment.amount,
         )
 
-    @activity.defn(name=ActivityNames.RECORD_REFUND_OUTCOME)
+    @activity.defn
     def record_refund_outcome(self, outcome: RefundOutcome) -> RefundSnapshot:
         try:
             refund, payment = self._repository.complete_refund(
@@ -183,7 +188,7 @@ class LedgerActivities:
             ) from exc
         return refund_snapshot(refund, payment)
 
-    @activity.defn(name=ActivityNames.RECORD_VAULT_FAILURE)
+    @activity.defn
     def record_vault_failure(self, result: VaultResult) -> str:
         """Mark a pending payment method failed (idempotent; a method that became active
         meanwhile stays active)."""
@@ -192,7 +197,7 @@ class LedgerActivities:
         )
         return result.payment_method_id
 
-    @activity.defn(name=ActivityNames.PURGE_EXPIRED_IDEMPOTENCY_KEYS)
+    @activity.defn
     def purge_expired_idempotency_keys(self, request: PurgeRequest) -> int:
         """Delete idempotency keys past their expiry, a bounded batch at a time (the next
         reconciliation takes the next batch). Idempotent."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from payments.contracts import ActivityNames, OrderUpdate
+from payments.contracts import OrderUpdate
 from payments.errors import ErrorTypes
 from payments.orders.client import OrderService, OrderUpdateRejected, PaymentResult
 from payments.vocabulary import PaymentStatus
@@ -15,7 +15,7 @@ class OrderActivities:
     def __init__(self, orders: OrderService) -> None:
         self._orders = orders
 
-    @activity.defn(name=ActivityNames.UPDATE_ORDER)
+    @activity.defn
     async def update_order(self, update: OrderUpdate) -> str:
         """Idempotent by event_id on the Order Service's side; unavailability raises and is
         retried, a refusal is final."""

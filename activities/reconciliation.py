@@ -11,20 +11,18 @@ import asyncio
 import json
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Protocol
 
 from temporalio import activity
 
 from activities.snapshots import payment_snapshot
 from payments.contracts import (
-    ActivityNames,
     Finding,
     OpenItems,
     PaymentReconciliation,
     ReconciliationReportData,
     ReconciliationRequest,
 )
-from payments.db.models import ReconciliationReport
-from payments.db.repository import PaymentRepository
 from payments.gateway.types import PaymentGateway
 from payments.money import Money
 from payments.vocabulary import (
@@ -34,21 +32,40 @@ from payments.vocabulary import (
     PaymentStatus,
     RefundStatus,
 )
-from workflows.client import PaymentWorkflows, payment_workflow_id, refund_workflow_id
+
+if TYPE_CHECKING:
+    from payments.db.repository import PaymentRepository
 
 RECONCILIATION_CAUSE = "reconciliation"
 CLOSED_BY_RECONCILIATION = "closed by reconciliation"
 
 
+class PaymentWorkflowControl(Protocol):
+    """What reconciliation asks of the workflows: implemented by
+    ``workflows.client.PaymentWorkflows``, which the worker injects (a protocol, because
+    workflow code imports this module and the client imports the workflows)."""
+
+    async def payment_is_running(self, payment_id: str) -> bool: ...
+
+    async def refund_is_running(self, refund_id: str) -> bool: ...
+
+    async def nudge_payment(self, payment_id: str) -> bool: ...
+
+    async def start_refund(self, refund_id: str, payment_id: str, *, restart: bool) -> None: ...
+
+
 class ReconciliationActivities:
     def __init__(
-        self, repository: PaymentRepository, gateway: PaymentGateway, workflows: PaymentWorkflows
+        self,
+        repository: PaymentRepository,
+        gateway: PaymentGateway,
+        workflows: PaymentWorkflowControl,
     ) -> None:
         self._repository = repository
         self._gateway = gateway
         self._workflows = workflows
 
-    @activity.defn(name=ActivityNames.LIST_OPEN_ITEMS)
+    @activity.defn
     def list_open_items(self, request: ReconciliationRequest) -> OpenItems:
         older_than = datetime.now(UTC) - timedelta(seconds=request.min_age_seconds)
         return OpenItems(
@@ -58,7 +75,7 @@ class ReconciliationActivities:
             refund_ids=[r.refund_id for r in self._repository.open_refunds(older_than=older_than)],
         )
 
-    @activity.defn(name=ActivityNames.RECONCILE_PAYMENT)
+    @activity.defn
     async def reconcile_payment(self, payment_id: str) -> PaymentReconciliation:
         """Returns the closed payment for the workflow to announce. Idempotent: a retry after
         the repair finds the payment closed by reconciliation and returns it again."""
@@ -71,7 +88,7 @@ class ReconciliationActivities:
                 Finding("payment", payment_id, "no longer pending", "none"),
                 payment_snapshot(payment) if closed_here else None,
             )
-        if await self._workflows.is_running(payment_workflow_id(payment_id)):
+        if await self._workflows.payment_is_running(payment_id):
             await self._workflows.nudge_payment(payment_id)
             return _found(payment_id, "pending, workflow running", "nudged")
 
@@ -124,18 +141,22 @@ class ReconciliationActivities:
         trail = await asyncio.to_thread(self._repository.audit_trail, payment_id)
         return any(e.cause == RECONCILIATION_CAUSE and e.accepted for e in trail)
 
-    @activity.defn(name=ActivityNames.RECONCILE_REFUND)
+    @activity.defn
     async def reconcile_refund(self, refund_id: str) -> Finding:
         refund = await asyncio.to_thread(self._repository.get_refund, refund_id)
         if refund is None or refund.refund_status != RefundStatus.INITIATED:
             return Finding("refund", refund_id, "no longer initiated", "none")
-        if await self._workflows.is_running(refund_workflow_id(refund_id)):
+        if await self._workflows.refund_is_running(refund_id):
             return Finding("refund", refund_id, "initiated, workflow running", "none")
         await self._workflows.start_refund(refund_id, refund.payment_id, restart=True)
         return Finding("refund", refund_id, "initiated, workflow gone", "restarted")
 
-    @activity.defn(name=ActivityNames.SAVE_RECONCILIATION_REPORT)
+    @activity.defn
     def save_reconciliation_report(self, report: ReconciliationReportData) -> str:
+        # Imported here, not at the top: workflow modules import this class (to call its
+        # methods), and must not load SQLAlchemy with it.
+        from payments.db.models import ReconciliationReport
+
         self._repository.save_report(
             ReconciliationReport(
                 report_id=report.report_id,

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from payments.contracts import PaymentSnapshot, RefundSnapshot
-from payments.db.models import Payment, Refund
+
+if TYPE_CHECKING:
+    from payments.db.models import Payment, Refund
 
 
 def payment_snapshot(payment: Payment) -> PaymentSnapshot:

@@ -266,36 +266,6 @@ class RefundSnapshot:
     merchant_id: str | None = None
 
 
-class ActivityNames:
-    """Activity names, shared by the activity classes and the workflows that call them.
-
-    Workflows refer to activities by these names (with an explicit result type) so that
-    workflow modules never import the activity modules and, through them, the database,
-    gateway or Kafka libraries.
-    """
-
-    RECORD_PAYMENT_PENDING = "record_payment_pending"
-    RECORD_PAYMENT_OUTCOME = "record_payment_outcome"
-    CHECK_FRAUD = "check_fraud"
-    CHARGE = "charge"
-    REFUND_SNAPSHOT = "refund_snapshot"
-    PLAN_REFUND = "plan_refund"
-    GATEWAY_REFUND = "gateway_refund"
-    RECORD_REFUND_OUTCOME = "record_refund_outcome"
-    PUBLISH_PAYMENT_STATUS = "publish_payment_status"
-    PUBLISH_REFUND_STATUS = "publish_refund_status"
-    CHECK_TRANSACTION = "check_transaction"
-    VAULT_PAYMENT_METHOD = "vault_payment_method"
-    RECORD_VAULT_FAILURE = "record_vault_failure"
-    REMOVE_PAYMENT_METHOD = "remove_payment_method"
-    LIST_OPEN_ITEMS = "list_open_items"
-    RECONCILE_PAYMENT = "reconcile_payment"
-    RECONCILE_REFUND = "reconcile_refund"
-    SAVE_RECONCILIATION_REPORT = "save_reconciliation_report"
-    PURGE_EXPIRED_IDEMPOTENCY_KEYS = "purge_expired_idempotency_keys"
-    UPDATE_ORDER = "update_order"
-
-
 @dataclass(frozen=True)
 class VaultRequest:
     payment_method_id: str

@@ -125,6 +125,17 @@ class RefundExceedsRemainder(RefundNotAllowed):
     http_status = HTTPStatus.UNPROCESSABLE_ENTITY
 
 
+# --- the state machine (the repository refuses these; activities make them non-retryable) ---
+class InvalidTransition(PaymentServiceError):
+    """A status change the state machine does not allow (e.g. failure → success)."""
+
+    code = "invalid_transition"
+
+    def __init__(self, message: str, *, payment_id: str | None = None) -> None:
+        super().__init__(message)
+        self.payment_id = payment_id
+
+
 # --- infrastructure (the API maps these to 503) ------------------------------------------------
 class ServiceUnavailable(PaymentServiceError):
     code = "service_unavailable"

@@ -9,12 +9,14 @@ and exits.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import signal
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import structlog
+import temporalio.activity
 from aiokafka import AIOKafkaProducer
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -62,6 +64,25 @@ WORKFLOWS = [
 ]
 
 
+def activity_methods(*instances: object) -> list[Callable[..., Any]]:
+    """Every ``@activity.defn`` method of the given activity class instances, bound to them:
+    what the worker registers, so that an activity is a method in its class and nothing
+    more. An instance without any is a wiring mistake and fails here, at start-up."""
+    methods: list[Callable[..., Any]] = []
+    for instance in instances:
+        found = [
+            getattr(instance, name)
+            for name, function in inspect.getmembers(type(instance), inspect.isfunction)
+            # The SDK has no public "is this an activity?" (temporalio/sdk-python#758); this
+            # is the check its worker makes when it registers a callable.
+            if temporalio.activity._Definition.from_callable(function) is not None
+        ]
+        if not found:
+            raise TypeError(f"{type(instance).__name__} has no @activity.defn method")
+        methods.extend(found)
+    return methods
+
+
 def build_activities(
     client: Client,
     settings: Settings,
@@ -72,43 +93,27 @@ def build_activities(
     orders: OrderService | None,
 ) -> list[Callable[..., Any]]:
     """Every activity, with its dependencies injected (shared with the workflow tests)."""
-    ledger = LedgerActivities(repository, default_merchant_id=settings.auth.default_merchant_id)
-    fraud = FraudActivities(repository, settings.policy)
-    gateway_activities = GatewayActivities(
-        gateway,
-        repository,
-        build_token_cipher(settings),
-        default_merchant_id=settings.auth.default_merchant_id,
-    )
-    events = EventActivities(publisher)
-    workflows = PaymentWorkflows(
-        TemporalConnection.of(client), settings.temporal.task_queue, settings.policy
-    )
-    reconciliation = ReconciliationActivities(repository, gateway, workflows)
-    activities: list[Callable[..., Any]] = [
-        ledger.record_payment_pending,
-        ledger.record_payment_outcome,
-        ledger.refund_snapshot,
-        ledger.plan_refund,
-        ledger.record_refund_outcome,
-        ledger.record_vault_failure,
-        ledger.purge_expired_idempotency_keys,
-        fraud.check_payment,
-        gateway_activities.charge,
-        gateway_activities.refund,
-        gateway_activities.check_transaction,
-        gateway_activities.vault_payment_method,
-        gateway_activities.remove_payment_method,
-        events.publish_payment_status,
-        events.publish_refund_status,
-        reconciliation.list_open_items,
-        reconciliation.reconcile_payment,
-        reconciliation.reconcile_refund,
-        reconciliation.save_reconciliation_report,
+    instances: list[object] = [
+        LedgerActivities(repository, default_merchant_id=settings.auth.default_merchant_id),
+        FraudActivities(repository, settings.policy),
+        GatewayActivities(
+            gateway,
+            repository,
+            build_token_cipher(settings),
+            default_merchant_id=settings.auth.default_merchant_id,
+        ),
+        EventActivities(publisher),
+        ReconciliationActivities(
+            repository,
+            gateway,
+            PaymentWorkflows(
+                TemporalConnection.of(client), settings.temporal.task_queue, settings.policy
+            ),
+        ),
     ]
     if orders is not None:
-        activities.append(OrderActivities(orders).update_order)
-    return activities
+        instances.append(OrderActivities(orders))
+    return activity_methods(*instances)
 
 
 def build_worker(

@@ -223,7 +223,13 @@ class PaymentWorkflows:
                 raise Conflict(f"payment {payment_id} is not running") from None
             raise
 
-    async def is_running(self, workflow_id: str) -> bool:
+    async def payment_is_running(self, payment_id: str) -> bool:
+        return await self._is_running(payment_workflow_id(payment_id))
+
+    async def refund_is_running(self, refund_id: str) -> bool:
+        return await self._is_running(refund_workflow_id(refund_id))
+
+    async def _is_running(self, workflow_id: str) -> bool:
         client = await self._connection.client()
         try:
             description = await client.get_workflow_handle(workflow_id).describe()

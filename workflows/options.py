@@ -1,21 +1,26 @@
-"""Timeouts and retry policies of every activity, in one place. Each rule says why."""
+"""Timeouts and retry policies of every activity, in one place. Each rule says why.
+
+Workflows spread them into the call, and mypy checks the keys against the SDK's parameters:
+``await workflow.execute_activity_method(LedgerActivities.plan_refund, request, **LEDGER)``.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import timedelta
+from typing import NotRequired, TypedDict
 
 from temporalio.common import RetryPolicy
 
 from payments.errors import ErrorTypes
 
 
-@dataclass(frozen=True)
-class ActivityOptions:
+class ActivityOptions(TypedDict):
+    """Keyword arguments of ``workflow.execute_activity_method``."""
+
     start_to_close_timeout: timedelta
     retry_policy: RetryPolicy
-    # Across all attempts; None: retry until the step succeeds.
-    schedule_to_close_timeout: timedelta | None = None
+    # Across all attempts; absent: retry until the step succeeds.
+    schedule_to_close_timeout: NotRequired[timedelta]
 
 
 # Database writes are idempotent; while the database is unreachable we wait (unlimited
@@ -81,8 +86,4 @@ ORDERS = ActivityOptions(
 # Vaulting a payment method: the same retries as every gateway call, but a customer is waiting
 # to save a card, so after ten minutes without an answer the vault is given up (the method is
 # marked failed; the customer tokenizes again). Nothing was charged.
-VAULT = ActivityOptions(
-    start_to_close_timeout=GATEWAY.start_to_close_timeout,
-    retry_policy=GATEWAY.retry_policy,
-    schedule_to_close_timeout=timedelta(minutes=10),
-)
+VAULT = ActivityOptions(**GATEWAY, schedule_to_close_timeout=timedelta(minutes=10))

@@ -22,6 +22,11 @@ from datetime import timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from activities.events import EventActivities
+    from activities.fraud import FraudActivities
+    from activities.gateway import GatewayActivities
+    from activities.ledger import LedgerActivities
+    from activities.orders import OrderActivities
     from payments.contracts import (
         ChargeRequest,
         ChargeResult,
@@ -40,7 +45,7 @@ with workflow.unsafe.imports_passed_through():
         PaymentStatus,
     )
 
-from workflows import steps
+from workflows.options import EVENTS, FRAUD, GATEWAY, LEDGER, ORDERS
 
 
 @workflow.defn
@@ -82,14 +87,19 @@ class PaymentWorkflow:
     @workflow.run
     async def run(self, request: PaymentRequest) -> PaymentSnapshot:
         self._step = "recording"
-        pending = await steps.record_payment_pending(request)
+        pending = await workflow.execute_activity_method(
+            LedgerActivities.record_payment_pending, request, **LEDGER
+        )
         if pending.status != PaymentStatus.PENDING:  # already decided: nothing may happen twice
             self._status = pending.status
             return pending
-        await steps.publish_payment_status(pending)
+        await workflow.execute_activity_method(
+            EventActivities.publish_payment_status, pending, **EVENTS
+        )
 
         self._step = "fraud_check"
-        decision = await steps.check_fraud(
+        decision = await workflow.execute_activity_method(
+            FraudActivities.check_fraud,
             FraudCheckRequest(
                 payment_id=request.payment_id,
                 order_id=request.order_id,
@@ -97,7 +107,8 @@ class PaymentWorkflow:
                 amount_minor=request.amount_minor,
                 currency=request.currency,
                 merchant_id=request.merchant_id,
-            )
+            ),
+            **FRAUD,
         )
         if decision.approved:
             outcome = await self._charge(request)
@@ -110,20 +121,26 @@ class PaymentWorkflow:
             )
 
         self._step = "recording_outcome"
-        final = await steps.record_payment_outcome(outcome)
+        final = await workflow.execute_activity_method(
+            LedgerActivities.record_payment_outcome, outcome, **LEDGER
+        )
         self._status = final.status
         self._step = "announcing"
-        await steps.publish_payment_status(final)
+        await workflow.execute_activity_method(
+            EventActivities.publish_payment_status, final, **EVENTS
+        )
         if request.update_order_service:
             self._step = "updating_order"
-            await steps.update_order(
+            await workflow.execute_activity_method(
+                OrderActivities.update_order,
                 OrderUpdate(
                     order_id=request.order_id,
                     payment_id=request.payment_id,
                     payment_status=final.status,
                     # The id of the payment_status event: one outcome, one id everywhere.
                     event_id=event_id("payment", request.payment_id, final.status),
-                )
+                ),
+                **ORDERS,
             )
         self._step = "done"
         return final
@@ -137,7 +154,8 @@ class PaymentWorkflow:
             attempt += 1
             self._attempts = attempt
             self._step = "charging"
-            charge = await steps.charge(
+            charge = await workflow.execute_activity_method(
+                GatewayActivities.charge,
                 ChargeRequest(
                     payment_id=request.payment_id,
                     order_id=request.order_id,
@@ -148,21 +166,28 @@ class PaymentWorkflow:
                     payment_method_id=request.payment_method_id,
                     attempt=attempt,
                     gateway_order_id=request.gateway_order_id,
-                )
+                ),
+                **GATEWAY,
             )
             outcome = replace(_outcome_of(request.payment_id, charge), attempts=attempt)
             if charge.approved:
                 if charge.gateway_status in PAID_STATUSES:
                     return outcome
                 # Accepted, not settled (settlement_pending): record it and wait.
-                await steps.record_payment_outcome(replace(outcome, still_pending=True))
+                await workflow.execute_activity_method(
+                    LedgerActivities.record_payment_outcome,
+                    replace(outcome, still_pending=True),
+                    **LEDGER,
+                )
                 return replace(await self._await_settlement(request, charge), attempts=attempt)
             if charge.decline_type != DeclineType.SOFT or attempt > len(schedule):
                 return outcome  # hard declines are never retried; nor is anything without retry
             delay = timedelta(seconds=schedule[attempt - 1])
             next_retry_at = workflow.now() + delay
-            await steps.record_payment_outcome(
-                replace(outcome, still_pending=True, next_retry_at=next_retry_at.isoformat())
+            await workflow.execute_activity_method(
+                LedgerActivities.record_payment_outcome,
+                replace(outcome, still_pending=True, next_retry_at=next_retry_at.isoformat()),
+                **LEDGER,
             )
             self._step = "waiting_to_retry"
             with contextlib.suppress(TimeoutError):
@@ -205,7 +230,9 @@ class PaymentWorkflow:
             self._check_requested = False
             self._settlement_checks += 1
             self._step = "checking_settlement"
-            check = await steps.check_transaction(charge.transaction_id)
+            check = await workflow.execute_activity_method(
+                GatewayActivities.check_transaction, charge.transaction_id, **GATEWAY
+            )
             if check.status in SETTLED_STATUSES:
                 return PaymentOutcome(
                     payment_id=request.payment_id,

@@ -12,9 +12,11 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
+    from activities.gateway import GatewayActivities
+    from activities.ledger import LedgerActivities
     from payments.contracts import RemovePaymentMethodRequest, VaultRequest, VaultResult
 
-from workflows import steps
+from workflows.options import GATEWAY, LEDGER, VAULT
 
 
 @workflow.defn
@@ -25,7 +27,9 @@ class VaultPaymentMethodWorkflow:
         (active or failed). If the gateway never answers in time, or the call cannot be
         made, the row must not stay pending: it is marked failed here."""
         try:
-            return await steps.vault_payment_method(request)
+            return await workflow.execute_activity_method(
+                GatewayActivities.vault_payment_method, request, **VAULT
+            )
         except ActivityError as exc:
             workflow.logger.warning("vault gave up: %s", type(exc.cause).__name__)
             failed = VaultResult(
@@ -34,7 +38,9 @@ class VaultPaymentMethodWorkflow:
                 error_code="gateway_unavailable",
                 error_message="the gateway did not answer in time; tokenize the card again",
             )
-            await steps.record_vault_failure(failed)
+            await workflow.execute_activity_method(
+                LedgerActivities.record_vault_failure, failed, **LEDGER
+            )
             return failed
 
 
@@ -42,4 +48,6 @@ class VaultPaymentMethodWorkflow:
 class RemovePaymentMethodWorkflow:
     @workflow.run
     async def run(self, request: RemovePaymentMethodRequest) -> None:
-        await steps.remove_payment_method(request)
+        await workflow.execute_activity_method(
+            GatewayActivities.remove_payment_method, request, **GATEWAY
+        )

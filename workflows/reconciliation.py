@@ -17,6 +17,9 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from activities.events import EventActivities
+    from activities.ledger import LedgerActivities
+    from activities.reconciliation import ReconciliationActivities
     from payments.contracts import (
         Finding,
         PurgeRequest,
@@ -24,7 +27,7 @@ with workflow.unsafe.imports_passed_through():
         ReconciliationRequest,
     )
 
-from workflows import steps
+from workflows.options import EVENTS, GATEWAY, LEDGER
 
 
 @workflow.defn
@@ -32,24 +35,38 @@ class ReconciliationWorkflow:
     @workflow.run
     async def run(self, request: ReconciliationRequest) -> ReconciliationReportData:
         started = workflow.now()
-        items = await steps.list_open_items(request)
+        items = await workflow.execute_activity_method(
+            ReconciliationActivities.list_open_items, request, **LEDGER
+        )
         findings: list[Finding] = []
         for payment_id in items.payment_ids:
-            reconciled = await steps.reconcile_payment(payment_id)
+            reconciled = await workflow.execute_activity_method(
+                ReconciliationActivities.reconcile_payment, payment_id, **GATEWAY
+            )
             findings.append(reconciled.finding)
             if reconciled.closed is not None:
-                await steps.publish_payment_status(reconciled.closed)
+                await workflow.execute_activity_method(
+                    EventActivities.publish_payment_status, reconciled.closed, **EVENTS
+                )
         for refund_id in items.refund_ids:
-            findings.append(await steps.reconcile_refund(refund_id))
+            findings.append(
+                await workflow.execute_activity_method(
+                    ReconciliationActivities.reconcile_refund, refund_id, **GATEWAY
+                )
+            )
         report = ReconciliationReportData(
             report_id=workflow.info().run_id,
             started_at=started.isoformat(),
             finished_at=workflow.now().isoformat(),
             findings=findings,
         )
-        await steps.save_reconciliation_report(report)
+        await workflow.execute_activity_method(
+            ReconciliationActivities.save_reconciliation_report, report, **LEDGER
+        )
         # A step added while runs of the older code may be in flight: behind a patch, so that
         # their histories replay without it.
         if workflow.patched("purge-expired-idempotency-keys"):
-            await steps.purge_expired_idempotency_keys(PurgeRequest())
+            await workflow.execute_activity_method(
+                LedgerActivities.purge_expired_idempotency_keys, PurgeRequest(), **LEDGER
+            )
         return report

@@ -17,6 +17,9 @@ from datetime import timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from activities.events import EventActivities
+    from activities.gateway import GatewayActivities
+    from activities.ledger import LedgerActivities
     from payments.contracts import (
         GatewayRefundRequest,
         RefundOutcome,
@@ -26,7 +29,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from payments.vocabulary import GatewayRefundOutcome, RefundMethod, RefundStatus
 
-from workflows import steps
+from workflows.options import EVENTS, GATEWAY, LEDGER
 
 
 @workflow.defn
@@ -46,14 +49,20 @@ class RefundWorkflow:
 
     @workflow.run
     async def run(self, request: RefundRequest) -> RefundSnapshot:
-        initiated = await steps.refund_snapshot(request)
+        initiated = await workflow.execute_activity_method(
+            LedgerActivities.refund_snapshot, request, **LEDGER
+        )
         if initiated.status != RefundStatus.INITIATED:
             self._status = initiated.status
             return initiated
-        await steps.publish_refund_status(initiated)
+        await workflow.execute_activity_method(
+            EventActivities.publish_refund_status, initiated, **EVENTS
+        )
 
         self._step = "checking"
-        plan = await steps.plan_refund(request)
+        plan = await workflow.execute_activity_method(
+            LedgerActivities.plan_refund, request, **LEDGER
+        )
         if plan.allowed:
             outcome = await self._give_back(plan, request)
         else:
@@ -65,10 +74,14 @@ class RefundWorkflow:
             )
 
         self._step = "recording_outcome"
-        final = await steps.record_refund_outcome(outcome)
+        final = await workflow.execute_activity_method(
+            LedgerActivities.record_refund_outcome, outcome, **LEDGER
+        )
         self._status = final.status
         self._step = "announcing"
-        await steps.publish_refund_status(final)
+        await workflow.execute_activity_method(
+            EventActivities.publish_refund_status, final, **EVENTS
+        )
         self._step = "done"
         return final
 
@@ -78,14 +91,16 @@ class RefundWorkflow:
         deadline = workflow.now() + timedelta(seconds=policy.settlement_deadline_seconds)
         while True:
             self._step = "refunding"
-            result = await steps.gateway_refund(
+            result = await workflow.execute_activity_method(
+                GatewayActivities.gateway_refund,
                 GatewayRefundRequest(
                     refund_id=plan.refund_id,
                     transaction_id=plan.transaction_id,
                     amount_minor=plan.amount_minor,
                     currency=plan.currency,
                     whole_payment=plan.whole_payment,
-                )
+                ),
+                **GATEWAY,
             )
             if result.outcome in (GatewayRefundOutcome.REFUNDED, GatewayRefundOutcome.VOIDED):
                 return RefundOutcome(

@@ -1,8 +1,8 @@
 """SQLModel tables and their public shapes.
 
 Amounts are integer minor units of ``currency``; timestamps are UTC. Status columns are plain
-strings checked by the state machine in ``payments.states`` (and a CHECK constraint), so a
-new status never needs a database enum migration.
+strings (their values in ``payments.vocabulary``) checked by the repository's state machine
+(and a CHECK constraint), so a new status never needs a database enum migration.
 """
 
 from __future__ import annotations

@@ -43,8 +43,8 @@ from payments.db.models import (
 from payments.errors import (
     IdempotencyKeyReused,
     InvalidRequest,
+    InvalidTransition,
     NotFound,
-    PaymentServiceError,
     RefundExceedsRemainder,
     RefundNotAllowed,
 )
@@ -52,16 +52,6 @@ from payments.gateway.types import InstrumentDetails
 from payments.vocabulary import PaymentStatus, RefundStatus, VaultStatus
 
 log = structlog.get_logger(__name__)
-
-
-class InvalidTransition(PaymentServiceError):
-    """A status change the state machine does not allow (e.g. failure → success)."""
-
-    code = "invalid_transition"
-
-    def __init__(self, message: str, *, payment_id: str | None = None) -> None:
-        super().__init__(message)
-        self.payment_id = payment_id
 
 
 PAYMENT_TRANSITIONS: dict[str, frozenset[str]] = {

@@ -12,10 +12,11 @@ import sqlalchemy as sa
 
 from payments.db.access import AccessRepository
 from payments.db.models import Payment, Refund, Role, utcnow
-from payments.db.repository import IdempotencyClaim, InvalidTransition, PaymentRepository
+from payments.db.repository import IdempotencyClaim, PaymentRepository
 from payments.errors import (
     IdempotencyKeyReused,
     InvalidRequest,
+    InvalidTransition,
     NotFound,
     RefundExceedsRemainder,
     RefundNotAllowed,
