@@ -12,12 +12,7 @@ from temporalio import activity
 
 from payments.contracts import PaymentSnapshot, RefundSnapshot
 from payments.events import topics
-from payments.events.envelope import (
-    payment_notification,
-    payment_status_event,
-    refund_notification,
-    refund_status_event,
-)
+from payments.events.envelope import notification, payment_status_event, refund_status_event
 
 if TYPE_CHECKING:
     from payments.events.publisher import EventPublisher
@@ -31,9 +26,9 @@ class EventActivities:
     async def publish_payment_status(self, payment: PaymentSnapshot) -> str:
         event = payment_status_event(payment)
         await self._publisher.publish(topics.PAYMENT_STATUS, payment.payment_id, event)
-        notification = payment_notification(event)
-        if notification is not None:
-            await self._publisher.publish(topics.NOTIFICATIONS, payment.payment_id, notification)
+        message = notification(event)
+        if message is not None:
+            await self._publisher.publish(topics.NOTIFICATIONS, payment.payment_id, message)
         return str(event["event_id"])
 
     @activity.defn
@@ -41,7 +36,7 @@ class EventActivities:
         event = refund_status_event(refund)
         # Keyed by payment_id: a payment's and its refunds' events stay in one partition, in order.
         await self._publisher.publish(topics.REFUND_REQUEST, refund.payment_id, event)
-        notification = refund_notification(event)
-        if notification is not None:
-            await self._publisher.publish(topics.NOTIFICATIONS, refund.payment_id, notification)
+        message = notification(event)
+        if message is not None:
+            await self._publisher.publish(topics.NOTIFICATIONS, refund.payment_id, message)
         return str(event["event_id"])

@@ -88,10 +88,6 @@ class KeyRing:
             raise KeyRingMisconfigured(f"{setting} holds no key")
         return cls(tuple(keys))
 
-    @property
-    def current_id(self) -> str:
-        return self.keys[0][0]
-
     def ids(self) -> list[str]:
         return [key_id for key_id, _ in self.keys]
 

@@ -11,10 +11,6 @@ from sqlalchemy.engine import make_url
 from payments.config import DatabaseSettings
 
 
-def is_sqlite(url: str) -> bool:
-    return make_url(url).get_backend_name() == "sqlite"
-
-
 def create_db_engine(settings: DatabaseSettings) -> sa.Engine:
     """Build the process's engine. Called once, by a composition root.
 
