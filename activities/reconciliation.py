@@ -19,12 +19,13 @@ from payments.contracts import (
     ActivityNames,
     Finding,
     OpenItems,
+    PaymentOutcome,
     PaymentReconciliation,
     ReconciliationReportData,
     ReconciliationRequest,
 )
+from payments.db.database import Database
 from payments.db.models import PaymentStatus, ReconciliationReport
-from payments.db.repository import PaymentRepository
 from payments.gateway.types import APPROVED_STATUSES, SETTLED_STATUSES, PaymentGateway
 from payments.money import Money
 from workflows.client import PaymentWorkflows, payment_workflow_id, refund_workflow_id
@@ -37,10 +38,8 @@ SETTLEMENT_FAILED = frozenset(
 
 
 class ReconciliationActivities:
-    def __init__(
-        self, repository: PaymentRepository, gateway: PaymentGateway, workflows: PaymentWorkflows
-    ) -> None:
-        self._repository = repository
+    def __init__(self, db: Database, gateway: PaymentGateway, workflows: PaymentWorkflows) -> None:
+        self._db = db
         self._gateway = gateway
         self._workflows = workflows
 
@@ -49,16 +48,18 @@ class ReconciliationActivities:
         older_than = datetime.now(UTC) - timedelta(seconds=request.min_age_seconds)
         return OpenItems(
             payment_ids=[
-                p.payment_id for p in self._repository.open_payments(older_than=older_than)
+                p.payment_id for p in self._db.reconciliation.open_payments(older_than=older_than)
             ],
-            refund_ids=[r.refund_id for r in self._repository.open_refunds(older_than=older_than)],
+            refund_ids=[
+                r.refund_id for r in self._db.reconciliation.open_refunds(older_than=older_than)
+            ],
         )
 
     @activity.defn(name=ActivityNames.RECONCILE_PAYMENT)
     async def reconcile_payment(self, payment_id: str) -> PaymentReconciliation:
         """Returns the closed payment for the workflow to announce. Idempotent: a retry after
         the repair finds the payment closed by reconciliation and returns it again."""
-        payment = await asyncio.to_thread(self._repository.get_payment, payment_id)
+        payment = await asyncio.to_thread(self._db.payments.get, payment_id)
         if payment is None:
             return _found(payment_id, "not found", "none")
         if payment.payment_status != PaymentStatus.PENDING:
@@ -89,13 +90,15 @@ class ReconciliationActivities:
         if approved:
             sale = approved[0]
             stored = await asyncio.to_thread(
-                lambda: self._repository.complete_payment(
-                    payment_id,
-                    PaymentStatus.SUCCESS,
-                    transaction_id=sale.transaction_id,
-                    processor_response_code=sale.processor_response_code,
-                    gateway_status=sale.status,
-                    instrument=sale.instrument,
+                lambda: self._db.payments.complete(
+                    PaymentOutcome(
+                        payment_id,
+                        succeeded=True,
+                        transaction_id=sale.transaction_id,
+                        processor_response_code=sale.processor_response_code,
+                        gateway_status=sale.status,
+                        instrument=sale.instrument,
+                    ),
                     cause=RECONCILIATION_CAUSE,
                 )
             )
@@ -103,13 +106,15 @@ class ReconciliationActivities:
         else:
             reason = sales[0].status if sales else "abandoned"
             stored = await asyncio.to_thread(
-                lambda: self._repository.complete_payment(
-                    payment_id,
-                    PaymentStatus.FAILURE,
-                    transaction_id=sales[0].transaction_id if sales else None,
-                    failure_reason=reason if reason in SETTLEMENT_FAILED else "abandoned",
-                    failure_message=f"{CLOSED_BY_RECONCILIATION}: "
-                    + (f"the gateway reports {reason}" if sales else "no sale at the gateway"),
+                lambda: self._db.payments.complete(
+                    PaymentOutcome(
+                        payment_id,
+                        succeeded=False,
+                        transaction_id=sales[0].transaction_id if sales else None,
+                        failure_reason=reason if reason in SETTLEMENT_FAILED else "abandoned",
+                        failure_message=f"{CLOSED_BY_RECONCILIATION}: "
+                        + (f"the gateway reports {reason}" if sales else "no sale at the gateway"),
+                    ),
                     cause=RECONCILIATION_CAUSE,
                 )
             )
@@ -120,12 +125,12 @@ class ReconciliationActivities:
         )
 
     async def _closed_by_reconciliation(self, payment_id: str) -> bool:
-        trail = await asyncio.to_thread(self._repository.audit_trail, payment_id)
+        trail = await asyncio.to_thread(self._db.audit.trail, payment_id)
         return any(e.cause == RECONCILIATION_CAUSE and e.accepted for e in trail)
 
     @activity.defn(name=ActivityNames.RECONCILE_REFUND)
     async def reconcile_refund(self, refund_id: str) -> Finding:
-        refund = await asyncio.to_thread(self._repository.get_refund, refund_id)
+        refund = await asyncio.to_thread(self._db.refunds.get, refund_id)
         if refund is None or refund.refund_status != "initiated":
             return Finding("refund", refund_id, "no longer initiated", "none")
         if await self._workflows.is_running(refund_workflow_id(refund_id)):
@@ -135,7 +140,7 @@ class ReconciliationActivities:
 
     @activity.defn(name=ActivityNames.SAVE_RECONCILIATION_REPORT)
     def save_reconciliation_report(self, report: ReconciliationReportData) -> str:
-        self._repository.save_report(
+        self._db.reconciliation.save_report(
             ReconciliationReport(
                 report_id=report.report_id,
                 started_at=datetime.fromisoformat(report.started_at),

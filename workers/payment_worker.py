@@ -27,8 +27,8 @@ from activities.orders import OrderActivities
 from activities.reconciliation import ReconciliationActivities
 from payments.config import Settings, get_settings
 from payments.crypto import build_token_cipher
+from payments.db.database import Database
 from payments.db.engine import create_db_engine
-from payments.db.repository import PaymentRepository
 from payments.events.publisher import EventPublisher, KafkaEventPublisher
 from payments.gateway.braintree_gateway import build_braintree_gateway
 from payments.gateway.types import PaymentGateway
@@ -67,15 +67,15 @@ def build_activities(
     *,
     publisher: EventPublisher,
     gateway: PaymentGateway,
-    repository: PaymentRepository,
+    db: Database,
     orders: OrderService | None,
 ) -> list[Callable[..., Any]]:
     """Every activity, with its dependencies injected (shared with the workflow tests)."""
-    ledger = LedgerActivities(repository, default_merchant_id=settings.auth.default_merchant_id)
-    fraud = FraudActivities(repository, settings.policy)
+    ledger = LedgerActivities(db, default_merchant_id=settings.auth.default_merchant_id)
+    fraud = FraudActivities(db.payments, settings.policy)
     gateway_activities = GatewayActivities(
         gateway,
-        repository,
+        db.payment_methods,
         build_token_cipher(settings),
         default_merchant_id=settings.auth.default_merchant_id,
     )
@@ -83,7 +83,7 @@ def build_activities(
     workflows = PaymentWorkflows(
         TemporalConnection.of(client), settings.temporal.task_queue, settings.policy
     )
-    reconciliation = ReconciliationActivities(repository, gateway, workflows)
+    reconciliation = ReconciliationActivities(db, gateway, workflows)
     activities: list[Callable[..., Any]] = [
         ledger.record_payment_pending,
         ledger.record_payment_outcome,
@@ -118,7 +118,7 @@ def build_worker(
     executor: ThreadPoolExecutor,
     orders: OrderService | None,
 ) -> Worker:
-    repository = PaymentRepository(create_db_engine(settings.database))
+    db = Database(create_db_engine(settings.database))
     return Worker(
         client,
         task_queue=settings.temporal.task_queue,
@@ -128,7 +128,7 @@ def build_worker(
             settings,
             publisher=publisher,
             gateway=build_braintree_gateway(settings.gateway),
-            repository=repository,
+            db=db,
             orders=orders,
         ),
         activity_executor=executor,
