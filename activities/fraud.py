@@ -11,12 +11,12 @@ from payments.contracts import FraudCheckRequest, FraudDecision
 from payments.money import Money, minor_units
 
 if TYPE_CHECKING:
-    from payments.db.repository import PaymentRepository
+    from payments.db.repositories.payments import PaymentRepository
 
 
 class FraudActivities:
-    def __init__(self, repository: PaymentRepository, policy: PolicySettings) -> None:
-        self._repository = repository
+    def __init__(self, payments: PaymentRepository, policy: PolicySettings) -> None:
+        self._payments = payments
         self._policy = policy
 
     def amount_cap(self, currency: str) -> Money:
@@ -33,7 +33,7 @@ class FraudActivities:
                 reason="amount_exceeds_limit",
                 message=f"amount exceeds the {cap} {cap.currency} limit for a single payment",
             )
-        duplicate = self._repository.find_open_payment_for_order(
+        duplicate = self._payments.find_open_for_order(
             request.order_id, excluding=request.payment_id, merchant_id=request.merchant_id
         )
         if duplicate is not None:

@@ -60,7 +60,7 @@ from payments.vocabulary import (
 )
 
 if TYPE_CHECKING:
-    from payments.db.repository import PaymentRepository
+    from payments.db.repositories.payment_methods import PaymentMethodRepository
 
 log = structlog.get_logger(__name__)
 
@@ -102,13 +102,13 @@ class GatewayActivities:
     def __init__(
         self,
         gateway: PaymentGateway,
-        repository: PaymentRepository,
+        payment_methods: PaymentMethodRepository,
         cipher: TokenCipher,
         *,
         default_merchant_id: str,
     ) -> None:
         self._gateway = gateway
-        self._repository = repository
+        self._payment_methods = payment_methods
         self._cipher = cipher
         self._default_merchant_id = default_merchant_id
 
@@ -188,7 +188,7 @@ class GatewayActivities:
         ApplicationError if the user has no such usable method, TokenDecryptionFailed if its
         token does not decrypt for that method's id."""
         assert request.payment_method_id is not None
-        method = self._repository.get_payment_method(request.payment_method_id)
+        method = self._payment_methods.get(request.payment_method_id)
         if (
             method is None
             or method.user_id != request.user_id
@@ -223,7 +223,7 @@ class GatewayActivities:
         vaulting again. A vault without a row (started before the API wrote pending rows)
         gets one when it succeeds."""
         method_id = request.payment_method_id
-        stored = self._repository.get_payment_method(method_id)
+        stored = self._payment_methods.get(method_id)
         if stored is not None and stored.status == VaultStatus.ACTIVE:
             return VaultResult(succeeded=True, payment_method_id=method_id)
         if stored is not None and stored.status == VaultStatus.FAILED:
@@ -249,7 +249,7 @@ class GatewayActivities:
                 succeeded=False, error_code=INVALID_REQUEST, error_message=exc.message
             )
         if not outcome.succeeded or outcome.method is None:
-            self._repository.fail_payment_method(
+            self._payment_methods.fail(
                 method_id, code=outcome.error_code, message=outcome.error_message
             )
             return VaultResult(
@@ -264,7 +264,7 @@ class GatewayActivities:
             # methods), and must not load SQLAlchemy with it.
             from payments.db.models import StoredPaymentMethod
 
-            self._repository.add_pending_payment_method(
+            self._payment_methods.add_pending(
                 StoredPaymentMethod(
                     payment_method_id=method_id,
                     merchant_id=request.merchant_id or self._default_merchant_id,
@@ -272,7 +272,7 @@ class GatewayActivities:
                     status=VaultStatus.PENDING,
                 )
             )
-        self._repository.activate_payment_method(
+        self._payment_methods.activate(
             method_id,
             gateway_customer_id=vaulted.customer_id,
             token_ciphertext=self._cipher.encrypt(vaulted.token, payment_method_id=method_id),
@@ -286,7 +286,7 @@ class GatewayActivities:
         an unknown token as deleted). "unknown" if there is no such row, "not_vaulted" if
         the gateway never vaulted it (pending or failed). A token that does not decrypt, or a
         deletion the gateway rejects as malformed, is a non-retryable ApplicationError."""
-        method = self._repository.get_payment_method(request.payment_method_id)
+        method = self._payment_methods.get(request.payment_method_id)
         if method is None:
             return "unknown"
         if method.token_ciphertext is None:

@@ -26,15 +26,15 @@ from payments.contracts import (
     VaultResult,
 )
 from payments.errors import ErrorTypes, InvalidTransition, NotFound
-from payments.vocabulary import PaymentStatus, RefundStatus
+from payments.vocabulary import PaymentStatus
 
 if TYPE_CHECKING:
-    from payments.db.repository import PaymentRepository
+    from payments.db.database import Database
 
 
 class LedgerActivities:
-    def __init__(self, repository: PaymentRepository, *, default_merchant_id: str) -> None:
-        self._repository = repository
+    def __init__(self, db: Database, *, default_merchant_id: str) -> None:
+        self._db = db
         # The merchant of payments whose workflow input predates merchants.
         self._default_merchant_id = default_merchant_id
 
@@ -51,7 +51,7 @@ class LedgerActivities:
         # methods), and must not load SQLAlchemy with it.
         from payments.db.models import Payment
 
-        stored = self._repository.ensure_payment(
+        stored = self._db.payments.ensure(
             Payment(
                 payment_id=request.payment_id,
                 merchant_id=request.merchant_id or self._default_merchant_id,
@@ -75,31 +75,8 @@ class LedgerActivities:
 
     @activity.defn
     def record_payment_outcome(self, outcome: PaymentOutcome) -> PaymentSnapshot:
-        if outcome.still_pending:
-            status = PaymentStatus.PENDING
-        else:
-            status = PaymentStatus.SUCCESS if outcome.succeeded else PaymentStatus.FAILURE
         try:
-            stored = self._repository.complete_payment(
-                outcome.payment_id,
-                status,
-                transaction_id=outcome.transaction_id,
-                processor_response_code=outcome.processor_response_code,
-                failure_reason=outcome.failure_reason,
-                failure_message=outcome.failure_message,
-                gateway_status=outcome.gateway_status,
-                decline_type=outcome.decline_type,
-                instrument=outcome.instrument,
-                attempts=outcome.attempts,
-                next_retry_at=(
-                    datetime.fromisoformat(outcome.next_retry_at) if outcome.next_retry_at else None
-                ),
-                detail=(
-                    f"retry {outcome.attempts + 1} at {outcome.next_retry_at}"
-                    if outcome.next_retry_at and outcome.attempts
-                    else None
-                ),
-            )
+            stored = self._db.payments.complete(outcome)
         except InvalidTransition as exc:
             activity.logger.error("refused payment transition: %s", exc.message)
             raise ApplicationError(
@@ -113,8 +90,8 @@ class LedgerActivities:
 
     @activity.defn
     def refund_snapshot(self, request: RefundRequest) -> RefundSnapshot:
-        refund = self._repository.get_refund(request.refund_id)
-        payment = self._repository.get_payment(request.payment_id)
+        refund = self._db.refunds.get(request.refund_id)
+        payment = self._db.payments.get(request.payment_id)
         if refund is None or payment is None:
             raise ApplicationError(
                 f"refund {request.refund_id} of payment {request.payment_id} not found",
@@ -127,8 +104,8 @@ class LedgerActivities:
     def plan_refund(self, request: RefundRequest) -> RefundPlan:
         """Re-check the refund against the payment as stored now. The API reserved the amount
         under the payment's lock; this guards against a payment that changed since."""
-        refund = self._repository.get_refund(request.refund_id)
-        payment = self._repository.get_payment(request.payment_id)
+        refund = self._db.refunds.get(request.refund_id)
+        payment = self._db.payments.get(request.payment_id)
         if refund is None or payment is None:
             raise ApplicationError(
                 f"refund {request.refund_id} of payment {request.payment_id} not found",
@@ -169,14 +146,7 @@ class LedgerActivities:
     @activity.defn
     def record_refund_outcome(self, outcome: RefundOutcome) -> RefundSnapshot:
         try:
-            refund, payment = self._repository.complete_refund(
-                outcome.refund_id,
-                RefundStatus.PROCESSED if outcome.succeeded else RefundStatus.FAILED,
-                method=outcome.method,
-                gateway_transaction_id=outcome.gateway_transaction_id,
-                failure_reason=outcome.failure_reason,
-                failure_message=outcome.failure_message,
-            )
+            refund, payment = self._db.refunds.complete(outcome)
         except InvalidTransition as exc:
             activity.logger.error("refused refund transition: %s", exc.message)
             raise ApplicationError(
@@ -192,7 +162,7 @@ class LedgerActivities:
     def record_vault_failure(self, result: VaultResult) -> str:
         """Mark a pending payment method failed (idempotent; a method that became active
         meanwhile stays active)."""
-        self._repository.fail_payment_method(
+        self._db.payment_methods.fail(
             result.payment_method_id, code=result.error_code, message=result.error_message
         )
         return result.payment_method_id
@@ -201,4 +171,4 @@ class LedgerActivities:
     def purge_expired_idempotency_keys(self, request: PurgeRequest) -> int:
         """Delete idempotency keys past their expiry, a bounded batch at a time (the next
         reconciliation takes the next batch). Idempotent."""
-        return self._repository.purge_expired_idempotency_keys(limit=request.limit)
+        return self._db.idempotency_keys.purge_expired(limit=request.limit)

@@ -19,6 +19,7 @@ from activities.snapshots import payment_snapshot
 from payments.contracts import (
     Finding,
     OpenItems,
+    PaymentOutcome,
     PaymentReconciliation,
     ReconciliationReportData,
     ReconciliationRequest,
@@ -34,7 +35,7 @@ from payments.vocabulary import (
 )
 
 if TYPE_CHECKING:
-    from payments.db.repository import PaymentRepository
+    from payments.db.database import Database
 
 RECONCILIATION_CAUSE = "reconciliation"
 CLOSED_BY_RECONCILIATION = "closed by reconciliation"
@@ -56,12 +57,9 @@ class PaymentWorkflowControl(Protocol):
 
 class ReconciliationActivities:
     def __init__(
-        self,
-        repository: PaymentRepository,
-        gateway: PaymentGateway,
-        workflows: PaymentWorkflowControl,
+        self, db: Database, gateway: PaymentGateway, workflows: PaymentWorkflowControl
     ) -> None:
-        self._repository = repository
+        self._db = db
         self._gateway = gateway
         self._workflows = workflows
 
@@ -70,16 +68,18 @@ class ReconciliationActivities:
         older_than = datetime.now(UTC) - timedelta(seconds=request.min_age_seconds)
         return OpenItems(
             payment_ids=[
-                p.payment_id for p in self._repository.open_payments(older_than=older_than)
+                p.payment_id for p in self._db.reconciliation.open_payments(older_than=older_than)
             ],
-            refund_ids=[r.refund_id for r in self._repository.open_refunds(older_than=older_than)],
+            refund_ids=[
+                r.refund_id for r in self._db.reconciliation.open_refunds(older_than=older_than)
+            ],
         )
 
     @activity.defn
     async def reconcile_payment(self, payment_id: str) -> PaymentReconciliation:
         """Returns the closed payment for the workflow to announce. Idempotent: a retry after
         the repair finds the payment closed by reconciliation and returns it again."""
-        payment = await asyncio.to_thread(self._repository.get_payment, payment_id)
+        payment = await asyncio.to_thread(self._db.payments.get, payment_id)
         if payment is None:
             return _found(payment_id, "not found", "none")
         if payment.payment_status != PaymentStatus.PENDING:
@@ -107,13 +107,15 @@ class ReconciliationActivities:
         if approved:
             sale = approved[0]
             stored = await asyncio.to_thread(
-                lambda: self._repository.complete_payment(
-                    payment_id,
-                    PaymentStatus.SUCCESS,
-                    transaction_id=sale.transaction_id,
-                    processor_response_code=sale.processor_response_code,
-                    gateway_status=sale.status,
-                    instrument=sale.instrument,
+                lambda: self._db.payments.complete(
+                    PaymentOutcome(
+                        payment_id,
+                        succeeded=True,
+                        transaction_id=sale.transaction_id,
+                        processor_response_code=sale.processor_response_code,
+                        gateway_status=sale.status,
+                        instrument=sale.instrument,
+                    ),
                     cause=RECONCILIATION_CAUSE,
                 )
             )
@@ -121,13 +123,17 @@ class ReconciliationActivities:
         else:
             reason = sales[0].status if sales else "abandoned"
             stored = await asyncio.to_thread(
-                lambda: self._repository.complete_payment(
-                    payment_id,
-                    PaymentStatus.FAILURE,
-                    transaction_id=sales[0].transaction_id if sales else None,
-                    failure_reason=reason if reason in SETTLEMENT_FAILED_STATUSES else "abandoned",
-                    failure_message=f"{CLOSED_BY_RECONCILIATION}: "
-                    + (f"the gateway reports {reason}" if sales else "no sale at the gateway"),
+                lambda: self._db.payments.complete(
+                    PaymentOutcome(
+                        payment_id,
+                        succeeded=False,
+                        transaction_id=sales[0].transaction_id if sales else None,
+                        failure_reason=reason
+                        if reason in SETTLEMENT_FAILED_STATUSES
+                        else "abandoned",
+                        failure_message=f"{CLOSED_BY_RECONCILIATION}: "
+                        + (f"the gateway reports {reason}" if sales else "no sale at the gateway"),
+                    ),
                     cause=RECONCILIATION_CAUSE,
                 )
             )
@@ -138,12 +144,12 @@ class ReconciliationActivities:
         )
 
     async def _closed_by_reconciliation(self, payment_id: str) -> bool:
-        trail = await asyncio.to_thread(self._repository.audit_trail, payment_id)
+        trail = await asyncio.to_thread(self._db.audit.trail, payment_id)
         return any(e.cause == RECONCILIATION_CAUSE and e.accepted for e in trail)
 
     @activity.defn
     async def reconcile_refund(self, refund_id: str) -> Finding:
-        refund = await asyncio.to_thread(self._repository.get_refund, refund_id)
+        refund = await asyncio.to_thread(self._db.refunds.get, refund_id)
         if refund is None or refund.refund_status != RefundStatus.INITIATED:
             return Finding("refund", refund_id, "no longer initiated", "none")
         if await self._workflows.refund_is_running(refund_id):
@@ -157,7 +163,7 @@ class ReconciliationActivities:
         # methods), and must not load SQLAlchemy with it.
         from payments.db.models import ReconciliationReport
 
-        self._repository.save_report(
+        self._db.reconciliation.save_report(
             ReconciliationReport(
                 report_id=report.report_id,
                 started_at=datetime.fromisoformat(report.started_at),

@@ -6,8 +6,9 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -19,12 +20,21 @@ from temporalio.converter import PayloadCodec
 from api.sessions import SessionSigner
 from payments.access import Principal
 from payments.config import Settings
-from payments.db.access import AccessRepository
-from payments.db.repository import PaymentRepository
+from payments.db.database import Database
+from payments.db.repositories.access import AccessRepository
+from payments.db.repositories.audit import AuditRepository
+from payments.db.repositories.exchange_rates import ExchangeRateRepository
+from payments.db.repositories.payment_methods import PaymentMethodRepository
+from payments.db.repositories.payments import PaymentRepository
+from payments.db.repositories.reconciliation import ReconciliationRepository
+from payments.db.repositories.refunds import RefundRepository
+from payments.db.repositories.webhooks import WebhookReceiptRepository
 from payments.errors import Forbidden, RateLimited, Unauthenticated
 from payments.gateway.types import PaymentGateway
 from payments.service import PaymentService
 from workflows.client import PaymentWorkflows
+
+T = TypeVar("T")
 
 
 class RateLimits:
@@ -59,8 +69,7 @@ class Container:
     """Everything the API's composition root (api/main.py) built for this process."""
 
     settings: Settings
-    repository: PaymentRepository
-    access: AccessRepository
+    db: Database
     service: PaymentService
     workflows: PaymentWorkflows
     gateway: PaymentGateway
@@ -74,8 +83,13 @@ def _container(request: Request) -> Container:
     return container
 
 
-def _repository(request: Request) -> PaymentRepository:
-    return _container(request).repository
+def _repository(of: Callable[[Database], T]) -> Callable[[Request], T]:
+    """A dependency on one of the process's repositories (the Database holds one of each)."""
+
+    def repository(request: Request) -> T:
+        return of(_container(request).db)
+
+    return repository
 
 
 def _service(request: Request) -> PaymentService:
@@ -88,10 +102,6 @@ def _gateway(request: Request) -> PaymentGateway:
 
 def _workflows(request: Request) -> PaymentWorkflows:
     return _container(request).workflows
-
-
-def _access(request: Request) -> AccessRepository:
-    return _container(request).access
 
 
 bearer_scheme = HTTPBearer(
@@ -112,7 +122,9 @@ async def authenticate(
     container = _container(request)
     principal = None
     if credentials is not None and credentials.scheme.lower() == "bearer":
-        principal = await asyncio.to_thread(container.access.authenticate, credentials.credentials)
+        principal = await asyncio.to_thread(
+            container.db.access.authenticate, credentials.credentials
+        )
     if principal is None:
         client = request.client.host if request.client else "unknown"
         await container.rate_limits.check_failed_authentication(client)
@@ -132,11 +144,25 @@ async def require_admin(principal: Annotated[Principal, Depends(authenticate)]) 
 
 
 ContainerDep = Annotated[Container, Depends(_container)]
-RepositoryDep = Annotated[PaymentRepository, Depends(_repository)]
 ServiceDep = Annotated[PaymentService, Depends(_service)]
 GatewayDep = Annotated[PaymentGateway, Depends(_gateway)]
 WorkflowsDep = Annotated[PaymentWorkflows, Depends(_workflows)]
-AccessDep = Annotated[AccessRepository, Depends(_access)]
+PaymentsDep = Annotated[PaymentRepository, Depends(_repository(lambda db: db.payments))]
+RefundsDep = Annotated[RefundRepository, Depends(_repository(lambda db: db.refunds))]
+AuditDep = Annotated[AuditRepository, Depends(_repository(lambda db: db.audit))]
+PaymentMethodsDep = Annotated[
+    PaymentMethodRepository, Depends(_repository(lambda db: db.payment_methods))
+]
+ExchangeRatesDep = Annotated[
+    ExchangeRateRepository, Depends(_repository(lambda db: db.exchange_rates))
+]
+ReconciliationDep = Annotated[
+    ReconciliationRepository, Depends(_repository(lambda db: db.reconciliation))
+]
+WebhookReceiptsDep = Annotated[
+    WebhookReceiptRepository, Depends(_repository(lambda db: db.webhook_receipts))
+]
+AccessDep = Annotated[AccessRepository, Depends(_repository(lambda db: db.access))]
 # Who is asking: any valid key (checkout or admin), or an admin key only.
 PrincipalDep = Annotated[Principal, Depends(authenticate)]
 AdminDep = Annotated[Principal, Depends(require_admin)]

@@ -22,9 +22,9 @@ from pathlib import Path
 from pydantic import TypeAdapter, ValidationError
 
 from payments.config import get_settings
-from payments.db.access import AccessRepository
 from payments.db.engine import create_db_engine
 from payments.db.models import Role
+from payments.db.repositories.access import AccessRepository
 from payments.requests import MerchantId
 
 DEV_MERCHANT_ID = "dev-merchant"

@@ -26,9 +26,8 @@ from api.routes import (
 )
 from api.sessions import SessionSigner
 from payments.config import Settings, get_settings
-from payments.db.access import AccessRepository
+from payments.db.database import Database
 from payments.db.engine import create_db_engine
-from payments.db.repository import PaymentRepository
 from payments.gateway.braintree_gateway import build_braintree_gateway
 from payments.logging import configure_logging
 from payments.orders.client import HttpOrderService, create_order_service_http_client
@@ -51,8 +50,7 @@ Payments and refunds, each run to the end as a durable Temporal workflow.
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     engine = create_db_engine(settings.database)
-    repository = PaymentRepository(engine)
-    access = AccessRepository(engine)
+    db = Database(engine)
     temporal = TemporalConnection.for_settings(settings)
     workflows = PaymentWorkflows(temporal, settings.temporal.task_queue, settings.policy)
     # The codec endpoint serves the very codec the API's own client encrypts with.
@@ -68,11 +66,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     container = Container(
         settings=settings,
-        repository=repository,
-        access=access,
-        service=PaymentService(
-            repository, workflows, settings.policy, settings.auth, access, orders
-        ),
+        db=db,
+        service=PaymentService(db, workflows, settings.policy, settings.auth, orders),
         workflows=workflows,
         gateway=build_braintree_gateway(settings.gateway),
         rate_limits=RateLimits(

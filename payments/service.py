@@ -31,8 +31,9 @@ import structlog
 
 from payments.config import AuthSettings, PolicySettings
 from payments.contracts import PaymentRequest
+from payments.db.database import Database
 from payments.db.models import Payment, Refund
-from payments.db.repository import IdempotencyClaim, PaymentRepository
+from payments.db.repositories.idempotency import IdempotencyClaim
 from payments.errors import (
     InvalidRequest,
     NotFound,
@@ -55,10 +56,6 @@ class WorkflowStarter(Protocol):
         self, refund_id: str, payment_id: str, *, restart: bool = False
     ) -> None: ...
     async def exists(self, workflow_id: str) -> bool: ...
-
-
-class MerchantDirectory(Protocol):
-    def merchant_exists(self, merchant_id: str) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -123,18 +120,16 @@ def gateway_order_id(merchant_id: str, order_id: str) -> str:
 class PaymentService:
     def __init__(
         self,
-        repository: PaymentRepository,
+        db: Database,
         workflows: WorkflowStarter,
         policy: PolicySettings,
         auth: AuthSettings,
-        merchants: MerchantDirectory,
         orders: OrderService | None = None,
     ) -> None:
-        self._repository = repository
+        self._db = db
         self._workflows = workflows
         self._policy = policy
         self._auth = auth
-        self._merchants = merchants
         self._orders = orders
 
     def _claim(
@@ -183,10 +178,10 @@ class PaymentService:
         )
         claim = self._claim(command.merchant_id, command.idempotency_key, request_fingerprint)
         if claim is not None:
-            replayed = await asyncio.to_thread(self._repository.idempotent_payment, claim)
+            replayed = await asyncio.to_thread(self._db.payments.by_idempotency_key, claim)
             if replayed is not None:
                 return await self._resume(replayed, command, created=False)
-        if not await asyncio.to_thread(self._merchants.merchant_exists, command.merchant_id):
+        if not await asyncio.to_thread(self._db.access.merchant_exists, command.merchant_id):
             raise UnknownMerchant(
                 f"merchant {command.merchant_id} does not exist", field="merchant_id"
             )
@@ -223,9 +218,7 @@ class PaymentService:
             payment.exchange_rate = conversion.rate
             payment.rate_as_of = conversion.as_of
         stored, created = await asyncio.to_thread(
-            lambda: self._repository.insert_payment(
-                payment, idempotency=claim, cause=command.source
-            )
+            lambda: self._db.payments.insert(payment, idempotency=claim, cause=command.source)
         )
         return await self._resume(stored, command, created=created)
 
@@ -265,7 +258,7 @@ class PaymentService:
         except Exception as exc:
             await self._undo_unless_started(
                 f"payment-{stored.payment_id}",
-                lambda: self._repository.discard_unstarted_payment(stored.payment_id),
+                lambda: self._db.payments.discard_unstarted(stored.payment_id),
                 created=created,
                 certainly_not_started=isinstance(exc, NotSent),
             )
@@ -282,7 +275,7 @@ class PaymentService:
         return stored, created
 
     async def request_refund(self, command: RequestRefund) -> tuple[Refund, bool]:
-        payment = await asyncio.to_thread(self._repository.get_payment, command.payment_id)
+        payment = await asyncio.to_thread(self._db.payments.get, command.payment_id)
         if payment is None or (
             command.merchant_id is not None and payment.merchant_id != command.merchant_id
         ):
@@ -293,7 +286,7 @@ class PaymentService:
             fingerprint(payment.payment_id, command.amount, command.reason),
         )
         if claim is not None:
-            replayed = await asyncio.to_thread(self._repository.idempotent_refund, claim)
+            replayed = await asyncio.to_thread(self._db.refunds.by_idempotency_key, claim)
             if replayed is not None:
                 return await self._start_refund(replayed, created=False)
         amount = (
@@ -310,7 +303,7 @@ class PaymentService:
             request_fingerprint=claim.fingerprint if claim else None,
         )
         stored, created = await asyncio.to_thread(
-            lambda: self._repository.reserve_refund(
+            lambda: self._db.refunds.reserve(
                 refund, whole_remainder=amount is None, idempotency=claim
             )
         )
@@ -324,7 +317,7 @@ class PaymentService:
         except Exception as exc:
             await self._undo_unless_started(
                 f"refund-{stored.refund_id}",
-                lambda: self._repository.discard_unstarted_refund(stored.refund_id),
+                lambda: self._db.refunds.discard_unstarted(stored.refund_id),
                 created=created,
                 certainly_not_started=isinstance(exc, NotSent),
             )
@@ -344,7 +337,7 @@ class PaymentService:
         if amount.currency in self._policy.accepted_currencies:
             return None
         settlement = self._policy.settlement_currency
-        rate = await asyncio.to_thread(self._repository.current_rate, amount.currency, settlement)
+        rate = await asyncio.to_thread(self._db.exchange_rates.current, amount.currency, settlement)
         if rate is None:
             raise UnsupportedCurrency(
                 f"no merchant account for {amount.currency} and no exchange rate from "
@@ -366,7 +359,7 @@ class PaymentService:
         self, payment_method_id: str, user_id: str, merchant_id: str
     ) -> None:
         """A saved method of another merchant is refused exactly like an unknown one."""
-        method = await asyncio.to_thread(self._repository.get_payment_method, payment_method_id)
+        method = await asyncio.to_thread(self._db.payment_methods.get, payment_method_id)
         if (
             method is None
             or method.merchant_id != merchant_id

@@ -31,9 +31,9 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from temporalio.service import RPCError
 
 from payments.config import Settings, get_settings
-from payments.db.access import AccessRepository
+from payments.db.database import Database
 from payments.db.engine import create_db_engine
-from payments.db.repository import PaymentRepository
+from payments.db.repositories.payments import PaymentRepository
 from payments.errors import ServiceUnavailable
 from payments.events import topics
 from payments.events.connection import kafka_client_options
@@ -78,7 +78,7 @@ def is_transient(exc: Exception) -> bool:
 @dataclass(frozen=True)
 class Handlers:
     service: PaymentService
-    repository: PaymentRepository
+    payments: PaymentRepository
     workflows: PaymentWorkflows
     dead_letters: DeadLetters
     initiation_topic: str
@@ -120,7 +120,7 @@ class Handlers:
         try:
             await self._with_retries(
                 lambda: handle_status_update(
-                    self.repository, self.workflows, list(message.headers or ()), message.value
+                    self.payments, self.workflows, list(message.headers or ()), message.value
                 ),
                 ref,
             )
@@ -154,18 +154,15 @@ class Handlers:
 def build_handlers(
     settings: Settings, orders: OrderService | None, producer: AIOKafkaProducer
 ) -> Handlers:
-    engine = create_db_engine(settings.database)
-    repository = PaymentRepository(engine)
+    db = Database(create_db_engine(settings.database))
     workflows = PaymentWorkflows(
         TemporalConnection.for_settings(settings),
         settings.temporal.task_queue,
         settings.policy,
     )
     return Handlers(
-        service=PaymentService(
-            repository, workflows, settings.policy, settings.auth, AccessRepository(engine), orders
-        ),
-        repository=repository,
+        service=PaymentService(db, workflows, settings.policy, settings.auth, orders),
+        payments=db.payments,
         workflows=workflows,
         dead_letters=DeadLetters(producer, settings.kafka),
         initiation_topic=settings.kafka.topic(topics.PAYMENT_INITIATION),

@@ -29,8 +29,8 @@ from activities.orders import OrderActivities
 from activities.reconciliation import ReconciliationActivities
 from payments.config import Settings, get_settings
 from payments.crypto import build_token_cipher
+from payments.db.database import Database
 from payments.db.engine import create_db_engine
-from payments.db.repository import PaymentRepository
 from payments.events.publisher import EventPublisher, KafkaEventPublisher
 from payments.gateway.braintree_gateway import build_braintree_gateway
 from payments.gateway.types import PaymentGateway
@@ -89,22 +89,22 @@ def build_activities(
     *,
     publisher: EventPublisher,
     gateway: PaymentGateway,
-    repository: PaymentRepository,
+    db: Database,
     orders: OrderService | None,
 ) -> list[Callable[..., Any]]:
     """Every activity, with its dependencies injected (shared with the workflow tests)."""
     instances: list[object] = [
-        LedgerActivities(repository, default_merchant_id=settings.auth.default_merchant_id),
-        FraudActivities(repository, settings.policy),
+        LedgerActivities(db, default_merchant_id=settings.auth.default_merchant_id),
+        FraudActivities(db.payments, settings.policy),
         GatewayActivities(
             gateway,
-            repository,
+            db.payment_methods,
             build_token_cipher(settings),
             default_merchant_id=settings.auth.default_merchant_id,
         ),
         EventActivities(publisher),
         ReconciliationActivities(
-            repository,
+            db,
             gateway,
             PaymentWorkflows(
                 TemporalConnection.of(client), settings.temporal.task_queue, settings.policy
@@ -124,7 +124,7 @@ def build_worker(
     executor: ThreadPoolExecutor,
     orders: OrderService | None,
 ) -> Worker:
-    repository = PaymentRepository(create_db_engine(settings.database))
+    db = Database(create_db_engine(settings.database))
     return Worker(
         client,
         task_queue=settings.temporal.task_queue,
@@ -134,7 +134,7 @@ def build_worker(
             settings,
             publisher=publisher,
             gateway=build_braintree_gateway(settings.gateway),
-            repository=repository,
+            db=db,
             orders=orders,
         ),
         activity_executor=executor,

@@ -48,7 +48,7 @@ async def codec_principal(
     else:
         verified = container.sessions.verify(session)
         key = (
-            await asyncio.to_thread(container.access.get_key, verified.key_id)
+            await asyncio.to_thread(container.db.access.get_key, verified.key_id)
             if verified is not None
             else None
         )

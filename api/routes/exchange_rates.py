@@ -11,7 +11,7 @@ from decimal import Decimal
 
 from fastapi import APIRouter
 
-from api.deps import AdminDep, ContainerDep, RepositoryDep
+from api.deps import AdminDep, ContainerDep, ExchangeRatesDep
 from api.errors import ERRORS
 from api.schemas import ExchangeRateIn, ExchangeRateOut
 from payments.db.models import ExchangeRate
@@ -27,7 +27,7 @@ async def set_rate(
     base: CurrencyCode,
     quote: CurrencyCode,
     body: ExchangeRateIn,
-    repository: RepositoryDep,
+    rates: ExchangeRatesDep,
     principal: AdminDep,
     container: ContainerDep,
 ) -> ExchangeRateOut:
@@ -36,7 +36,7 @@ async def set_rate(
     rate = Decimal(body.rate)
     if base == quote or rate <= 0:
         raise InvalidRequest("a rate converts between two currencies and is positive", field="rate")
-    previous = await asyncio.to_thread(repository.current_rate, base, quote)
+    previous = await asyncio.to_thread(rates.current, base, quote)
     limit = Decimal(str(container.settings.policy.rate_change_limit_percent))
     if previous is not None and not body.override:
         change = abs(rate - Decimal(previous.rate)) / Decimal(previous.rate) * 100
@@ -47,7 +47,7 @@ async def set_rate(
                 field="rate",
             )
     stored = await asyncio.to_thread(
-        repository.add_rate,
+        rates.add,
         ExchangeRate(base=base, quote=quote, rate=body.rate, set_by=principal.key_id),
     )
     return ExchangeRateOut.of(stored)
@@ -55,9 +55,9 @@ async def set_rate(
 
 @router.get("/exchange-rates/{base}/{quote}", response_model=ExchangeRateOut, responses=ERRORS)
 async def get_rate(
-    base: CurrencyCode, quote: CurrencyCode, repository: RepositoryDep, _admin: AdminDep
+    base: CurrencyCode, quote: CurrencyCode, rates: ExchangeRatesDep, _admin: AdminDep
 ) -> ExchangeRateOut:
-    stored = await asyncio.to_thread(repository.current_rate, base, quote)
+    stored = await asyncio.to_thread(rates.current, base, quote)
     if stored is None:
         raise NotFound(f"no {base}/{quote} rate", field="base")
     return ExchangeRateOut.of(stored)

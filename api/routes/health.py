@@ -39,7 +39,7 @@ async def readyz(container: ContainerDep) -> JSONResponse:
     """The database, Temporal and Kafka are reachable (each checked with a timeout)."""
     timeout = container.settings.api.readiness_timeout_seconds
     checks: dict[str, Callable[[], Awaitable[None]]] = {
-        "database": lambda: asyncio.to_thread(container.repository.ping),
+        "database": lambda: asyncio.to_thread(container.db.ping),
         "temporal": container.workflows.ping,
         "kafka": lambda: _kafka_reachable(container.settings.kafka.bootstrap_servers),
     }

@@ -9,7 +9,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from api.deps import PrincipalDep, RepositoryDep
+from api.deps import PaymentsDep, PrincipalDep, RefundsDep
 from api.errors import ERRORS
 from api.schemas import PageOut, PaymentPublic, RefundPublic
 from payments.access import Principal
@@ -23,7 +23,7 @@ Filter = Annotated[str | None, Query(min_length=1, max_length=128)]
 
 @router.get("/payments", response_model=PageOut[PaymentPublic], responses=ERRORS)
 async def list_payments(
-    repository: RepositoryDep,
+    payments: PaymentsDep,
     principal: PrincipalDep,
     merchant_id: Filter = None,
     status: PaymentStatus | None = None,
@@ -35,7 +35,7 @@ async def list_payments(
     if _foreign(principal, merchant_id):
         return PageOut(items=[], next_cursor=None)
     page = await asyncio.to_thread(
-        lambda: repository.list_payments(
+        lambda: payments.page(
             merchant_id=_merchant_scope(principal, merchant_id),
             status=status,
             user_id=user_id,
@@ -49,7 +49,7 @@ async def list_payments(
 
 @router.get("/refunds", response_model=PageOut[RefundPublic], responses=ERRORS)
 async def list_refunds(
-    repository: RepositoryDep,
+    refunds: RefundsDep,
     principal: PrincipalDep,
     merchant_id: Filter = None,
     status: RefundStatus | None = None,
@@ -62,7 +62,7 @@ async def list_refunds(
     if _foreign(principal, merchant_id):
         return PageOut(items=[], next_cursor=None)
     page = await asyncio.to_thread(
-        lambda: repository.list_refunds(
+        lambda: refunds.page(
             merchant_id=_merchant_scope(principal, merchant_id),
             status=status,
             user_id=user_id,

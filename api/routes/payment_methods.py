@@ -11,13 +11,13 @@ import uuid
 
 from fastapi import APIRouter, Response, status
 
-from api.deps import ContainerDep, PrincipalDep, RepositoryDep, WorkflowsDep
+from api.deps import ContainerDep, PaymentMethodsDep, PrincipalDep, WorkflowsDep
 from api.errors import ERRORS
 from api.schemas import SavedPaymentMethod, SavedPaymentMethods, SavePaymentMethodIn
 from payments.access import Principal
 from payments.contracts import VaultRequest
 from payments.db.models import StoredPaymentMethod
-from payments.db.repository import PaymentRepository
+from payments.db.repositories.payment_methods import PaymentMethodRepository
 from payments.errors import InvalidRequest, NotFound, ServiceUnavailable
 from payments.requests import Identifier
 from payments.vocabulary import VaultStatus
@@ -36,7 +36,7 @@ async def save_payment_method(
     body: SavePaymentMethodIn,
     response: Response,
     workflows: WorkflowsDep,
-    repository: RepositoryDep,
+    payment_methods: PaymentMethodsDep,
     principal: PrincipalDep,
     container: ContainerDep,
 ) -> SavedPaymentMethod:
@@ -49,7 +49,7 @@ async def save_payment_method(
     merchant_id = principal.merchant_id or container.settings.auth.default_merchant_id
     payment_method_id = str(uuid.uuid4())
     await asyncio.to_thread(
-        repository.add_pending_payment_method,
+        payment_methods.add_pending,
         StoredPaymentMethod(
             payment_method_id=payment_method_id,
             merchant_id=merchant_id,
@@ -71,12 +71,12 @@ async def save_payment_method(
     except Exception:
         # Never started: nothing will finish the pending row.
         await asyncio.to_thread(
-            lambda: repository.fail_payment_method(
+            lambda: payment_methods.fail(
                 payment_method_id, code="not_started", message="the vault could not be started"
             )
         )
         raise
-    stored = await asyncio.to_thread(repository.get_payment_method, payment_method_id)
+    stored = await asyncio.to_thread(payment_methods.get, payment_method_id)
     assert stored is not None  # inserted above
     if stored.status == VaultStatus.FAILED:
         raise InvalidRequest(
@@ -92,9 +92,9 @@ async def save_payment_method(
 
 
 async def _load(
-    repository: PaymentRepository, principal: Principal, payment_method_id: str
+    payment_methods: PaymentMethodRepository, principal: Principal, payment_method_id: str
 ) -> StoredPaymentMethod:
-    stored = await asyncio.to_thread(repository.get_payment_method, payment_method_id)
+    stored = await asyncio.to_thread(payment_methods.get, payment_method_id)
     if stored is None or not principal.can_see(stored.merchant_id):
         raise NotFound(f"payment method {payment_method_id} not found", field="payment_method_id")
     return stored
@@ -104,11 +104,11 @@ async def _load(
     "/payment-methods/{payment_method_id}", response_model=SavedPaymentMethod, responses=ERRORS
 )
 async def get_payment_method(
-    payment_method_id: str, repository: RepositoryDep, principal: PrincipalDep
+    payment_method_id: str, payment_methods: PaymentMethodsDep, principal: PrincipalDep
 ) -> SavedPaymentMethod:
     """A saved method, including one still being vaulted (``pending``) or refused
     (``failed``, with the gateway's reason)."""
-    return SavedPaymentMethod.of(await _load(repository, principal, payment_method_id))
+    return SavedPaymentMethod.of(await _load(payment_methods, principal, payment_method_id))
 
 
 @router.get(
@@ -116,7 +116,7 @@ async def get_payment_method(
 )
 async def list_payment_methods(
     user_id: Identifier,
-    repository: RepositoryDep,
+    payment_methods: PaymentMethodsDep,
     principal: PrincipalDep,
     container: ContainerDep,
 ) -> SavedPaymentMethods:
@@ -124,7 +124,7 @@ async def list_payment_methods(
     merchant: the default merchant's)."""
     merchant_id = principal.merchant_id or container.settings.auth.default_merchant_id
     methods = await asyncio.to_thread(
-        lambda: repository.list_payment_methods(user_id, merchant_id=merchant_id)
+        lambda: payment_methods.active_of_user(user_id, merchant_id=merchant_id)
     )
     return SavedPaymentMethods(items=[SavedPaymentMethod.of(m) for m in methods])
 
@@ -136,12 +136,12 @@ async def list_payment_methods(
 )
 async def delete_payment_method(
     payment_method_id: str,
-    repository: RepositoryDep,
+    payment_methods: PaymentMethodsDep,
     workflows: WorkflowsDep,
     principal: PrincipalDep,
 ) -> Response:
     """Unusable at once; removed from the gateway's vault by a workflow shortly after."""
-    await _load(repository, principal, payment_method_id)
-    await asyncio.to_thread(repository.delete_payment_method, payment_method_id)
+    await _load(payment_methods, principal, payment_method_id)
+    await asyncio.to_thread(payment_methods.delete, payment_method_id)
     await workflows.remove_payment_method(payment_method_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -8,11 +8,12 @@ from datetime import UTC, datetime
 from fastapi import APIRouter, Response, status
 
 from api.deps import (
+    AuditDep,
     ContainerDep,
     GatewayDep,
     IdempotencyKeyHeader,
+    PaymentsDep,
     PrincipalDep,
-    RepositoryDep,
     ServiceDep,
     WorkflowsDep,
 )
@@ -74,10 +75,10 @@ async def initiate_payment(
     return PaymentPublic.of(payment)
 
 
-async def load_payment(repository: RepositoryDep, principal: Principal, payment_id: str) -> Payment:
+async def load_payment(payments: PaymentsDep, principal: Principal, payment_id: str) -> Payment:
     """The payment, if this key may see it; another merchant's payment is "not found", exactly
     like an unknown id."""
-    payment = await asyncio.to_thread(repository.get_payment, payment_id)
+    payment = await asyncio.to_thread(payments.get, payment_id)
     if payment is None or not principal.can_see(payment.merchant_id):
         raise NotFound(f"payment {payment_id} not found", field="payment_id")
     return payment
@@ -85,15 +86,15 @@ async def load_payment(repository: RepositoryDep, principal: Principal, payment_
 
 @router.get("/payment/{payment_id}", response_model=PaymentPublic, responses=ERRORS)
 async def get_payment(
-    payment_id: str, repository: RepositoryDep, principal: PrincipalDep
+    payment_id: str, payments: PaymentsDep, principal: PrincipalDep
 ) -> PaymentPublic:
-    return PaymentPublic.of(await load_payment(repository, principal, payment_id))
+    return PaymentPublic.of(await load_payment(payments, principal, payment_id))
 
 
 @router.post("/verify-payment", response_model=VerifiedPayment, responses=ERRORS)
 async def verify_payment(
     body: VerifyPaymentIn,
-    repository: RepositoryDep,
+    payments: PaymentsDep,
     gateway: GatewayDep,
     workflows: WorkflowsDep,
     principal: PrincipalDep,
@@ -101,7 +102,7 @@ async def verify_payment(
     """The stored payment next to what the gateway says about its transaction right now.
     A pending payment's workflow is asked to check the gateway at once (it is the only writer
     of the payment's status); poll GET /payment/{id} for the result."""
-    payment = await load_payment(repository, principal, body.payment_id)
+    payment = await load_payment(payments, principal, body.payment_id)
     if payment.payment_status == PaymentStatus.PENDING:
         await workflows.nudge_payment(payment.payment_id)
     view: GatewayView | None = None
@@ -138,16 +139,16 @@ def _consistent(payment: Payment, transaction: GatewayTransaction | None) -> boo
 
 @router.post("/payment/{payment_id}/cancel", response_model=PaymentPublic, responses=ERRORS)
 async def cancel_payment(
-    payment_id: str, repository: RepositoryDep, workflows: WorkflowsDep, principal: PrincipalDep
+    payment_id: str, payments: PaymentsDep, workflows: WorkflowsDep, principal: PrincipalDep
 ) -> PaymentPublic:
     """Stop a payment that waits to retry a soft decline: it ends as ``failure``
     (``cancelled``). Anything else (charging, settled, failed) is a 409."""
-    payment = await load_payment(repository, principal, payment_id)
+    payment = await load_payment(payments, principal, payment_id)
     if payment.payment_status != PaymentStatus.PENDING:
         raise Conflict(f"payment {payment_id} is {payment.payment_status}", field="payment_id")
     await workflows.cancel_payment(payment_id)
     for _ in range(50):  # the workflow records the cancellation a moment later
-        payment = await load_payment(repository, principal, payment_id)
+        payment = await load_payment(payments, principal, payment_id)
         if payment.payment_status != PaymentStatus.PENDING:
             break
         await asyncio.sleep(0.1)
@@ -156,10 +157,10 @@ async def cancel_payment(
 
 @router.get("/payment/{payment_id}/events", response_model=AuditTrail, responses=ERRORS)
 async def payment_events(
-    payment_id: str, repository: RepositoryDep, principal: PrincipalDep
+    payment_id: str, payments: PaymentsDep, audit: AuditDep, principal: PrincipalDep
 ) -> AuditTrail:
     """Every status change of the payment and its refunds, oldest first, including changes
     that were refused."""
-    await load_payment(repository, principal, payment_id)
-    events = await asyncio.to_thread(repository.audit_trail, payment_id)
+    await load_payment(payments, principal, payment_id)
+    events = await asyncio.to_thread(audit.trail, payment_id)
     return AuditTrail(items=[AuditEventOut.of(e) for e in events])

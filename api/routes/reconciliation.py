@@ -7,7 +7,7 @@ import json
 
 from fastapi import APIRouter, status
 
-from api.deps import AdminDep, RepositoryDep, WorkflowsDep
+from api.deps import AdminDep, ReconciliationDep, WorkflowsDep
 from api.errors import ERRORS
 from api.schemas import ReconciliationReportOut
 from payments.errors import NotFound
@@ -16,9 +16,11 @@ router = APIRouter(tags=["admin"])
 
 
 @router.get("/reconciliation/latest", response_model=ReconciliationReportOut, responses=ERRORS)
-async def latest_report(repository: RepositoryDep, _admin: AdminDep) -> ReconciliationReportOut:
+async def latest_report(
+    reconciliation: ReconciliationDep, _admin: AdminDep
+) -> ReconciliationReportOut:
     """What the last reconciliation run compared with the gateway, and what it repaired."""
-    report = await asyncio.to_thread(repository.latest_report)
+    report = await asyncio.to_thread(reconciliation.latest_report)
     if report is None:
         raise NotFound("no reconciliation has run yet")
     return ReconciliationReportOut(

@@ -6,7 +6,7 @@ import asyncio
 
 from fastapi import APIRouter, Response, status
 
-from api.deps import IdempotencyKeyHeader, PrincipalDep, RepositoryDep, ServiceDep
+from api.deps import IdempotencyKeyHeader, PrincipalDep, RefundsDep, ServiceDep
 from api.errors import ERRORS
 from api.schemas import RefundIn, RefundPublic
 from payments.errors import NotFound
@@ -49,10 +49,8 @@ async def refund(
 
 
 @router.get("/refund/{refund_id}", response_model=RefundPublic, responses=ERRORS)
-async def get_refund(
-    refund_id: str, repository: RepositoryDep, principal: PrincipalDep
-) -> RefundPublic:
-    stored = await asyncio.to_thread(repository.get_refund, refund_id)
+async def get_refund(refund_id: str, refunds: RefundsDep, principal: PrincipalDep) -> RefundPublic:
+    stored = await asyncio.to_thread(refunds.get, refund_id)
     if stored is None or not principal.can_see(stored.merchant_id):
         raise NotFound(f"refund {refund_id} not found", field="refund_id")
     return RefundPublic.of(stored)

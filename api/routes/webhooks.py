@@ -17,7 +17,7 @@ from urllib.parse import parse_qs
 import structlog
 from fastapi import APIRouter, Request
 
-from api.deps import ContainerDep, GatewayDep, RepositoryDep, WorkflowsDep
+from api.deps import ContainerDep, GatewayDep, PaymentsDep, WebhookReceiptsDep, WorkflowsDep
 from api.errors import ERRORS
 from payments.errors import InvalidWebhook, StaleWebhook
 from payments.vocabulary import PaymentStatus
@@ -33,7 +33,8 @@ _CLOCK_SKEW = timedelta(minutes=1)
 async def braintree_webhook(
     request: Request,
     gateway: GatewayDep,
-    repository: RepositoryDep,
+    payments: PaymentsDep,
+    receipts: WebhookReceiptsDep,
     workflows: WorkflowsDep,
     container: ContainerDep,
 ) -> dict[str, str]:
@@ -58,29 +59,29 @@ async def braintree_webhook(
         )
     digest = hashlib.sha256(f"{signature}|{payload}".encode()).hexdigest()
     first = await asyncio.to_thread(
-        lambda: repository.first_receipt(digest, event.kind, keep_after=now - 2 * max_age)
+        lambda: receipts.record(digest, event.kind, keep_after=now - 2 * max_age)
     )
     if not first:
         log.info("webhook replay ignored", kind=event.kind)
         return {"status": "duplicate", "kind": event.kind}
     try:
-        return await _nudge(event.kind, event.transaction_id, repository, workflows)
+        return await _nudge(event.kind, event.transaction_id, payments, workflows)
     except BaseException:
         # Not handled (the database or Temporal failed): Braintree sends it again, and that
         # delivery must not pass for a replay.
-        await asyncio.to_thread(repository.forget_receipt, digest)
+        await asyncio.to_thread(receipts.forget, digest)
         raise
 
 
 async def _nudge(
     kind: str,
     transaction_id: str | None,
-    repository: RepositoryDep,
+    payments: PaymentsDep,
     workflows: WorkflowsDep,
 ) -> dict[str, str]:
     if transaction_id is None:
         return {"status": "ignored", "kind": kind}
-    payment = await asyncio.to_thread(repository.find_payment_by_transaction, transaction_id)
+    payment = await asyncio.to_thread(payments.find_by_transaction, transaction_id)
     if payment is None or payment.payment_status != PaymentStatus.PENDING:
         return {"status": "ignored", "kind": kind}
     nudged = await workflows.nudge_payment(payment.payment_id)

@@ -15,7 +15,7 @@ from typing import Protocol
 
 import structlog
 
-from payments.db.repository import PaymentRepository
+from payments.db.repositories.payments import PaymentRepository
 from payments.events.publisher import PRODUCER
 from payments.vocabulary import PaymentStatus
 
@@ -27,7 +27,7 @@ class Nudger(Protocol):
 
 
 async def handle_status_update(
-    repository: PaymentRepository,
+    payments: PaymentRepository,
     workflows: Nudger,
     headers: Sequence[tuple[str, bytes]],
     value: bytes,
@@ -44,11 +44,9 @@ async def handle_status_update(
         return None
     payment = None
     if isinstance(message.get("payment_id"), str):
-        payment = await asyncio.to_thread(repository.get_payment, message["payment_id"])
+        payment = await asyncio.to_thread(payments.get, message["payment_id"])
     elif isinstance(message.get("transaction_id"), str):
-        payment = await asyncio.to_thread(
-            repository.find_payment_by_transaction, message["transaction_id"]
-        )
+        payment = await asyncio.to_thread(payments.find_by_transaction, message["transaction_id"])
     if payment is None or payment.payment_status != PaymentStatus.PENDING:
         return None
     nudged = await workflows.nudge_payment(payment.payment_id)

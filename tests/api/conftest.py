@@ -23,11 +23,10 @@ from payments.config import (
     Settings,
     TemporalSettings,
 )
-from payments.db.access import AccessRepository
+from payments.db.database import Database
 from payments.db.engine import create_db_engine
 from payments.db.migrate import upgrade
 from payments.db.models import Role
-from payments.db.repository import PaymentRepository
 
 # A valid POST /initiate-payment body.
 BODY = {
@@ -72,8 +71,7 @@ class Api:
     app: FastAPI
     settings: Settings
     engine: sa.Engine
-    access: AccessRepository
-    repository: PaymentRepository
+    db: Database
     anonymous: httpx.AsyncClient
     acme: httpx.AsyncClient
     globex: httpx.AsyncClient
@@ -89,23 +87,22 @@ class Api:
 
 async def _open(settings: Settings) -> AsyncIterator[Api]:
     engine = create_db_engine(settings.database)
-    access = AccessRepository(engine)
+    db = Database(engine)
     keys = {
-        "acme": access.create_key(role=Role.CHECKOUT, merchant_id="acme", created_by=None)[
+        "acme": db.access.create_key(role=Role.CHECKOUT, merchant_id="acme", created_by=None)[
             1
         ].secret,
-        "globex": access.create_key(role=Role.CHECKOUT, merchant_id="globex", created_by=None)[
+        "globex": db.access.create_key(role=Role.CHECKOUT, merchant_id="globex", created_by=None)[
             1
         ].secret,
-        "admin": access.create_key(role=Role.ADMIN, merchant_id=None, created_by=None)[1].secret,
+        "admin": db.access.create_key(role=Role.ADMIN, merchant_id=None, created_by=None)[1].secret,
     }
     app = create_app(settings)
     api = Api(
         app=app,
         settings=settings,
         engine=engine,
-        access=access,
-        repository=PaymentRepository(engine),
+        db=db,
         anonymous=httpx.AsyncClient(),
         acme=httpx.AsyncClient(),
         globex=httpx.AsyncClient(),

@@ -8,6 +8,7 @@ import uuid
 import httpx
 import pytest
 
+from payments.contracts import PaymentOutcome
 from payments.db.models import Payment, StoredPaymentMethod
 from payments.vocabulary import PaymentStatus, VaultStatus
 from tests.api.conftest import BODY, Api
@@ -19,7 +20,7 @@ def assert_error(response: httpx.Response, status: int, type_: str) -> None:
 
 
 def stored_payment(api: Api, merchant: str, status: PaymentStatus = PaymentStatus.SUCCESS) -> str:
-    payment, _ = api.repository.insert_payment(
+    payment, _ = api.db.payments.insert(
         Payment(
             payment_id=str(uuid.uuid4()),
             merchant_id=merchant,
@@ -31,7 +32,13 @@ def stored_payment(api: Api, merchant: str, status: PaymentStatus = PaymentStatu
         )
     )
     if status != PaymentStatus.PENDING:
-        api.repository.complete_payment(payment.payment_id, status, transaction_id="tx-1")
+        api.db.payments.complete(
+            PaymentOutcome(
+                payment.payment_id,
+                succeeded=status == PaymentStatus.SUCCESS,
+                transaction_id="tx-1",
+            )
+        )
     return payment.payment_id
 
 
@@ -147,7 +154,7 @@ async def test_a_refund_of_another_merchants_payment_writes_nothing(api: Api) ->
 
 async def test_saved_methods_belong_to_their_merchant(api: Api) -> None:
     method_id = str(uuid.uuid4())
-    api.repository.add_pending_payment_method(
+    api.db.payment_methods.add_pending(
         StoredPaymentMethod(
             payment_method_id=method_id,
             merchant_id="globex",

@@ -14,10 +14,10 @@ from datetime import UTC, datetime, timedelta
 import braintree
 import pytest
 
+from payments.contracts import PaymentOutcome
 from payments.db.models import Payment
 from payments.gateway.braintree_gateway import build_braintree_gateway
 from payments.gateway.sandbox.webhooks import sign_payload
-from payments.vocabulary import PaymentStatus
 from tests.api.conftest import BODY, Api
 from tests.api.test_access import assert_error
 
@@ -209,7 +209,7 @@ async def test_webhooks_fresh_once_stale_never(api: Api) -> None:
 async def test_a_webhook_that_could_not_be_handled_is_not_taken_for_a_replay(api: Api) -> None:
     # A pending payment whose transaction the webhook names; Temporal is down in this app, so
     # nudging its workflow fails: Braintree's redelivery must be handled, not ignored.
-    payment, _ = api.repository.insert_payment(
+    payment, _ = api.db.payments.insert(
         Payment(
             payment_id=str(uuid.uuid4()),
             merchant_id="acme",
@@ -220,8 +220,10 @@ async def test_a_webhook_that_could_not_be_handled_is_not_taken_for_a_replay(api
             payment_method="bank_transfer",
         )
     )
-    api.repository.complete_payment(
-        payment.payment_id, PaymentStatus.PENDING, transaction_id="tx-webhook"
+    api.db.payments.complete(
+        PaymentOutcome(
+            payment.payment_id, succeeded=False, still_pending=True, transaction_id="tx-webhook"
+        )
     )
     settled = _webhook(
         api, datetime.now(UTC), braintree.WebhookNotification.Kind.TransactionSettled, "tx-webhook"

@@ -20,7 +20,7 @@ from temporalio.client import Client
 from payments.config import DatabaseSettings
 from payments.db.engine import create_db_engine
 from payments.db.models import Payment
-from payments.db.repository import PaymentRepository
+from payments.db.repositories.payments import PaymentRepository
 from payments.events.topics import PAYMENT_STATUS
 from tests.e2e.conftest import OrderStack, Stack
 from tests.e2e.events import EventReader
@@ -221,11 +221,11 @@ async def test_reconciliation_closes_an_abandoned_payment(
     api: httpx.AsyncClient, admin_api: httpx.AsyncClient, stack: Stack, events: EventReader
 ) -> None:
     # A payment row whose workflow never started (the API died between the two), long ago.
-    repository = PaymentRepository(
+    payments = PaymentRepository(
         create_db_engine(DatabaseSettings(url=stack.settings.database.url))
     )
     long_ago = datetime.now(UTC) - timedelta(hours=1)
-    orphan, _ = repository.insert_payment(
+    orphan, _ = payments.insert(
         Payment(
             payment_id=str(uuid.uuid4()),
             merchant_id="dev-merchant",

@@ -11,10 +11,10 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from payments.contracts import PaymentOutcome, RefundOutcome
+from payments.db.database import Database
 from payments.db.models import Payment, Refund
-from payments.db.repository import PaymentRepository
 from payments.errors import RefundNotAllowed
-from payments.vocabulary import PaymentStatus, RefundStatus
 
 # One step: ask for a refund (an amount, or None: the whole remainder), then the gateway
 # processes it, fails it, or it stays in flight.
@@ -29,8 +29,8 @@ STEPS = st.lists(
 
 
 @pytest.fixture(scope="module")
-def repository(engine: sa.Engine) -> PaymentRepository:
-    return PaymentRepository(engine)
+def db(engine: sa.Engine) -> Database:
+    return Database(engine)
 
 
 @settings(
@@ -40,9 +40,9 @@ def repository(engine: sa.Engine) -> PaymentRepository:
 )
 @given(amount=st.integers(min_value=1, max_value=5000), steps=STEPS)
 def test_refunds_never_sum_beyond_the_payment(
-    repository: PaymentRepository, amount: int, steps: list[tuple[int | None, str]]
+    db: Database, amount: int, steps: list[tuple[int | None, str]]
 ) -> None:
-    payment, _ = repository.insert_payment(
+    payment, _ = db.payments.insert(
         Payment(
             payment_id=str(uuid.uuid4()),
             merchant_id="default",
@@ -53,11 +53,11 @@ def test_refunds_never_sum_beyond_the_payment(
             payment_method="credit_card",
         )
     )
-    repository.complete_payment(payment.payment_id, PaymentStatus.SUCCESS, transaction_id="t")
+    db.payments.complete(PaymentOutcome(payment.payment_id, succeeded=True, transaction_id="t"))
     reserved: dict[str, tuple[int, str]] = {}
     for requested, fate in steps:
         try:
-            refund, _ = repository.reserve_refund(
+            refund, _ = db.refunds.reserve(
                 Refund(
                     refund_id=str(uuid.uuid4()),
                     merchant_id="default",
@@ -71,14 +71,13 @@ def test_refunds_never_sum_beyond_the_payment(
         except RefundNotAllowed:
             continue  # over the remainder, or nothing left: refused, nothing written
         if fate != "in_flight":
-            status = RefundStatus.PROCESSED if fate == "processed" else RefundStatus.FAILED
-            repository.complete_refund(refund.refund_id, status)
+            db.refunds.complete(RefundOutcome(refund.refund_id, succeeded=fate == "processed"))
         reserved[refund.refund_id] = (refund.amount, fate)
 
         live = sum(a for a, f in reserved.values() if f != "failed")
         processed = sum(a for a, f in reserved.values() if f == "processed")
-        stored = repository.get_payment(payment.payment_id)
+        stored = db.payments.get(payment.payment_id)
         assert stored is not None
         assert live <= amount
         assert stored.refunded_amount == processed <= amount
-        assert repository.refundable_remainder(payment.payment_id) == amount - live
+        assert db.refunds.remainder(payment.payment_id) == amount - live

@@ -1,5 +1,5 @@
 """One payment_initiation message: started, or rejected for good (then dead-lettered), or an
-infrastructure error that the consumer retries. The real service and repository on SQLite;
+infrastructure error that the consumer retries. The real service and repositories on SQLite;
 the workflow starter and the Order Service are fakes (what they answer is the point)."""
 
 from __future__ import annotations
@@ -14,10 +14,9 @@ from sqlalchemy.exc import OperationalError
 
 from payments.config import AuthSettings, DatabaseSettings, PolicySettings
 from payments.contracts import PaymentRequest
-from payments.db.access import AccessRepository
+from payments.db.database import Database
 from payments.db.engine import create_db_engine
 from payments.db.migrate import upgrade
-from payments.db.repository import PaymentRepository
 from payments.errors import NotSent
 from payments.events.dead_letters import masked
 from payments.events.initiation import MessageRef, Rejection, handle_initiation
@@ -61,25 +60,21 @@ class PaidOrders:
 
 
 @pytest.fixture
-def parts(tmp_path: Path) -> tuple[PaymentRepository, AccessRepository, RecordingStarter]:
+def parts(tmp_path: Path) -> tuple[Database, RecordingStarter]:
     url = f"sqlite:///{tmp_path / 'payments.db'}"
     upgrade(url)
-    engine = create_db_engine(DatabaseSettings(url=url))
-    access = AccessRepository(engine)
-    access.ensure_merchant("acme")
-    return PaymentRepository(engine), access, RecordingStarter()
+    db = Database(create_db_engine(DatabaseSettings(url=url)))
+    db.access.ensure_merchant("acme")
+    return db, RecordingStarter()
 
 
-def service(
-    parts: tuple[PaymentRepository, AccessRepository, RecordingStarter], orders: object = None
-) -> PaymentService:
-    repository, access, starter = parts
+def service(parts: tuple[Database, RecordingStarter], orders: object = None) -> PaymentService:
+    db, starter = parts
     return PaymentService(
-        repository,
+        db,
         starter,
         PolicySettings(),
         AuthSettings(),
-        access,
         orders,  # type: ignore[arg-type]
     )
 
@@ -100,7 +95,7 @@ def message(**overrides: object) -> bytes:
 
 
 async def handle(
-    parts: tuple[PaymentRepository, AccessRepository, RecordingStarter],
+    parts: tuple[Database, RecordingStarter],
     value: bytes | None,
     orders: object = None,
 ) -> str | Rejection:
@@ -108,23 +103,23 @@ async def handle(
 
 
 async def test_a_good_message_starts_one_payment_and_a_redelivery_nothing_new(
-    parts: tuple[PaymentRepository, AccessRepository, RecordingStarter],
+    parts: tuple[Database, RecordingStarter],
 ) -> None:
     first = await handle(parts, message())
     again = await handle(parts, message())
     assert isinstance(first, str) and first == again
-    assert [r.payment_id for r in parts[2].started] == [first, first]  # restart is a no-op
-    stored = parts[0].get_payment(first)
+    assert [r.payment_id for r in parts[1].started] == [first, first]  # restart is a no-op
+    stored = parts[0].payments.get(first)
     assert stored is not None and stored.merchant_id == "acme"
     assert stored.gateway_order_id == "acme:order-1"
 
 
 async def test_a_message_without_merchant_goes_to_the_default_one(
-    parts: tuple[PaymentRepository, AccessRepository, RecordingStarter],
+    parts: tuple[Database, RecordingStarter],
 ) -> None:
     payment_id = await handle(parts, message(merchant_id=...))
     assert isinstance(payment_id, str)
-    stored = parts[0].get_payment(payment_id)
+    stored = parts[0].payments.get(payment_id)
     assert stored is not None and stored.merchant_id == "acme"
 
 
@@ -153,7 +148,7 @@ async def test_a_message_without_merchant_goes_to_the_default_one(
     ],
 )
 async def test_permanent_errors_are_rejections(
-    parts: tuple[PaymentRepository, AccessRepository, RecordingStarter],
+    parts: tuple[Database, RecordingStarter],
     value: bytes | None,
     error_type: str,
 ) -> None:
@@ -161,12 +156,12 @@ async def test_permanent_errors_are_rejections(
     assert isinstance(outcome, Rejection), outcome
     assert outcome.error_type == error_type, outcome
     assert CARD not in outcome.message
-    assert parts[2].started == []
-    assert parts[0].list_payments().items == []
+    assert parts[1].started == []
+    assert parts[0].payments.page().items == []
 
 
 async def test_a_conflicting_key_is_a_rejection(
-    parts: tuple[PaymentRepository, AccessRepository, RecordingStarter],
+    parts: tuple[Database, RecordingStarter],
 ) -> None:
     assert isinstance(await handle(parts, message()), str)
     outcome = await handle(parts, message(amount="1.00"))
@@ -174,7 +169,7 @@ async def test_a_conflicting_key_is_a_rejection(
 
 
 async def test_an_order_already_paid_is_a_rejection(
-    parts: tuple[PaymentRepository, AccessRepository, RecordingStarter],
+    parts: tuple[Database, RecordingStarter],
 ) -> None:
     outcome = await handle(parts, message(amount=None, currency=None), orders=PaidOrders())
     assert isinstance(outcome, Rejection) and outcome.error_type == "conflict", outcome
@@ -182,15 +177,15 @@ async def test_an_order_already_paid_is_a_rejection(
 
 
 async def test_infrastructure_errors_propagate_to_be_retried(
-    parts: tuple[PaymentRepository, AccessRepository, RecordingStarter],
+    parts: tuple[Database, RecordingStarter],
 ) -> None:
-    parts[2].down = True
+    parts[1].down = True
     with pytest.raises(Exception) as raised:
         await handle(parts, message())
     assert is_transient(raised.value)
     # Nothing was left behind: a retry later starts it from scratch.
-    assert parts[0].list_payments().items == []
-    parts[2].down = False
+    assert parts[0].payments.page().items == []
+    parts[1].down = False
     assert isinstance(await handle(parts, message()), str)
 
 

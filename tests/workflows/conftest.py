@@ -19,9 +19,9 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from payments.config import DatabaseSettings, PolicySettings, Settings, TemporalSettings
+from payments.db.database import Database
 from payments.db.engine import create_db_engine
 from payments.db.migrate import upgrade
-from payments.db.repository import PaymentRepository
 from payments.orders.client import Order, PaymentResult
 from tests.fakes import FakeGateway, RecordingPublisher
 from workers.payment_worker import WORKFLOWS, build_activities
@@ -46,10 +46,10 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
 
 
 @pytest.fixture(scope="session")
-def repository(tmp_path_factory: pytest.TempPathFactory) -> PaymentRepository:
+def db(tmp_path_factory: pytest.TempPathFactory) -> Database:
     url = f"sqlite:///{tmp_path_factory.mktemp('wf') / 'payments.db'}"
     upgrade(url)
-    return PaymentRepository(create_db_engine(DatabaseSettings(url=url)))
+    return Database(create_db_engine(DatabaseSettings(url=url)))
 
 
 @pytest.fixture(scope="session")
@@ -64,7 +64,7 @@ class Harness:
     task_queue: str
     gateway: FakeGateway
     publisher: RecordingPublisher
-    repository: PaymentRepository
+    db: Database
     orders: RecordingOrderService
 
 
@@ -84,7 +84,7 @@ class RecordingOrderService:
 @pytest.fixture
 async def harness(
     time_skipping_env: WorkflowEnvironment,
-    repository: PaymentRepository,
+    db: Database,
     executor: ThreadPoolExecutor,
     tmp_path: Path,
 ) -> AsyncIterator[Harness]:
@@ -111,12 +111,12 @@ async def harness(
             settings,
             publisher=publisher,
             gateway=gateway,
-            repository=repository,
+            db=db,
             orders=orders,
         ),
         activity_executor=executor,
     ):
-        yield Harness(time_skipping_env.client, task_queue, gateway, publisher, repository, orders)
+        yield Harness(time_skipping_env.client, task_queue, gateway, publisher, db, orders)
 
 
 async def wait_for_step(handle: WorkflowHandle[Any, Any], step: str, seconds: float = 10) -> None:

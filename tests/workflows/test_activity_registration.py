@@ -10,7 +10,7 @@ import temporalio.activity
 from temporalio.testing import WorkflowEnvironment
 
 from payments.config import PolicySettings, Settings
-from payments.db.repository import PaymentRepository
+from payments.db.database import Database
 from tests.fakes import FakeGateway, RecordingPublisher
 from tests.workflows.conftest import RecordingOrderService
 from workers.payment_worker import activity_methods, build_activities
@@ -42,7 +42,7 @@ ACTIVITY_TYPES = {
 
 
 def test_the_worker_registers_every_activity_under_its_type_name(
-    time_skipping_env: WorkflowEnvironment, repository: PaymentRepository, tmp_path: Path
+    time_skipping_env: WorkflowEnvironment, db: Database, tmp_path: Path
 ) -> None:
     activities = build_activities(
         time_skipping_env.client,
@@ -54,7 +54,7 @@ def test_the_worker_registers_every_activity_under_its_type_name(
         ),
         publisher=RecordingPublisher(),
         gateway=FakeGateway(),
-        repository=repository,
+        db=db,
         orders=RecordingOrderService(),
     )
     names = [temporalio.activity._Definition.must_from_callable(a).name for a in activities]

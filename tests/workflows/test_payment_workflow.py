@@ -36,7 +36,7 @@ async def test_approved_payment_succeeds_and_is_announced(harness: Harness) -> N
     result = await run(harness, req)
     assert result.status == "success"
     assert result.transaction_id is not None
-    stored = harness.repository.get_payment(req.payment_id)
+    stored = harness.db.payments.get(req.payment_id)
     assert stored is not None and stored.payment_status == "success"
     statuses = [e["status"] for e in harness.publisher.of(topics.PAYMENT_STATUS, req.payment_id)]
     assert statuses == ["pending", "success"]

@@ -57,7 +57,7 @@ async def test_bank_transfer_settles_days_later(
     assert (await handle.query(PaymentWorkflow.progress))["settlement_checks"] == 6
     statuses = [e["status"] for e in harness.publisher.of(topics.PAYMENT_STATUS, req.payment_id)]
     assert statuses == ["pending", "success"]
-    stored = harness.repository.get_payment(req.payment_id)
+    stored = harness.db.payments.get(req.payment_id)
     assert stored is not None and stored.gateway_status == "settled"
 
 
@@ -76,7 +76,7 @@ async def test_pending_payment_ends_at_the_deadline(
     req = bank_request(pending_deadline_seconds=2 * DAY)
     result = await run(harness, req)
     assert (result.status, result.failure_reason) == ("failure", "settlement_timeout")
-    stored = harness.repository.get_payment(req.payment_id)
+    stored = harness.db.payments.get(req.payment_id)
     assert stored is not None and stored.transaction_id is not None
 
 
@@ -120,8 +120,8 @@ async def test_soft_and_hard_declines_are_told_apart(harness: Harness) -> None:
     harness.gateway.decline_code = "2015"
     hard = await run(harness, request())
     assert (soft.processor_response_code, hard.processor_response_code) == ("2001", "2015")
-    soft_row = harness.repository.get_payment(soft.payment_id)
-    hard_row = harness.repository.get_payment(hard.payment_id)
+    soft_row = harness.db.payments.get(soft.payment_id)
+    hard_row = harness.db.payments.get(hard.payment_id)
     assert soft_row is not None and hard_row is not None
     assert (soft_row.decline_type, hard_row.decline_type) == ("soft", "hard")
 

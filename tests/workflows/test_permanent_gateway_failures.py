@@ -25,7 +25,7 @@ from workflows.payment_methods import RemovePaymentMethodWorkflow, VaultPaymentM
 def saved_method(harness: Harness, token_ciphertext: str, user_id: str = "user-1") -> str:
     """An active saved method row holding ``token_ciphertext``, as the vault leaves one."""
     method_id = str(uuid.uuid4())
-    harness.repository.add_pending_payment_method(
+    harness.db.payment_methods.add_pending(
         StoredPaymentMethod(
             payment_method_id=method_id,
             merchant_id="default",
@@ -60,14 +60,14 @@ async def test_rejected_charge_fails_the_payment_after_one_gateway_call(harness:
     assert result.status == "failure"
     assert result.failure_reason == "invalid_request"
     assert harness.gateway.calls == [("sale", f"sale-{req.payment_id}")]
-    stored = harness.repository.get_payment(req.payment_id)
+    stored = harness.db.payments.get(req.payment_id)
     assert stored is not None and stored.payment_status == "failure"
 
 
 async def test_rejected_vault_is_a_refusal_recorded_on_the_pending_row(harness: Harness) -> None:
     harness.gateway.rejected = {"vault"}
     method_id = str(uuid.uuid4())
-    harness.repository.add_pending_payment_method(  # as the API writes it before vaulting
+    harness.db.payment_methods.add_pending(  # as the API writes it before vaulting
         StoredPaymentMethod(
             payment_method_id=method_id,
             merchant_id="default",
@@ -85,7 +85,7 @@ async def test_rejected_vault_is_a_refusal_recorded_on_the_pending_row(harness: 
 
     assert (result.succeeded, result.error_code) == (False, "invalid_request")
     assert [op for op, _ in harness.gateway.calls] == ["vault"]
-    stored = harness.repository.get_payment_method(method_id)
+    stored = harness.db.payment_methods.get(method_id)
     assert stored is not None
     assert (stored.status, stored.failure_code) == (VaultStatus.FAILED, "invalid_request")
 
@@ -125,7 +125,7 @@ async def test_charge_with_a_token_of_a_retired_key_fails_without_a_gateway_call
     retired = TokenCipher(KeyRing.parse(new_key_entry("retired")))
     method_id = str(uuid.uuid4())
     ciphertext = retired.encrypt("token-of-the-gateway", payment_method_id=method_id)
-    harness.repository.add_pending_payment_method(
+    harness.db.payment_methods.add_pending(
         StoredPaymentMethod(
             payment_method_id=method_id,
             merchant_id="default",
@@ -141,14 +141,14 @@ async def test_charge_with_a_token_of_a_retired_key_fails_without_a_gateway_call
     assert result.status == "failure"
     assert result.failure_reason == "payment_method_unreadable"
     assert harness.gateway.calls == []
-    stored = harness.repository.get_payment(req.payment_id)
+    stored = harness.db.payments.get(req.payment_id)
     assert stored is not None and stored.failure_message is not None
     assert "token-of-the-gateway" not in stored.failure_message
 
 
 async def test_token_copied_onto_another_method_does_not_pay(harness: Harness) -> None:
     original = await vault(harness)
-    stored = harness.repository.get_payment_method(original)
+    stored = harness.db.payment_methods.get(original)
     assert stored is not None and stored.token_ciphertext is not None
     copy = saved_method(harness, stored.token_ciphertext)
     harness.gateway.calls.clear()

@@ -12,7 +12,7 @@ from payments.contracts import (
     VaultRequest,
 )
 from payments.db.models import Payment, Refund
-from payments.db.repository import IdempotencyClaim
+from payments.db.repositories.idempotency import IdempotencyClaim
 from payments.events import topics
 from payments.gateway.types import GatewayTransaction
 from payments.money import Money
@@ -38,7 +38,7 @@ def orphan_payment_row() -> Payment:
 
 def orphan_payment(harness: Harness) -> Payment:
     """A pending payment whose workflow never ran (the process died between the two)."""
-    payment, _ = harness.repository.insert_payment(orphan_payment_row())
+    payment, _ = harness.db.payments.insert(orphan_payment_row())
     return payment
 
 
@@ -58,7 +58,7 @@ async def test_reconciliation_repairs_what_no_workflow_will_finish(harness: Harn
     paid = await run(harness, request())
     assert paid.transaction_id is not None
     harness.gateway.settle(paid.transaction_id)
-    orphan_refund, _ = harness.repository.reserve_refund(
+    orphan_refund, _ = harness.db.refunds.reserve(
         Refund(
             refund_id=str(uuid.uuid4()),
             merchant_id="default",
@@ -86,7 +86,7 @@ async def test_reconciliation_repairs_what_no_workflow_will_finish(harness: Harn
 
     # An idempotency key that has expired: reconciliation's housekeeping deletes it.
     expired_key = IdempotencyClaim("default", f"old-{uuid.uuid4()}", "f", ttl_seconds=0.001)
-    harness.repository.insert_payment(orphan_payment_row(), idempotency=expired_key)
+    harness.db.payments.insert(orphan_payment_row(), idempotency=expired_key)
 
     # The broker is down when reconciliation first announces a repair: the announcement is a
     # step of its own, retried, so it is not lost with the repair already recorded.
@@ -103,10 +103,10 @@ async def test_reconciliation_repairs_what_no_workflow_will_finish(harness: Harn
     assert actions[orphan_refund.refund_id] == "restarted"
     assert actions[waiting.payment_id] == "nudged"
 
-    repaired = harness.repository.get_payment(charged.payment_id)
+    repaired = harness.db.payments.get(charged.payment_id)
     assert repaired is not None
     assert (repaired.payment_status, repaired.transaction_id) == ("success", "lost-9")
-    abandoned = harness.repository.get_payment(never_charged.payment_id)
+    abandoned = harness.db.payments.get(never_charged.payment_id)
     assert abandoned is not None
     assert (abandoned.payment_status, abandoned.failure_reason) == ("failure", "abandoned")
     # Repairs are announced like any other status change.
@@ -114,10 +114,10 @@ async def test_reconciliation_repairs_what_no_workflow_will_finish(harness: Harn
     assert [e["status"] for e in announced] == ["success"]
     failed = harness.publisher.of(topics.PAYMENT_STATUS, never_charged.payment_id)
     assert [(e["status"], e["failure_reason"]) for e in failed] == [("failure", "abandoned")]
-    latest = harness.repository.latest_report()
+    latest = harness.db.reconciliation.latest_report()
     assert latest is not None and latest.report_id == report.report_id
     # Nothing expired is left to purge: the reconciliation did it.
-    assert harness.repository.purge_expired_idempotency_keys() == 0
+    assert harness.db.idempotency_keys.purge_expired() == 0
 
     # The restarted refund runs to its end.
     restarted = harness.client.get_workflow_handle_for(
@@ -136,7 +136,7 @@ async def test_vaulted_method_is_charged_by_token(harness: Harness) -> None:
         task_queue=harness.task_queue,
     )
     assert vaulted.succeeded
-    stored = harness.repository.get_payment_method(method_id)
+    stored = harness.db.payment_methods.get(method_id)
     assert stored is not None and (stored.brand, stored.last4) == ("Visa", "1881")
     [token] = list(harness.gateway.vaulted)
     assert stored.token_ciphertext is not None and token not in stored.token_ciphertext
@@ -163,4 +163,4 @@ async def test_vault_refusal_is_a_result(harness: Harness) -> None:
         task_queue=harness.task_queue,
     )
     assert (refused.succeeded, refused.error_code) == (False, "91565")
-    assert harness.repository.get_payment_method(method_id) is None
+    assert harness.db.payment_methods.get(method_id) is None

@@ -20,7 +20,7 @@ async def paid_payment(harness: Harness, amount_minor: int = 4999) -> str:
 
 
 def reserve(harness: Harness, payment_id: str, amount: int | None) -> str:
-    refund, _ = harness.repository.reserve_refund(
+    refund, _ = harness.db.refunds.reserve(
         Refund(
             refund_id=str(uuid.uuid4()),
             merchant_id="default",
@@ -89,12 +89,12 @@ async def test_partial_refund_fails_when_settlement_never_comes(harness: Harness
     assert result.status == "failed"
     assert result.failure_reason == "settlement_timeout"
     # The failed refund's amount is refundable again.
-    assert harness.repository.refundable_remainder(payment_id) == 4999
+    assert harness.db.refunds.remainder(payment_id) == 4999
 
 
 async def test_settled_payment_refunds_in_parts(harness: Harness) -> None:
     payment_id = await paid_payment(harness)
-    sale = harness.repository.get_payment(payment_id)
+    sale = harness.db.payments.get(payment_id)
     assert sale is not None and sale.transaction_id is not None
     harness.gateway.settle(sale.transaction_id)
     first = await refund(harness, payment_id, reserve(harness, payment_id, 2000))

@@ -40,9 +40,9 @@ async def test_soft_decline_is_retried_on_schedule_until_approved(harness: Harne
         f"sale-{req.payment_id}-2",
         f"sale-{req.payment_id}-3",
     ]
-    stored = harness.repository.get_payment(req.payment_id)
+    stored = harness.db.payments.get(req.payment_id)
     assert stored is not None and (stored.attempts, stored.next_retry_at) == (3, None)
-    trail = [(e.to_status, e.detail) for e in harness.repository.audit_trail(req.payment_id)]
+    trail = [(e.to_status, e.detail) for e in harness.db.audit.trail(req.payment_id)]
     assert trail[0][0] == "pending" and trail[-1][0] == "success"
     assert any(detail and detail.startswith("retry 2 at") for _, detail in trail)
 
@@ -75,7 +75,7 @@ async def test_cancel_stops_a_pending_retry(harness: Harness) -> None:
         PaymentWorkflow.run, req, id=f"payment-{req.payment_id}", task_queue=harness.task_queue
     )
     await wait_for_step(handle, "waiting_to_retry")
-    waiting = harness.repository.get_payment(req.payment_id)
+    waiting = harness.db.payments.get(req.payment_id)
     assert waiting is not None
     assert (waiting.payment_status, waiting.attempts) == ("pending", 1)
     assert waiting.next_retry_at is not None

@@ -2,27 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, select
+from sqlmodel import col, select
 
 from payments.access import NewSecret, Principal, key_id_of, new_secret, secret_matches
 from payments.db.models import ApiKey, Merchant, Role, utcnow
+from payments.db.repositories.base import Repository
 
 
-class AccessRepository:
+class AccessRepository(Repository):
     def __init__(self, engine: sa.Engine) -> None:
-        self._engine = engine
+        super().__init__(engine)
         # Merchants are never deleted: one seen is remembered (one read less per payment).
         self._known_merchants: set[str] = set()
-
-    @contextmanager
-    def _transaction(self) -> Iterator[Session]:
-        with Session(self._engine, expire_on_commit=False) as session, session.begin():
-            yield session
 
     def create_key(
         self, *, role: Role, merchant_id: str | None, created_by: str | None

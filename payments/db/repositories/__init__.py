@@ -1,0 +1,2 @@
+"""One repository per aggregate, each over the process's engine; ``payments.db.database``
+bundles them."""

@@ -1,0 +1,243 @@
+"""Payments: a payment moves only pending → success | failure.
+
+Repeating the transition a payment already made is a no-op (activities are retried); any
+other raises InvalidTransition and is kept in the audit trail as refused. Changes to a
+payment take its row lock (``locked_payment``), as refunds of it do."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from payments.contracts import PaymentOutcome
+from payments.db.models import AuditEvent, Payment, utcnow
+from payments.db.repositories.audit import record_refusal, record_transition
+from payments.db.repositories.base import Repository, locked_payment
+from payments.db.repositories.idempotency import (
+    PAYMENT_SCOPE,
+    IdempotencyClaim,
+    claim_key,
+    claimed_resource,
+    release_key,
+)
+from payments.db.repositories.pagination import Page, encode_cursor, newest_first, page_of
+from payments.errors import InvalidTransition
+from payments.vocabulary import PaymentStatus
+
+PAYMENT_TRANSITIONS: dict[str, frozenset[str]] = {
+    PaymentStatus.PENDING: frozenset({PaymentStatus.SUCCESS, PaymentStatus.FAILURE}),
+    PaymentStatus.SUCCESS: frozenset(),
+    PaymentStatus.FAILURE: frozenset(),
+}
+
+
+class PaymentRepository(Repository):
+    def insert(
+        self,
+        payment: Payment,
+        *,
+        idempotency: IdempotencyClaim | None = None,
+        cause: str = "api",
+    ) -> tuple[Payment, bool]:
+        """Insert a new pending payment, and with ``idempotency`` the key's record in the same
+        transaction. If a concurrent request with the same key won, return its payment
+        (``created`` False); the same key with another request raises IdempotencyKeyReused.
+        Callers look the key up first (``by_idempotency_key``); this only settles races."""
+        try:
+            with self._transaction() as session:
+                if idempotency is not None:
+                    claim_key(session, PAYMENT_SCOPE, idempotency, payment.payment_id)
+                session.add(payment)
+                session.flush()
+                record_transition(session, payment, None, payment.payment_status, cause=cause)
+            return payment, True
+        except IntegrityError:
+            existing = None if idempotency is None else self.by_idempotency_key(idempotency)
+            if existing is None:
+                raise
+            return existing, False
+
+    def by_idempotency_key(self, claim: IdempotencyClaim) -> Payment | None:
+        """The payment an unexpired key already made, None if the key is unused (or has
+        expired). Raises IdempotencyKeyReused when the key came with another request."""
+        with self._transaction() as session:
+            payment_id = claimed_resource(session, PAYMENT_SCOPE, claim)
+            return None if payment_id is None else session.get(Payment, payment_id)
+
+    def ensure(self, payment: Payment) -> Payment:
+        """Insert the payment unless a row with its id exists; return the stored row."""
+        with self._transaction() as session:
+            stored = session.get(Payment, payment.payment_id)
+            if stored is None:
+                session.add(payment)
+                session.flush()
+                record_transition(session, payment, None, payment.payment_status, cause="workflow")
+                stored = payment
+        return stored
+
+    def discard_unstarted(self, payment_id: str) -> None:
+        """Compensation when its workflow could not be started: the row must not stay behind
+        as a pending payment that nothing will ever finish, nor its idempotency key (a retry
+        with the key must start it again). A payment that reached the gateway stays."""
+        with self._transaction() as session:
+            deleted = session.execute(
+                sa.delete(Payment).where(
+                    col(Payment.payment_id) == payment_id,
+                    col(Payment.payment_status) == PaymentStatus.PENDING,
+                    col(Payment.transaction_id).is_(None),
+                )
+            )
+            if getattr(deleted, "rowcount", 0):
+                session.execute(
+                    sa.delete(AuditEvent).where(col(AuditEvent.payment_id) == payment_id)
+                )
+                release_key(session, PAYMENT_SCOPE, payment_id)
+
+    def get(self, payment_id: str) -> Payment | None:
+        with self._transaction() as session:
+            return session.get(Payment, payment_id)
+
+    def find_by_transaction(self, transaction_id: str) -> Payment | None:
+        with self._transaction() as session:
+            return session.exec(
+                select(Payment).where(Payment.transaction_id == transaction_id)
+            ).first()
+
+    def find_open_for_order(
+        self, order_id: str, *, excluding: str, merchant_id: str | None = None
+    ) -> Payment | None:
+        """An earlier payment of the merchant for the order that is pending or succeeded (the
+        duplicate check; order ids are the merchant's, two merchants may share one). Only
+        earlier ones (by creation, then id): of two payments racing for one order, the first
+        proceeds and the second is the duplicate — never both refused."""
+        with self._transaction() as session:
+            this = session.get(Payment, excluding)
+            if merchant_id is None and this is not None:
+                merchant_id = this.merchant_id
+            query = select(Payment).where(
+                Payment.order_id == order_id,
+                Payment.payment_id != excluding,
+                col(Payment.payment_status).in_([PaymentStatus.PENDING, PaymentStatus.SUCCESS]),
+            )
+            if merchant_id is not None:
+                query = query.where(Payment.merchant_id == merchant_id)
+            if this is not None:
+                query = query.where(
+                    sa.or_(
+                        col(Payment.created_at) < this.created_at,
+                        sa.and_(
+                            col(Payment.created_at) == this.created_at,
+                            col(Payment.payment_id) < this.payment_id,
+                        ),
+                    )
+                )
+            return session.exec(query.order_by(col(Payment.created_at))).first()
+
+    def complete(self, outcome: PaymentOutcome, *, cause: str = "workflow") -> Payment:
+        """Record the outcome under the payment's row lock: success or failure, or, while
+        ``still_pending``, progress without a transition (the gateway accepted a bank transfer
+        that has not settled yet; a soft decline will be retried at ``next_retry_at``).
+
+        Transaction id, response code and gateway status that are None keep what is stored.
+        Idempotent for the same end. Every call leaves an audit event; a refused transition
+        is logged and audited as refused, then raised (InvalidTransition; NotFound for an
+        unknown payment)."""
+        try:
+            with self._transaction() as session:
+                return _complete(session, outcome, cause)
+        except InvalidTransition as refused:
+            with self._transaction() as session:
+                record_refusal(
+                    session,
+                    outcome.payment_id,
+                    None,
+                    "payment",
+                    _status_of(outcome),
+                    cause,
+                    refused.message,
+                )
+            raise
+
+    def page(
+        self,
+        *,
+        merchant_id: str | None = None,
+        status: str | None = None,
+        user_id: str | None = None,
+        order_id: str | None = None,
+        limit: int = 20,
+        cursor: str | None = None,
+    ) -> Page[Payment]:
+        """Payments newest first, of the merchant, status, user and order given (each None:
+        any); ``cursor`` continues where the previous page ended."""
+        query = select(Payment)
+        if merchant_id is not None:
+            query = query.where(Payment.merchant_id == merchant_id)
+        if status is not None:
+            query = query.where(Payment.payment_status == status)
+        if user_id is not None:
+            query = query.where(Payment.user_id == user_id)
+        if order_id is not None:
+            query = query.where(Payment.order_id == order_id)
+        query = newest_first(query, col(Payment.created_at), col(Payment.payment_id), cursor)
+        with self._transaction() as session:
+            rows = list(session.exec(query.limit(limit + 1)).all())
+        return page_of(rows, limit, lambda p: encode_cursor(p.created_at, p.payment_id))
+
+
+def _status_of(outcome: PaymentOutcome) -> PaymentStatus:
+    if outcome.still_pending:
+        return PaymentStatus.PENDING
+    return PaymentStatus.SUCCESS if outcome.succeeded else PaymentStatus.FAILURE
+
+
+def _complete(session: Session, outcome: PaymentOutcome, cause: str) -> Payment:
+    payment_id, status = outcome.payment_id, _status_of(outcome)
+    payment = locked_payment(session, payment_id)
+    if payment.payment_status == status and status != PaymentStatus.PENDING:
+        return payment
+    if status != PaymentStatus.PENDING and (
+        status not in PAYMENT_TRANSITIONS[payment.payment_status]
+    ):
+        raise InvalidTransition(
+            f"payment {payment_id} cannot go from {payment.payment_status} to {status}"
+        )
+    if status == PaymentStatus.PENDING and payment.payment_status != status:
+        raise InvalidTransition(f"payment {payment_id} is {payment.payment_status}, not pending")
+    previous = payment.payment_status
+    if outcome.attempts is not None:
+        payment.attempts = outcome.attempts
+    payment.next_retry_at = (
+        datetime.fromisoformat(outcome.next_retry_at)
+        if outcome.next_retry_at and status == PaymentStatus.PENDING
+        else None
+    )
+    payment.payment_status = status
+    payment.transaction_id = outcome.transaction_id or payment.transaction_id
+    payment.processor_response_code = (
+        outcome.processor_response_code or payment.processor_response_code
+    )
+    payment.failure_reason = outcome.failure_reason
+    payment.failure_message = outcome.failure_message
+    payment.gateway_status = outcome.gateway_status or payment.gateway_status
+    payment.decline_type = outcome.decline_type
+    if (instrument := outcome.instrument) is not None:
+        payment.instrument_type = instrument.instrument_type
+        payment.card_brand = instrument.brand
+        payment.card_last4 = instrument.last4
+        payment.wallet_type = instrument.wallet
+        payment.instrument_display = instrument.display
+    payment.updated_at = utcnow()
+    session.add(payment)
+    retry = (
+        f"retry {outcome.attempts + 1} at {outcome.next_retry_at}"
+        if outcome.next_retry_at and outcome.attempts
+        else None
+    )
+    record_transition(
+        session, payment, previous, status, cause=cause, detail=retry or outcome.failure_reason
+    )
+    return payment
