@@ -260,17 +260,10 @@ class GatewayActivities:
             )
         vaulted = outcome.method
         if stored is None:
-            # Imported here, not at the top: workflow modules import this class (to call its
-            # methods), and must not load SQLAlchemy with it.
-            from payments.db.models import StoredPaymentMethod
-
             self._payment_methods.add_pending(
-                StoredPaymentMethod(
-                    payment_method_id=method_id,
-                    merchant_id=request.merchant_id or self._default_merchant_id,
-                    user_id=request.user_id,
-                    status=VaultStatus.PENDING,
-                )
+                method_id,
+                merchant_id=request.merchant_id or self._default_merchant_id,
+                user_id=request.user_id,
             )
         self._payment_methods.activate(
             method_id,

@@ -7,7 +7,6 @@ retry them freely, e.g. while the database is unreachable.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import TYPE_CHECKING
 
 from temporalio import activity
@@ -42,34 +41,8 @@ class LedgerActivities:
     def record_payment_pending(self, request: PaymentRequest) -> PaymentSnapshot:
         """Make sure the payment row exists (the API inserts it first; a payment started from
         Kafka or re-run after a crash may not have it yet)."""
-        amount, currency, charged = request.amount_minor, request.currency, False
-        if request.presented_amount_minor is not None and request.presented_currency is not None:
-            amount, currency = request.presented_amount_minor, request.presented_currency
-            charged = True
-        rate_as_of = request.rate_as_of
-        # Imported here, not at the top: workflow modules import this class (to call its
-        # methods), and must not load SQLAlchemy with it.
-        from payments.db.models import Payment
-
         stored = self._db.payments.ensure(
-            Payment(
-                payment_id=request.payment_id,
-                merchant_id=request.merchant_id or self._default_merchant_id,
-                order_id=request.order_id,
-                gateway_order_id=request.gateway_order_id,
-                user_id=request.user_id,
-                amount=amount,
-                currency=currency,
-                charged_amount=request.amount_minor if charged else None,
-                charged_currency=request.currency if charged else None,
-                exchange_rate=request.exchange_rate,
-                rate_as_of=datetime.fromisoformat(rate_as_of) if rate_as_of else None,
-                payment_method_id=request.payment_method_id,
-                retry_enabled=request.retry_soft_declines,
-                payment_method=request.payment_method,
-                idempotency_key=request.idempotency_key,
-                request_fingerprint=request.request_fingerprint,
-            )
+            request, merchant_id=request.merchant_id or self._default_merchant_id
         )
         return payment_snapshot(stored)
 

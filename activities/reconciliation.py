@@ -8,8 +8,6 @@ already recorded is a no-op, and a restarted refund reuses its gateway request k
 from __future__ import annotations
 
 import asyncio
-import json
-from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
 
@@ -159,21 +157,7 @@ class ReconciliationActivities:
 
     @activity.defn
     def save_reconciliation_report(self, report: ReconciliationReportData) -> str:
-        # Imported here, not at the top: workflow modules import this class (to call its
-        # methods), and must not load SQLAlchemy with it.
-        from payments.db.models import ReconciliationReport
-
-        self._db.reconciliation.save_report(
-            ReconciliationReport(
-                report_id=report.report_id,
-                started_at=datetime.fromisoformat(report.started_at),
-                finished_at=datetime.fromisoformat(report.finished_at),
-                checked_payments=sum(1 for f in report.findings if f.kind == "payment"),
-                checked_refunds=sum(1 for f in report.findings if f.kind == "refund"),
-                repaired=sum(1 for f in report.findings if f.action != "none"),
-                findings=json.dumps([asdict(f) for f in report.findings]),
-            )
-        )
+        self._db.reconciliation.save_report(report)
         return report.report_id
 
 

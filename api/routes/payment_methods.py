@@ -49,13 +49,9 @@ async def save_payment_method(
     merchant_id = principal.merchant_id or container.settings.auth.default_merchant_id
     payment_method_id = str(uuid.uuid4())
     await asyncio.to_thread(
-        payment_methods.add_pending,
-        StoredPaymentMethod(
-            payment_method_id=payment_method_id,
-            merchant_id=merchant_id,
-            user_id=body.user_id,
-            status=VaultStatus.PENDING,
-        ),
+        lambda: payment_methods.add_pending(
+            payment_method_id, merchant_id=merchant_id, user_id=body.user_id
+        )
     )
     response.headers["Location"] = f"/payment-methods/{payment_method_id}"
     try:

@@ -154,7 +154,7 @@ async def test_a_refund_of_another_merchants_payment_writes_nothing(api: Api) ->
 
 async def test_saved_methods_belong_to_their_merchant(api: Api) -> None:
     method_id = str(uuid.uuid4())
-    api.db.payment_methods.add_pending(
+    api.db.payment_methods.add(
         StoredPaymentMethod(
             payment_method_id=method_id,
             merchant_id="globex",

@@ -25,7 +25,7 @@ from workflows.payment_methods import RemovePaymentMethodWorkflow, VaultPaymentM
 def saved_method(harness: Harness, token_ciphertext: str, user_id: str = "user-1") -> str:
     """An active saved method row holding ``token_ciphertext``, as the vault leaves one."""
     method_id = str(uuid.uuid4())
-    harness.db.payment_methods.add_pending(
+    harness.db.payment_methods.add(
         StoredPaymentMethod(
             payment_method_id=method_id,
             merchant_id="default",
@@ -67,14 +67,8 @@ async def test_rejected_charge_fails_the_payment_after_one_gateway_call(harness:
 async def test_rejected_vault_is_a_refusal_recorded_on_the_pending_row(harness: Harness) -> None:
     harness.gateway.rejected = {"vault"}
     method_id = str(uuid.uuid4())
-    harness.db.payment_methods.add_pending(  # as the API writes it before vaulting
-        StoredPaymentMethod(
-            payment_method_id=method_id,
-            merchant_id="default",
-            user_id="user-1",
-            status=VaultStatus.PENDING,
-        )
-    )
+    # As the API writes it before vaulting.
+    harness.db.payment_methods.add_pending(method_id, merchant_id="default", user_id="user-1")
 
     result = await harness.client.execute_workflow(
         VaultPaymentMethodWorkflow.run,
@@ -125,7 +119,7 @@ async def test_charge_with_a_token_of_a_retired_key_fails_without_a_gateway_call
     retired = TokenCipher(KeyRing.parse(new_key_entry("retired")))
     method_id = str(uuid.uuid4())
     ciphertext = retired.encrypt("token-of-the-gateway", payment_method_id=method_id)
-    harness.db.payment_methods.add_pending(
+    harness.db.payment_methods.add(
         StoredPaymentMethod(
             payment_method_id=method_id,
             merchant_id="default",

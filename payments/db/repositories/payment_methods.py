@@ -13,8 +13,20 @@ from payments.vocabulary import VaultStatus
 
 
 class PaymentMethodRepository(Repository):
-    def add_pending(self, method: StoredPaymentMethod) -> StoredPaymentMethod:
+    def add_pending(
+        self, payment_method_id: str, *, merchant_id: str, user_id: str
+    ) -> StoredPaymentMethod:
         """The row a vault starts with (status pending), before the gateway is asked."""
+        return self.add(
+            StoredPaymentMethod(
+                payment_method_id=payment_method_id,
+                merchant_id=merchant_id,
+                user_id=user_id,
+                status=VaultStatus.PENDING,
+            )
+        )
+
+    def add(self, method: StoredPaymentMethod) -> StoredPaymentMethod:
         with self._transaction() as session:
             session.add(method)
         return method

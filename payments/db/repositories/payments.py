@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from payments.contracts import PaymentOutcome
+from payments.contracts import PaymentOutcome, PaymentRequest
 from payments.db.models import AuditEvent, Payment, utcnow
 from payments.db.repositories.audit import record_refusal, record_transition
 from payments.db.repositories.base import Repository, locked_payment
@@ -67,8 +67,32 @@ class PaymentRepository(Repository):
             payment_id = claimed_resource(session, PAYMENT_SCOPE, claim)
             return None if payment_id is None else session.get(Payment, payment_id)
 
-    def ensure(self, payment: Payment) -> Payment:
-        """Insert the payment unless a row with its id exists; return the stored row."""
+    def ensure(self, request: PaymentRequest, *, merchant_id: str) -> Payment:
+        """The row of the payment the workflow runs, inserted as the API would have stored it
+        unless a row with its id exists; returns the stored row."""
+        amount, currency, charged = request.amount_minor, request.currency, False
+        if request.presented_amount_minor is not None and request.presented_currency is not None:
+            # Converted: the request carries what the gateway charges, the row what was shown.
+            amount, currency = request.presented_amount_minor, request.presented_currency
+            charged = True
+        payment = Payment(
+            payment_id=request.payment_id,
+            merchant_id=merchant_id,
+            order_id=request.order_id,
+            gateway_order_id=request.gateway_order_id,
+            user_id=request.user_id,
+            amount=amount,
+            currency=currency,
+            charged_amount=request.amount_minor if charged else None,
+            charged_currency=request.currency if charged else None,
+            exchange_rate=request.exchange_rate,
+            rate_as_of=datetime.fromisoformat(request.rate_as_of) if request.rate_as_of else None,
+            payment_method_id=request.payment_method_id,
+            retry_enabled=request.retry_soft_declines,
+            payment_method=request.payment_method,
+            idempotency_key=request.idempotency_key,
+            request_fingerprint=request.request_fingerprint,
+        )
         with self._transaction() as session:
             stored = session.get(Payment, payment.payment_id)
             if stored is None:

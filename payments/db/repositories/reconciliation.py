@@ -3,6 +3,8 @@ still open and nobody touched for a while, and its reports."""
 
 from __future__ import annotations
 
+import json
+from dataclasses import asdict
 from datetime import datetime
 from typing import TypeVar
 
@@ -10,6 +12,7 @@ from sqlalchemy import ColumnElement
 from sqlalchemy.orm import Mapped
 from sqlmodel import col, select
 
+from payments.contracts import ReconciliationReportData
 from payments.db.models import Payment, ReconciliationReport, Refund
 from payments.db.repositories.base import Repository
 from payments.vocabulary import PaymentStatus, RefundStatus
@@ -44,11 +47,22 @@ class ReconciliationRepository(Repository):
                 ).all()
             )
 
-    def save_report(self, report: ReconciliationReport) -> None:
+    def save_report(self, report: ReconciliationReportData) -> None:
         """Idempotent: a report already saved (same id) is kept as it is."""
+        findings = report.findings
         with self._transaction() as session:
             if session.get(ReconciliationReport, report.report_id) is None:
-                session.add(report)
+                session.add(
+                    ReconciliationReport(
+                        report_id=report.report_id,
+                        started_at=datetime.fromisoformat(report.started_at),
+                        finished_at=datetime.fromisoformat(report.finished_at),
+                        checked_payments=sum(1 for f in findings if f.kind == "payment"),
+                        checked_refunds=sum(1 for f in findings if f.kind == "refund"),
+                        repaired=sum(1 for f in findings if f.action != "none"),
+                        findings=json.dumps([asdict(f) for f in findings]),
+                    )
+                )
 
     def latest_report(self) -> ReconciliationReport | None:
         with self._transaction() as session:
