@@ -6,7 +6,7 @@
 #   python -m workers.payment_worker       the Temporal worker (payment and refund workflows)
 #   python -m workers.consumer  the Kafka payment_initiation consumer
 #   python -m payments.db.migrate          apply the database migrations, then exit
-#   python -m payments.gateway.sandbox     the Braintree-compatible sandbox (development only)
+#   python -m devtools.sandbox     the Braintree-compatible sandbox (development only)
 # Configuration comes from the environment only (payments/config.py lists every variable).
 #
 #   docker build -t payment-service .

@@ -20,17 +20,7 @@ import httpx
 import pytest
 from temporalio.client import Client
 
-from payments.config import (
-    ApiSettings,
-    DatabaseSettings,
-    OrderServiceSettings,
-    SandboxSettings,
-    Settings,
-)
-from tests.conftest import create_postgres_database, drop_postgres_database, require_postgres
-from tests.e2e.events import EventReader
-from tests.support.order_service import OrderServiceAdmin, start_local_order_service
-from workers.devstack import (
+from devtools.devstack import (
     ProcessGroup,
     ProcessSpec,
     StackEndpoints,
@@ -41,6 +31,17 @@ from workers.devstack import (
     stack_env,
     start_stack,
 )
+from devtools.events import EventReader
+from devtools.postgres import create_postgres_database, drop_postgres_database
+from payments.config import (
+    ApiSettings,
+    DatabaseSettings,
+    OrderServiceSettings,
+    SandboxSettings,
+    Settings,
+)
+from tests.conftest import require_postgres
+from tests.support.order_service import OrderServiceAdmin, start_local_order_service
 
 
 @dataclass

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from devtools.sandbox import SandboxServer
 from payments.gateway.braintree_gateway import BraintreeGateway, build_braintree_gateway
-from payments.gateway.sandbox import SandboxServer
 from payments.gateway.types import PaymentGateway
 from tests.gateway.support import SETTLE_AFTER_SECONDS, ManualClock, gateway_settings, start_sandbox
 

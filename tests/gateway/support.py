@@ -13,8 +13,8 @@ from urllib.parse import parse_qs
 
 from pydantic import SecretStr
 
+from devtools.sandbox import SandboxServer, create_sandbox_app
 from payments.config import GatewaySettings, SandboxSettings
-from payments.gateway.sandbox import SandboxServer, create_sandbox_app
 
 MERCHANT_ID = "test-merchant"
 PUBLIC_KEY = "test-public-key"

@@ -17,9 +17,10 @@ from typing import Any
 import httpx
 import pytest
 
+from devtools import REPOSITORY_ROOT
+from devtools.sandbox import SandboxServer
 from payments.errors import GatewayMisconfigured, GatewayNotFound, GatewayUnavailable
 from payments.gateway.braintree_gateway import BraintreeGateway, build_braintree_gateway
-from payments.gateway.sandbox import SandboxServer
 from payments.gateway.types import GatewayTransaction, SaleOutcome
 from payments.money import Money
 from tests.gateway.support import (
@@ -461,7 +462,8 @@ def test_busy_port_is_one_clear_line_and_exit_1() -> None:
         port = blocker.getsockname()[1]
         env = {**os.environ, "SANDBOX_HOST": "127.0.0.1", "SANDBOX_PORT": str(port)}
         done = subprocess.run(
-            [sys.executable, "-m", "payments.gateway.sandbox"],
+            [sys.executable, "-m", "devtools.sandbox"],
+            cwd=REPOSITORY_ROOT,
             env=env,
             capture_output=True,
             text=True,

@@ -17,6 +17,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
+from devtools.sandbox import SandboxServer
 from payments.errors import (
     GatewayError,
     GatewayMisconfigured,
@@ -29,7 +30,6 @@ from payments.gateway.braintree_gateway import (
     build_braintree_gateway,
     rejects_request,
 )
-from payments.gateway.sandbox import SandboxServer
 from payments.money import Money
 from tests.gateway.support import SETTLE_AFTER_SECONDS, ManualClock, gateway_settings
 

@@ -15,10 +15,10 @@ import braintree
 import httpx
 import pytest
 
+from devtools.sandbox import SandboxServer
+from devtools.sandbox.webhooks import sign_payload
 from payments.errors import InvalidWebhook
 from payments.gateway.braintree_gateway import BraintreeGateway, build_braintree_gateway
-from payments.gateway.sandbox import SandboxServer
-from payments.gateway.sandbox.webhooks import sign_payload
 from payments.gateway.types import WebhookEvent
 from payments.money import Money
 from tests.gateway.support import (

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from workers.devstack import ProcessGroup, ProcessSpec, free_port, tansu_argv, tcp_probe
+from devtools.devstack import ProcessGroup, ProcessSpec, free_port, tansu_argv, tcp_probe
 
 
 def pid_alive(pid: int) -> bool:

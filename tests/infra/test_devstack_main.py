@@ -1,4 +1,4 @@
-"""``python -m workers.devstack`` (make run): port checks, start-up, Ctrl-C/SIGTERM, crashes."""
+"""``python -m devtools.devstack`` (make run): port checks, start-up, Ctrl-C/SIGTERM, crashes."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from payments.config import KafkaSettings, LogSettings, SandboxSettings, Settings
-from workers.devstack import (
+from devtools import REPOSITORY_ROOT
+from devtools.devstack import (
     PortInUse,
     check_ports,
     free_port,
@@ -26,6 +26,7 @@ from workers.devstack import (
     stack_env,
     stack_ports,
 )
+from payments.config import KafkaSettings, LogSettings, SandboxSettings, Settings
 
 from .conftest import pid_alive
 
@@ -43,6 +44,8 @@ def _free_ports_env() -> dict[str, str]:
         "SANDBOX_HOST": "127.0.0.1",
         "SANDBOX_PORT": str(free_port()),
         "BRAINTREE_ENVIRONMENT": "local",
+        # The supervisor runs in a temporary directory: devtools is not installed.
+        "PYTHONPATH": str(REPOSITORY_ROOT),
     }
 
 
@@ -61,7 +64,7 @@ def test_a_busy_port_is_one_line_and_exit_1_before_anything_starts(
 ) -> None:
     env = {**os.environ, **_free_ports_env(), "API_PORT": str(listener)}
     result = subprocess.run(
-        [sys.executable, "-m", "workers.devstack"],
+        [sys.executable, "-m", "devtools.devstack"],
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -261,7 +264,7 @@ def test_children_get_the_same_settings(tmp_path: Path, monkeypatch: pytest.Monk
 def test_invalid_configuration_is_one_line_without_the_value(tmp_path: Path) -> None:
     env = {**os.environ, **_free_ports_env(), "API_PORT": "eighty"}
     result = subprocess.run(
-        [sys.executable, "-m", "workers.devstack"],
+        [sys.executable, "-m", "devtools.devstack"],
         cwd=tmp_path,
         env=env,
         capture_output=True,

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
+from devtools.devstack import ProcessGroup, ProcessSpec, free_port, tansu_argv, tcp_probe
 from payments.config import KafkaSettings
 from payments.errors import ServiceUnavailable
 from payments.events.admin import ensure_topics, wait_for_kafka
 from payments.events.topics import ALL_TOPICS
-from workers.devstack import ProcessGroup, ProcessSpec, free_port, tansu_argv, tcp_probe
 
 
 async def _partitions(bootstrap: str, topics: list[str]) -> dict[str, int]:

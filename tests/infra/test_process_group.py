@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from workers.devstack import (
+from devtools.devstack import (
     Probe,
     ProcessFailed,
     ProcessGroup,

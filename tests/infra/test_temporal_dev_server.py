@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from workers.devstack import (
+from devtools.devstack import (
     ProcessGroup,
     ProcessSpec,
     find_temporal_cli,

@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 
+from devtools.serving import SandboxServer
 from payments.config import OrderServiceSettings
-from payments.gateway.sandbox.runner import SandboxServer
 from payments.orders import HttpOrderService, create_order_service_http_client
 from tests.support.order_service import OrderServiceAdmin, start_local_order_service
 

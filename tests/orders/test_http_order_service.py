@@ -5,8 +5,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from devtools.serving import SandboxServer
 from payments.errors import ServiceUnavailable
-from payments.gateway.sandbox.runner import SandboxServer
 from payments.money import Money
 from payments.orders import HttpOrderService, Order, OrderUpdateRejected
 from tests.orders.conftest import USER_ID

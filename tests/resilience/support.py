@@ -2,7 +2,7 @@
 dependency being down, and a look into Temporal's view of a workflow.
 
 Every stack is what ``make run`` starts (Temporal dev server, Tansu broker, gateway sandbox,
-worker, consumer, API: real processes under :class:`~workers.devstack.ProcessGroup`), here
+worker, consumer, API: real processes under :class:`~devtools.devstack.ProcessGroup`), here
 headless and with Temporal in memory, its output in a log file under pytest's temporary
 directory. The tail of that log is attached to the report of a failing test (see conftest).
 """
@@ -23,13 +23,13 @@ from typing import Any
 import httpx
 from temporalio.client import Client
 
-from payments.config import Settings
-from workers.devstack import (
+from devtools.devstack import (
     ProcessGroup,
     StackEndpoints,
     free_stack_settings,
     start_stack,
 )
+from payments.config import Settings
 from workflows.connection import connect_temporal
 
 TERMINAL_PAYMENT_STATUSES = frozenset({"success", "failure"})

@@ -12,8 +12,8 @@ from typing import Any
 
 import httpx
 
-from payments.gateway.sandbox.runner import SandboxServer
-from payments.orders.local_service import create_order_service_app
+from devtools.order_service import create_order_service_app
+from devtools.serving import SandboxServer
 
 
 def start_local_order_service() -> SandboxServer:
@@ -59,7 +59,7 @@ class OrderServiceAdmin:
         raise AssertionError(f"order {order_id} is not in the local order service")
 
     async def inject_fault(self, **spec: object) -> None:
-        """See ``payments.orders.local_service.FaultSpec``: operation, kind, status_code,
+        """See ``devtools.order_service.FaultSpec``: operation, kind, status_code,
         delay_seconds, times."""
         response = await self._client.post("/_faults", json=spec)
         response.raise_for_status()

@@ -1,6 +1,6 @@
 """The development stack: a small process supervisor, used by ``make run`` and the e2e tests.
 
-``python -m workers.devstack`` (what ``make run`` does) checks that every port it needs is free,
+``python -m devtools.devstack`` (what ``make run`` does) checks that every port it needs is free,
 runs the database migrations, then starts and waits for, in order: the Temporal dev server
 (state in ``TemporalSettings.db_file``, SQLite WAL), the Tansu Kafka-protocol broker (topics
 created with :func:`payments.events.admin.ensure_topics`), the Braintree-compatible sandbox, the
@@ -50,6 +50,7 @@ from pydantic_settings import BaseSettings
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from devtools import REPOSITORY_ROOT
 from payments.config import (
     DATA_DIR,
     ApiSettings,
@@ -624,7 +625,7 @@ class ProcessGroup:
         if timestamps is None:
             timestamps = self._owned_log is not None
         self.sink = OutputSink(stream, color=color, timestamps=timestamps)
-        self._env = {"PYTHONUNBUFFERED": "1", **(env or {})}
+        self._env = {"PYTHONUNBUFFERED": "1", "PYTHONPATH": _pythonpath(), **(env or {})}
         self._cwd = cwd
         self._processes: dict[str, ManagedProcess] = {}
         self._shutdown = threading.Event()
@@ -775,6 +776,12 @@ class ProcessGroup:
                 return None
             self._shutdown.wait(0.2)
         return None
+
+
+def _pythonpath() -> str:
+    # devtools is not installed: children that import it find it through PYTHONPATH.
+    extra = os.environ.get("PYTHONPATH")
+    return os.pathsep.join([str(REPOSITORY_ROOT), *([extra] if extra else [])])
 
 
 def _isatty(stream: TextIO) -> bool:
@@ -1000,7 +1007,7 @@ def start_stack(
         group.start(
             ProcessSpec(
                 "sandbox",
-                python_module_argv("payments.gateway.sandbox"),
+                python_module_argv("devtools.sandbox"),
                 env=service_env,
                 ready=http_probe(f"{sandbox_url}/_sandbox/healthz"),
             )

@@ -29,16 +29,15 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from payments.config import SandboxSettings
-from payments.gateway.sandbox.render import (
+from devtools.sandbox.render import (
     customer_fields,
     format_amount,
     payment_method_document,
     transaction_fields,
     verification_fields,
 )
-from payments.gateway.sandbox.scenarios import ValidationFailure
-from payments.gateway.sandbox.store import (
+from devtools.sandbox.scenarios import ValidationFailure
+from devtools.sandbox.store import (
     Result,
     SaleRequest,
     SandboxTransaction,
@@ -46,14 +45,14 @@ from payments.gateway.sandbox.store import (
     UnknownTransaction,
     UnsupportedSearch,
 )
-from payments.gateway.sandbox.vault import (
+from devtools.sandbox.vault import (
     UnknownCustomer,
     UnknownPaymentMethod,
     Vault,
     VaultResult,
 )
-from payments.gateway.sandbox.webhooks import WebhookDispatcher
-from payments.gateway.sandbox.xml_codec import (
+from devtools.sandbox.webhooks import WebhookDispatcher
+from devtools.sandbox.xml_codec import (
     MalformedXml,
     Parsed,
     Repeated,
@@ -62,6 +61,7 @@ from payments.gateway.sandbox.xml_codec import (
     parse_document,
     render_document,
 )
+from payments.config import SandboxSettings
 
 log = structlog.get_logger(__name__)
 
