@@ -23,9 +23,10 @@ from typing import Any
 
 import httpx
 
-from devtools.devstack import ProcessGroup, free_stack_settings, start_stack
 from devtools.events import EventReader
 from devtools.postgres import create_postgres_database, drop_postgres_database, postgres_available
+from devtools.processes import ProcessGroup
+from devtools.stack import free_stack_settings, start_stack
 from payments.config import DatabaseSettings
 
 

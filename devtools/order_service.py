@@ -78,7 +78,7 @@ class OrderWithUpdates(OrderPublic):
     payment_updates: list[PaymentUpdate]
 
 
-class FaultSpec(BaseModel):
+class OrderServiceFault(BaseModel):
     """Fail the next ``times`` requests to ``operation``: answer ``status_code`` with a short
     body (kind=status), answer 200 with an order that breaks the contract (kind=malformed, GET
     only), or wait ``delay_seconds`` before answering normally (kind=delay)."""
@@ -111,15 +111,15 @@ class _StoredOrder:
 
 class _Faults:
     def __init__(self) -> None:
-        self._pending: list[FaultSpec] = []
+        self._pending: list[OrderServiceFault] = []
 
-    def add(self, spec: FaultSpec) -> None:
+    def add(self, spec: OrderServiceFault) -> None:
         self._pending.append(spec)
 
     def clear(self) -> None:
         self._pending.clear()
 
-    def take(self, operation: str) -> FaultSpec | None:
+    def take(self, operation: str) -> OrderServiceFault | None:
         for index, spec in enumerate(self._pending):
             if spec.operation in (operation, "any"):
                 if spec.times == 1:
@@ -209,7 +209,7 @@ def create_order_service_app() -> FastAPI:
         ]
 
     @app.post("/_faults", status_code=status.HTTP_204_NO_CONTENT)
-    async def add_fault(spec: FaultSpec) -> None:
+    async def add_fault(spec: OrderServiceFault) -> None:
         faults.add(spec)
 
     @app.delete("/_faults", status_code=status.HTTP_204_NO_CONTENT)

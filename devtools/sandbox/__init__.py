@@ -8,7 +8,6 @@ client-side card tokenization and Braintree-style webhooks (``SANDBOX_WEBHOOK_UR
 not import braintree.
 """
 
-from devtools.sandbox.app import FaultSpec, create_sandbox_app
-from devtools.serving import PortInUse, SandboxServer, bind_socket
+from devtools.sandbox.app import GatewayFault, create_sandbox_app
 
-__all__ = ["FaultSpec", "PortInUse", "SandboxServer", "bind_socket", "create_sandbox_app"]
+__all__ = ["GatewayFault", "create_sandbox_app"]

@@ -21,7 +21,7 @@ from pydantic import SecretStr
 from temporalio.converter import DefaultFailureConverterWithEncodedAttributes
 from temporalio.service import TLSConfig
 
-from devtools.devstack import free_stack_settings, settings_env, temporal_dev_server_argv
+from devtools.stack import free_stack_settings, settings_env, temporal_dev_server_argv
 from payments.config import GatewaySettings, KafkaSettings, Settings, TemporalSettings
 from payments.events.connection import KafkaMisconfigured, kafka_client_options
 from payments.events.publisher import KafkaEventPublisher

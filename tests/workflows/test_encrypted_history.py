@@ -28,7 +28,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 with workflow.unsafe.imports_passed_through():
-    from devtools.devstack import find_temporal_cli
+    from devtools.stack import find_temporal_cli
     from payments.keyring import KeyRing, new_key_entry
     from workflows.codec import ENCRYPTED_ENCODING, EncryptionCodec, apply_codec, data_converter
 
