@@ -2,8 +2,8 @@
 
 - ``sandbox``: the Braintree-compatible gateway sandbox (``python -m devtools.sandbox``);
 - ``order_service``: a local Order Service (``python -m devtools.order_service``);
-- ``devstack``: ``make run``'s supervisor and the stack it starts, which the end-to-end tests
-  and the benchmarks start too;
+- ``devstack``: ``make run``; ``processes``: its supervisor; ``stack``: what it starts, and the
+  end-to-end tests and the benchmarks too;
 - ``serving``: binding a port (a busy port is one clear line), serving an app on a thread;
 - ``postgres``, ``events``: what the tests and the benchmarks share (throwaway PostgreSQL
   databases, a Kafka reader of the service's events).
