@@ -56,7 +56,10 @@ class Child:
     """One started child. ``stopped`` once it was asked to stop: its exit is then no crash."""
 
     def __init__(self, spec: ProcessSpec, group: ProcessGroup) -> None:
-        self.spec, self.stopped, self._group, self._swept = spec, False, group, False
+        self.spec = spec
+        self.stopped = False
+        self._group = group
+        self._swept = False
         self.popen = subprocess.Popen(
             list(spec.argv),
             stdin=subprocess.DEVNULL,

@@ -59,25 +59,30 @@ def listener() -> Iterator[int]:
         yield sock.getsockname()[1]
 
 
-def test_a_busy_port_is_one_line_and_exit_1_before_anything_starts(
-    tmp_path: Path, listener: int
-) -> None:
-    env = {**os.environ, **_free_ports_env(), "API_PORT": str(listener)}
+def _devstack_refuses_to_start(cwd: Path, env: dict[str, str]) -> list[str]:
+    """``make run`` in ``cwd`` with ``env``, expected to exit 1 at once: its stderr lines."""
     result = subprocess.run(
         [sys.executable, "-m", "devtools.devstack"],
-        cwd=tmp_path,
-        env=env,
+        cwd=cwd,
+        env={**os.environ, **env},
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert result.returncode == 1
-    assert result.stderr.splitlines() == [
+    assert result.stdout == ""  # no child was started, not even the migration
+    assert not (cwd / ".data").exists()
+    return result.stderr.splitlines()
+
+
+def test_a_busy_port_is_one_line_and_exit_1_before_anything_starts(
+    tmp_path: Path, listener: int
+) -> None:
+    env = {**_free_ports_env(), "API_PORT": str(listener)}
+    assert _devstack_refuses_to_start(tmp_path, env) == [
         f"devstack: port {listener} on 127.0.0.1 is already in use: "
         "stop what runs there or set API_PORT"
     ]
-    assert result.stdout == ""  # no child was started, not even the migration
-    assert not (tmp_path / ".data").exists()
     for name in ("TEMPORAL_UI_PORT", "SANDBOX_PORT"):
         assert port_is_free("127.0.0.1", int(env[name]))
 
@@ -262,18 +267,8 @@ def test_children_get_the_same_settings(tmp_path: Path, monkeypatch: pytest.Monk
 
 
 def test_invalid_configuration_is_one_line_without_the_value(tmp_path: Path) -> None:
-    env = {**os.environ, **_free_ports_env(), "API_PORT": "eighty"}
-    result = subprocess.run(
-        [sys.executable, "-m", "devtools.devstack"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 1
-    assert result.stderr.splitlines() == [
+    env = {**_free_ports_env(), "API_PORT": "eighty"}
+    assert _devstack_refuses_to_start(tmp_path, env) == [
         "devstack: invalid configuration: ApiSettings.port: "
         "Input should be a valid integer, unable to parse string as an integer"
     ]
-    assert not (tmp_path / ".data").exists()
