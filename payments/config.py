@@ -281,7 +281,7 @@ class OrderServiceSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="ORDER_SERVICE_", extra="ignore")
 
-    # e.g. http://127.0.0.1:8070 (``python -m payments.orders.local_service``). When set,
+    # e.g. http://127.0.0.1:8070 (``python -m devtools.order_service``). When set,
     # initiation takes amount and currency from the order and a terminal payment updates it.
     url: str | None = None
     # Per request to the Order Service (connect, read, write).

@@ -3,52 +3,19 @@
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.engine import make_url
 
+from devtools.postgres import create_postgres_database, drop_postgres_database, postgres_available
 from payments.config import DatabaseSettings
 from payments.db.engine import create_db_engine
 from payments.db.migrate import upgrade
 
-# An admin connection to a PostgreSQL server where the tests may create databases.
-POSTGRES_ADMIN_URL = os.environ.get(
-    "TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-)
 # CI sets this: a missing PostgreSQL is then a failure, not a skip.
 REQUIRE_POSTGRES = os.environ.get("TEST_REQUIRE_POSTGRES") == "1"
-
-
-def _libpq(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-def postgres_available() -> str | None:
-    """None when usable, else why not."""
-    try:
-        with psycopg.connect(_libpq(POSTGRES_ADMIN_URL), connect_timeout=3):
-            return None
-    except psycopg.Error as exc:
-        return f"PostgreSQL not reachable at {POSTGRES_ADMIN_URL}: {exc}".splitlines()[0]
-
-
-def create_postgres_database(prefix: str) -> tuple[str, str]:
-    """Create a fresh database; returns (its URL, its name)."""
-    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(_libpq(POSTGRES_ADMIN_URL), autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    return url, name
-
-
-def drop_postgres_database(name: str) -> None:
-    with psycopg.connect(_libpq(POSTGRES_ADMIN_URL), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def require_postgres() -> None:

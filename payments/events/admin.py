@@ -1,6 +1,6 @@
 """Kafka topic administration: make sure the service's topics exist before anything uses them.
 
-Called by ``make run`` (workers/devstack.py) right after the embedded broker starts, and by the
+Called by ``make run`` (devtools/stack.py) right after the embedded broker starts, and by the
 end-to-end tests. Brokers auto-create topics on first use with their own default partition count
 (Tansu: 4), so the service creates its topics explicitly with ``KafkaSettings.partitions``.
 """

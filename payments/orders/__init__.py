@@ -1,8 +1,8 @@
 """The Order Service, as this service uses it when ``ORDER_SERVICE_URL`` is set.
 
 ``client``: the contract (``OrderService``), its HTTP client and errors; ``checks``: whether a
-request may pay an order and for how much; ``local_service``: an in-memory Order Service for
-tests and local runs (not imported here: it pulls in FastAPI and uvicorn).
+request may pay an order and for how much. An in-memory Order Service for tests and local runs
+is ``devtools.order_service``.
 """
 
 from payments.orders.checks import PAYABLE_STATUSES, check_order_for_payment

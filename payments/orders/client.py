@@ -4,7 +4,7 @@ Used only when ``ORDER_SERVICE_URL`` is set. Initiation reads the order (it must
 belong to the user, and it decides amount and currency); a terminal payment writes the outcome
 back, from an activity that Temporal retries.
 
-REST contract (ours to define; ``payments.orders.local_service`` implements it):
+REST contract (ours to define; ``devtools.order_service`` implements it):
 
 ``GET {url}/orders/{order_id}``
     200 ``{"order_id": "...", "user_id": "...", "status": "awaiting_payment",

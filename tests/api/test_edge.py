@@ -14,10 +14,10 @@ from datetime import UTC, datetime, timedelta
 import braintree
 import pytest
 
+from devtools.sandbox.webhooks import sign_payload
 from payments.contracts import PaymentOutcome
 from payments.db.models import Payment
 from payments.gateway.braintree_gateway import build_braintree_gateway
-from payments.gateway.sandbox.webhooks import sign_payload
 from tests.api.conftest import BODY, Api
 from tests.api.test_access import assert_error
 

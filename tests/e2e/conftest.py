@@ -20,6 +20,18 @@ import httpx
 import pytest
 from temporalio.client import Client
 
+from devtools.events import EventReader
+from devtools.postgres import create_postgres_database, drop_postgres_database
+from devtools.processes import ProcessGroup, ProcessSpec
+from devtools.stack import (
+    StackEndpoints,
+    free_port,
+    free_stack_settings,
+    http_ready,
+    python_module_argv,
+    stack_env,
+    start_stack,
+)
 from payments.config import (
     ApiSettings,
     DatabaseSettings,
@@ -27,20 +39,9 @@ from payments.config import (
     SandboxSettings,
     Settings,
 )
-from tests.conftest import create_postgres_database, drop_postgres_database, require_postgres
-from tests.e2e.events import EventReader
+from tests.conftest import require_postgres
+from tests.support import processes
 from tests.support.order_service import OrderServiceAdmin, start_local_order_service
-from workers.devstack import (
-    ProcessGroup,
-    ProcessSpec,
-    StackEndpoints,
-    free_port,
-    free_stack_settings,
-    http_probe,
-    python_module_argv,
-    stack_env,
-    start_stack,
-)
 
 
 @dataclass
@@ -113,7 +114,7 @@ class Stack:
         self.group.stop("worker")
 
     def start_worker(self) -> None:
-        self.group.restart("worker")
+        processes.restart(self.group, "worker")
 
 
 def _same_order(gateway_order_id: str | None, order_id: str) -> bool:
@@ -232,7 +233,7 @@ async def order_stack(
                     "api",
                     python_module_argv("api"),
                     env=env,
-                    ready=http_probe(f"{api_url}/healthz"),
+                    ready=http_ready(f"{api_url}/healthz"),
                 )
             )
             async with (

@@ -17,13 +17,13 @@ from aiokafka import AIOKafkaProducer
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
+from devtools.events import EventReader
 from payments.config import DatabaseSettings
 from payments.db.engine import create_db_engine
 from payments.db.models import Payment
 from payments.db.repositories.payments import PaymentRepository
 from payments.events.topics import PAYMENT_STATUS
 from tests.e2e.conftest import OrderStack, Stack
-from tests.e2e.events import EventReader
 from tests.e2e.test_payments_e2e import pay, payment_body, wait_status
 
 pytestmark = pytest.mark.e2e

@@ -13,9 +13,9 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from devtools.events import EventReader
 from payments.events.topics import NOTIFICATIONS, PAYMENT_INITIATION, PAYMENT_STATUS, REFUND_REQUEST
 from tests.e2e.conftest import Stack
-from tests.e2e.events import EventReader
 
 pytestmark = pytest.mark.e2e
 

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from devtools.serving import BackgroundServer
 from payments.gateway.braintree_gateway import BraintreeGateway, build_braintree_gateway
-from payments.gateway.sandbox import SandboxServer
 from payments.gateway.types import PaymentGateway
 from tests.gateway.support import SETTLE_AFTER_SECONDS, ManualClock, gateway_settings, start_sandbox
 
@@ -20,14 +20,14 @@ def clock() -> ManualClock:
 
 
 @pytest.fixture(scope="session")
-def sandbox(clock: ManualClock) -> Iterator[SandboxServer]:
+def sandbox(clock: ManualClock) -> Iterator[BackgroundServer]:
     server = start_sandbox(SETTLE_AFTER_SECONDS, clock)
     yield server
     server.stop()
 
 
 @pytest.fixture(scope="session")
-def gateway(sandbox: SandboxServer) -> BraintreeGateway:
+def gateway(sandbox: BackgroundServer) -> BraintreeGateway:
     return build_braintree_gateway(gateway_settings(sandbox.port))
 
 
@@ -37,7 +37,7 @@ def _implements_the_protocol(adapter: BraintreeGateway) -> PaymentGateway:
 
 
 @pytest.fixture(scope="session")
-def admin(sandbox: SandboxServer) -> Iterator[httpx.Client]:
+def admin(sandbox: BackgroundServer) -> Iterator[httpx.Client]:
     """The sandbox's own JSON endpoints (not Braintree's API): to look, and to inject faults."""
     with httpx.Client(base_url=sandbox.url, timeout=5) as client:
         yield client

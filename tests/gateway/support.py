@@ -13,8 +13,9 @@ from urllib.parse import parse_qs
 
 from pydantic import SecretStr
 
+from devtools.sandbox import create_sandbox_app
+from devtools.serving import BackgroundServer
 from payments.config import GatewaySettings, SandboxSettings
-from payments.gateway.sandbox import SandboxServer, create_sandbox_app
 
 MERCHANT_ID = "test-merchant"
 PUBLIC_KEY = "test-public-key"
@@ -61,7 +62,7 @@ def start_sandbox(
     *,
     bank_settle_after_seconds: float = BANK_SETTLE_AFTER_SECONDS,
     webhook_url: str | None = None,
-) -> SandboxServer:
+) -> BackgroundServer:
     settings = SandboxSettings(
         host="127.0.0.1",
         port=0,
@@ -70,7 +71,7 @@ def start_sandbox(
         webhook_url=webhook_url,
     )
     app = create_sandbox_app(settings, MERCHANT_ID, PUBLIC_KEY, PRIVATE_KEY, clock=clock)
-    return SandboxServer(app).start()
+    return BackgroundServer(app).start()
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,9 +17,10 @@ from typing import Any
 import httpx
 import pytest
 
+from devtools import REPOSITORY_ROOT
+from devtools.serving import BackgroundServer
 from payments.errors import GatewayMisconfigured, GatewayNotFound, GatewayUnavailable
 from payments.gateway.braintree_gateway import BraintreeGateway, build_braintree_gateway
-from payments.gateway.sandbox import SandboxServer
 from payments.gateway.types import GatewayTransaction, SaleOutcome
 from payments.money import Money
 from tests.gateway.support import (
@@ -156,7 +157,7 @@ def test_unusable_nonce_is_a_validation_error_without_transaction(
     assert held(admin, order_id=order_id) == []
 
 
-def test_merchant_account_decides_the_currency(sandbox: SandboxServer, order_id: str) -> None:
+def test_merchant_account_decides_the_currency(sandbox: BackgroundServer, order_id: str) -> None:
     # The sandbox reads a trailing ISO code in a merchant account id as its currency.
     gateway = build_braintree_gateway(
         gateway_settings(sandbox.port), merchant_account_ids={"EUR": "test-merchant-EUR"}
@@ -320,7 +321,7 @@ def test_search_by_order_id_finds_only_that_orders_sales(
     "overrides", [{"private_key": "wrong-key"}, {"merchant_id": "another-merchant"}]
 )
 def test_wrong_credentials_are_a_misconfiguration(
-    sandbox: SandboxServer, admin: httpx.Client, order_id: str, overrides: dict[str, str]
+    sandbox: BackgroundServer, admin: httpx.Client, order_id: str, overrides: dict[str, str]
 ) -> None:
     gateway = build_braintree_gateway(gateway_settings(sandbox.port, **overrides))
 
@@ -399,7 +400,7 @@ def test_dropped_connection_is_unavailable_and_a_retry_charges_once(
 
 
 def test_read_timeout_is_unavailable_and_the_retry_finds_the_charge(
-    sandbox: SandboxServer, admin: httpx.Client, order_id: str
+    sandbox: BackgroundServer, admin: httpx.Client, order_id: str
 ) -> None:
     gateway = build_braintree_gateway(gateway_settings(sandbox.port, timeout_seconds=1))
     inject_fault(admin, operation="sale", kind="delay", delay_seconds=1.5, after_processing=True)
@@ -461,7 +462,8 @@ def test_busy_port_is_one_clear_line_and_exit_1() -> None:
         port = blocker.getsockname()[1]
         env = {**os.environ, "SANDBOX_HOST": "127.0.0.1", "SANDBOX_PORT": str(port)}
         done = subprocess.run(
-            [sys.executable, "-m", "payments.gateway.sandbox"],
+            [sys.executable, "-m", "devtools.sandbox"],
+            cwd=REPOSITORY_ROOT,
             env=env,
             capture_output=True,
             text=True,

@@ -17,6 +17,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
+from devtools.serving import BackgroundServer
 from payments.errors import (
     GatewayError,
     GatewayMisconfigured,
@@ -29,7 +30,6 @@ from payments.gateway.braintree_gateway import (
     build_braintree_gateway,
     rejects_request,
 )
-from payments.gateway.sandbox import SandboxServer
 from payments.money import Money
 from tests.gateway.support import SETTLE_AFTER_SECONDS, ManualClock, gateway_settings
 
@@ -211,7 +211,7 @@ def test_rejects_request(status: int, body: str, rejected: bool) -> None:
     assert rejects_request(status, body) is rejected
 
 
-def test_every_environment_classifies_statuses(sandbox: SandboxServer) -> None:
+def test_every_environment_classifies_statuses(sandbox: BackgroundServer) -> None:
     """Braintree's own environments cannot be reached from a test: look at the SDK
     configuration the adapter builds for them instead."""
     from payments.gateway.braintree_gateway import _ClassifyingHttp, _DirectHttp

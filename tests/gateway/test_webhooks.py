@@ -15,10 +15,10 @@ import braintree
 import httpx
 import pytest
 
+from devtools.sandbox.webhooks import sign_payload
+from devtools.serving import BackgroundServer
 from payments.errors import InvalidWebhook
 from payments.gateway.braintree_gateway import BraintreeGateway, build_braintree_gateway
-from payments.gateway.sandbox import SandboxServer
-from payments.gateway.sandbox.webhooks import sign_payload
 from payments.gateway.types import WebhookEvent
 from payments.money import Money
 from tests.gateway.support import (
@@ -60,20 +60,20 @@ def webhook_clock() -> ManualClock:
 @pytest.fixture
 def webhook_sandbox(
     receiver: WebhookReceiver, webhook_clock: ManualClock
-) -> Iterator[SandboxServer]:
+) -> Iterator[BackgroundServer]:
     server = start_sandbox(SETTLE_AFTER_SECONDS, webhook_clock, webhook_url=receiver.url)
     yield server
     server.stop()
 
 
 @pytest.fixture
-def webhook_gateway(webhook_sandbox: SandboxServer) -> BraintreeGateway:
+def webhook_gateway(webhook_sandbox: BackgroundServer) -> BraintreeGateway:
     return build_braintree_gateway(gateway_settings(webhook_sandbox.port))
 
 
 def test_settlements_are_announced_with_verifiable_webhooks(
     webhook_gateway: BraintreeGateway,
-    webhook_sandbox: SandboxServer,
+    webhook_sandbox: BackgroundServer,
     webhook_clock: ManualClock,
     receiver: WebhookReceiver,
 ) -> None:

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from workers.devstack import ProcessGroup, ProcessSpec, free_port, tansu_argv, tcp_probe
+from devtools.processes import ProcessGroup, ProcessSpec
+from devtools.stack import free_port, tansu_argv, tcp_ready
 
 
 def pid_alive(pid: int) -> bool:
@@ -26,6 +27,6 @@ def tansu_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     log = tmp_path_factory.mktemp("tansu") / "tansu.log"
     with ProcessGroup(log) as group:
         group.start(
-            ProcessSpec("kafka", tansu_argv("127.0.0.1", port), ready=tcp_probe("127.0.0.1", port))
+            ProcessSpec("kafka", tansu_argv("127.0.0.1", port), ready=tcp_ready("127.0.0.1", port))
         )
         yield f"127.0.0.1:{port}"

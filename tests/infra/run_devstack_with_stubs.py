@@ -1,4 +1,4 @@
-"""``python -m workers.devstack`` with the service's own processes replaced by stub_service.py.
+"""``python -m devtools.devstack`` with the service's own processes replaced by stub_service.py.
 
 Temporal and Tansu are real; used by test_devstack_main.py to exercise main()'s supervision.
 """
@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from workers import devstack
+from devtools import devstack, stack
 
 STUB = str(Path(__file__).with_name("stub_service.py"))
 
@@ -18,5 +18,5 @@ def _stub_argv(module: str, *args: str) -> list[str]:
 
 
 if __name__ == "__main__":
-    devstack.python_module_argv = _stub_argv
+    stack.python_module_argv = _stub_argv
     sys.exit(devstack.main())

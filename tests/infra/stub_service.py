@@ -33,7 +33,7 @@ def main(module: str, *args: str) -> None:
         with open(path, "w") as handle:
             json.dump({"checkout": "psk_stub_checkout", "admin": "psk_stub_admin"}, handle)
         return
-    listen = {"payments.gateway.sandbox": "SANDBOX", "api": "API"}.get(module)
+    listen = {"devtools.sandbox": "SANDBOX", "api": "API"}.get(module)
     if listen is not None:
         address = (os.environ[f"{listen}_HOST"], int(os.environ[f"{listen}_PORT"]))
         ThreadingHTTPServer(address, _Ok).serve_forever()

@@ -1,4 +1,4 @@
-"""``python -m workers.devstack`` (make run): port checks, start-up, Ctrl-C/SIGTERM, crashes."""
+"""``python -m devtools.devstack`` (make run): port checks, start-up, Ctrl-C/SIGTERM, crashes."""
 
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from payments.config import KafkaSettings, LogSettings, SandboxSettings, Settings
-from workers.devstack import (
-    PortInUse,
+from devtools import REPOSITORY_ROOT
+from devtools.processes import StackError
+from devtools.stack import (
     check_ports,
     free_port,
     free_stack_settings,
@@ -26,6 +26,7 @@ from workers.devstack import (
     stack_env,
     stack_ports,
 )
+from payments.config import KafkaSettings, LogSettings, SandboxSettings, Settings
 
 from .conftest import pid_alive
 
@@ -43,6 +44,8 @@ def _free_ports_env() -> dict[str, str]:
         "SANDBOX_HOST": "127.0.0.1",
         "SANDBOX_PORT": str(free_port()),
         "BRAINTREE_ENVIRONMENT": "local",
+        # The supervisor runs in a temporary directory: devtools is not installed.
+        "PYTHONPATH": str(REPOSITORY_ROOT),
     }
 
 
@@ -56,25 +59,30 @@ def listener() -> Iterator[int]:
         yield sock.getsockname()[1]
 
 
-def test_a_busy_port_is_one_line_and_exit_1_before_anything_starts(
-    tmp_path: Path, listener: int
-) -> None:
-    env = {**os.environ, **_free_ports_env(), "API_PORT": str(listener)}
+def _devstack_refuses_to_start(cwd: Path, env: dict[str, str]) -> list[str]:
+    """``make run`` in ``cwd`` with ``env``, expected to exit 1 at once: its stderr lines."""
     result = subprocess.run(
-        [sys.executable, "-m", "workers.devstack"],
-        cwd=tmp_path,
-        env=env,
+        [sys.executable, "-m", "devtools.devstack"],
+        cwd=cwd,
+        env={**os.environ, **env},
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert result.returncode == 1
-    assert result.stderr.splitlines() == [
+    assert result.stdout == ""  # no child was started, not even the migration
+    assert not (cwd / ".data").exists()
+    return result.stderr.splitlines()
+
+
+def test_a_busy_port_is_one_line_and_exit_1_before_anything_starts(
+    tmp_path: Path, listener: int
+) -> None:
+    env = {**_free_ports_env(), "API_PORT": str(listener)}
+    assert _devstack_refuses_to_start(tmp_path, env) == [
         f"devstack: port {listener} on 127.0.0.1 is already in use: "
         "stop what runs there or set API_PORT"
     ]
-    assert result.stdout == ""  # no child was started, not even the migration
-    assert not (tmp_path / ".data").exists()
     for name in ("TEMPORAL_UI_PORT", "SANDBOX_PORT"):
         assert port_is_free("127.0.0.1", int(env[name]))
 
@@ -97,9 +105,9 @@ def test_each_port_names_its_setting(
     )
     part = getattr(settings, group).model_copy(update={field: value})
     settings = settings.model_copy(update={group: part})
-    with pytest.raises(PortInUse) as busy:
+    with pytest.raises(StackError) as busy:
         check_ports(stack_ports(settings))
-    assert busy.value.headline == (
+    assert str(busy.value) == (
         f"port {listener} on 127.0.0.1 is already in use: stop what runs there or set {setting}"
     )
 
@@ -109,7 +117,7 @@ def test_the_same_port_twice_is_reported(tmp_path: Path) -> None:
     settings = settings.model_copy(
         update={"sandbox": settings.sandbox.model_copy(update={"port": settings.api.port})}
     )
-    with pytest.raises(PortInUse, match=r"configured for both API \(API_PORT\) and sandbox"):
+    with pytest.raises(StackError, match=r"configured for both API \(API_PORT\) and sandbox"):
         check_ports(stack_ports(settings))
 
 
@@ -259,18 +267,8 @@ def test_children_get_the_same_settings(tmp_path: Path, monkeypatch: pytest.Monk
 
 
 def test_invalid_configuration_is_one_line_without_the_value(tmp_path: Path) -> None:
-    env = {**os.environ, **_free_ports_env(), "API_PORT": "eighty"}
-    result = subprocess.run(
-        [sys.executable, "-m", "workers.devstack"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 1
-    assert result.stderr.splitlines() == [
+    env = {**_free_ports_env(), "API_PORT": "eighty"}
+    assert _devstack_refuses_to_start(tmp_path, env) == [
         "devstack: invalid configuration: ApiSettings.port: "
         "Input should be a valid integer, unable to parse string as an integer"
     ]
-    assert not (tmp_path / ".data").exists()

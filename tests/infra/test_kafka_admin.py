@@ -10,11 +10,12 @@ from pathlib import Path
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
+from devtools.processes import ProcessGroup, ProcessSpec
+from devtools.stack import free_port, tansu_argv, tcp_ready
 from payments.config import KafkaSettings
 from payments.errors import ServiceUnavailable
 from payments.events.admin import ensure_topics, wait_for_kafka
 from payments.events.topics import ALL_TOPICS
-from workers.devstack import ProcessGroup, ProcessSpec, free_port, tansu_argv, tcp_probe
 
 
 async def _partitions(bootstrap: str, topics: list[str]) -> dict[str, int]:
@@ -74,7 +75,7 @@ async def test_ensure_topics_waits_for_a_broker_that_is_still_starting(tmp_path:
         await asyncio.sleep(0.5)
         assert not creating.done()
         spec = ProcessSpec(
-            "kafka", tansu_argv("127.0.0.1", port), ready=tcp_probe("127.0.0.1", port)
+            "kafka", tansu_argv("127.0.0.1", port), ready=tcp_ready("127.0.0.1", port)
         )
         await asyncio.to_thread(group.start, spec)
         await asyncio.wait_for(creating, timeout=10)

@@ -1,19 +1,18 @@
-"""The Temporal dev server as ProcessGroup starts it: argv, readiness, health, clean stop."""
+"""The Temporal dev server as the stack starts it: argv, readiness, health, clean stop."""
 
 from __future__ import annotations
 
 import subprocess
 from pathlib import Path
 
-from workers.devstack import (
-    ProcessGroup,
-    ProcessSpec,
+from devtools.processes import ProcessGroup, ProcessSpec
+from devtools.stack import (
+    command_ready,
     find_temporal_cli,
     free_port,
     port_is_free,
     temporal_dev_server_argv,
     temporal_health_argv,
-    temporal_probe,
 )
 
 from .conftest import pid_alive
@@ -51,7 +50,7 @@ def test_dev_server_starts_answers_health_and_stops(tmp_path: Path) -> None:
             ProcessSpec(
                 "temporal",
                 temporal_dev_server_argv("127.0.0.1", port, None, None, cli=cli),
-                ready=temporal_probe(address, cli=cli),
+                ready=command_ready(temporal_health_argv(address, cli=cli)),
             )
         )
         health = subprocess.run(
@@ -60,7 +59,6 @@ def test_dev_server_starts_answers_health_and_stops(tmp_path: Path) -> None:
         assert health.returncode == 0, health.stderr
         assert "SERVING" in health.stdout
         pid = server.pid
-    assert pid is not None
     assert not pid_alive(pid)
     assert server.returncode == 0  # stopped by SIGTERM, not killed
     assert port_is_free("127.0.0.1", port)

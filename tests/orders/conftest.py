@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 
+from devtools.serving import BackgroundServer
 from payments.config import OrderServiceSettings
-from payments.gateway.sandbox.runner import SandboxServer
 from payments.orders import HttpOrderService, create_order_service_http_client
 from tests.support.order_service import OrderServiceAdmin, start_local_order_service
 
@@ -17,14 +17,14 @@ USER_ID = "user-1"
 
 
 @pytest.fixture(scope="session")
-def order_server() -> Iterator[SandboxServer]:
+def order_server() -> Iterator[BackgroundServer]:
     server = start_local_order_service()
     yield server
     server.stop()
 
 
 @pytest.fixture
-async def admin(order_server: SandboxServer) -> AsyncIterator[OrderServiceAdmin]:
+async def admin(order_server: BackgroundServer) -> AsyncIterator[OrderServiceAdmin]:
     async with httpx.AsyncClient(base_url=order_server.url, timeout=5, trust_env=False) as client:
         admin = OrderServiceAdmin(client)
         yield admin
@@ -32,7 +32,7 @@ async def admin(order_server: SandboxServer) -> AsyncIterator[OrderServiceAdmin]
 
 
 @pytest.fixture
-async def orders(order_server: SandboxServer) -> AsyncIterator[HttpOrderService]:
+async def orders(order_server: BackgroundServer) -> AsyncIterator[HttpOrderService]:
     settings = OrderServiceSettings(url=order_server.url, timeout_seconds=2.0)
     assert settings.url is not None
     async with create_order_service_http_client(settings) as client:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from devtools.serving import BackgroundServer
 from payments.errors import ServiceUnavailable
-from payments.gateway.sandbox.runner import SandboxServer
 from payments.money import Money
 from payments.orders import HttpOrderService, Order, OrderUpdateRejected
 from tests.orders.conftest import USER_ID
@@ -128,7 +128,7 @@ async def test_messages_do_not_carry_credentials_from_the_url(unused_port: int) 
 
 
 async def test_a_slow_order_service_times_out_as_service_unavailable(
-    order_server: SandboxServer, admin: OrderServiceAdmin
+    order_server: BackgroundServer, admin: OrderServiceAdmin
 ) -> None:
     await admin.inject_fault(operation="get_order", kind="delay", delay_seconds=1.0)
     async with httpx.AsyncClient(timeout=0.2) as client:

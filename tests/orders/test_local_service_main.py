@@ -1,4 +1,4 @@
-"""``python -m payments.orders.local_service``: serves the contract, and a busy port is one line."""
+"""``python -m devtools.order_service``: serves the contract, and a busy port is one line."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import time
 
 import httpx
 
-from payments.gateway.sandbox.runner import bind_socket
+from devtools import REPOSITORY_ROOT
+from devtools.serving import bind_socket
 
 STARTUP_SECONDS = 20.0
 
@@ -23,7 +24,8 @@ def test_a_busy_port_is_one_clear_line_and_exit_1() -> None:
         taken.listen()
         port = taken.getsockname()[1]
         result = subprocess.run(
-            [sys.executable, "-m", "payments.orders.local_service"],
+            [sys.executable, "-m", "devtools.order_service"],
+            cwd=REPOSITORY_ROOT,
             env=_env(port),
             capture_output=True,
             text=True,
@@ -38,7 +40,8 @@ def test_a_busy_port_is_one_clear_line_and_exit_1() -> None:
 
 def test_it_serves_the_contract_on_the_configured_port(unused_port: int) -> None:
     process = subprocess.Popen(
-        [sys.executable, "-m", "payments.orders.local_service"],
+        [sys.executable, "-m", "devtools.order_service"],
+        cwd=REPOSITORY_ROOT,
         env=_env(unused_port),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

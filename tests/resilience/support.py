@@ -2,7 +2,7 @@
 dependency being down, and a look into Temporal's view of a workflow.
 
 Every stack is what ``make run`` starts (Temporal dev server, Tansu broker, gateway sandbox,
-worker, consumer, API: real processes under :class:`~workers.devstack.ProcessGroup`), here
+worker, consumer, API: real processes under :class:`~devtools.processes.ProcessGroup`), here
 headless and with Temporal in memory, its output in a log file under pytest's temporary
 directory. The tail of that log is attached to the report of a failing test (see conftest).
 """
@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import signal
 import time
 import uuid
 from collections.abc import Iterable, Iterator
@@ -23,13 +21,10 @@ from typing import Any
 import httpx
 from temporalio.client import Client
 
+from devtools.processes import ProcessGroup
+from devtools.stack import StackEndpoints, free_stack_settings, start_stack
 from payments.config import Settings
-from workers.devstack import (
-    ProcessGroup,
-    StackEndpoints,
-    free_stack_settings,
-    start_stack,
-)
+from tests.support import processes
 from workflows.connection import connect_temporal
 
 TERMINAL_PAYMENT_STATUSES = frozenset({"success", "failure"})
@@ -96,32 +91,18 @@ class ResilienceStack:
 
     # ProcessGroup is synchronous: keep the event loop (and the test's clients) running.
     async def kill(self, name: str) -> None:
-        await asyncio.to_thread(self.group.kill, name)
+        await asyncio.to_thread(processes.kill, self.group, name)
 
     async def restart(self, name: str) -> None:
-        await asyncio.to_thread(self.group.restart, name)
+        await asyncio.to_thread(processes.restart, self.group, name)
 
-    async def stop(self, name: str) -> None:
-        await asyncio.to_thread(self.group.stop, name)
-
-    @contextlib.contextmanager
-    def frozen(self, *names: str) -> Iterator[None]:
-        """SIGSTOP these children (their whole process groups) for the block, SIGCONT after:
-        they neither run nor notice anything meanwhile."""
-        pids = [pid for pid in (self.group[name].pid for name in names) if pid is not None]
-        for pid in pids:
-            os.killpg(pid, signal.SIGSTOP)
-        try:
-            yield
-        finally:
-            for pid in pids:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(pid, signal.SIGCONT)
+    def frozen(self, *names: str) -> contextlib.AbstractContextManager[None]:
+        return processes.frozen(self.group, *names)
 
     def assert_no_crash(self) -> None:
         """No child exited on its own (the ones the test killed or stopped do not count)."""
-        crashed = self.group.first_unexpected_exit()
-        assert crashed is None, f"{crashed.name} exited: {crashed.last_output()}"
+        crashed = self.group.crashed()
+        assert crashed is None, f"{crashed.spec.name} exited (its output: {self.log_path})"
 
     def log_tail(self, chars: int = LOG_TAIL_CHARS) -> str:
         try:

@@ -18,7 +18,7 @@ import threading
 from collections.abc import Coroutine
 from typing import Any, Literal, TypeVar
 
-from workers.devstack import free_port
+from devtools.stack import free_port
 
 T = TypeVar("T")
 Mode = Literal["forward", "refuse", "blackhole"]

@@ -28,8 +28,9 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy.engine import make_url
 
+from devtools.postgres import create_postgres_database, drop_postgres_database
 from payments.config import DatabaseSettings
-from tests.conftest import create_postgres_database, drop_postgres_database, require_postgres
+from tests.conftest import require_postgres
 from tests.resilience.support import (
     PendingActivity,
     ResilienceStack,

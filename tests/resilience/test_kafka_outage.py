@@ -34,10 +34,10 @@ from collections.abc import Iterator
 
 import pytest
 
+from devtools.events import EventReader
 from payments.events.admin import ensure_topics
 from payments.events.envelope import event_id
 from payments.events.topics import NOTIFICATIONS, PAYMENT_STATUS
-from tests.e2e.events import EventReader
 from tests.resilience.support import (
     ResilienceStack,
     get_payment,

@@ -12,13 +12,13 @@ from typing import Any
 
 import httpx
 
-from payments.gateway.sandbox.runner import SandboxServer
-from payments.orders.local_service import create_order_service_app
+from devtools.order_service import create_order_service_app
+from devtools.serving import BackgroundServer
 
 
-def start_local_order_service() -> SandboxServer:
+def start_local_order_service() -> BackgroundServer:
     """A fresh, empty Order Service on 127.0.0.1 and a free port, already accepting requests."""
-    return SandboxServer(create_order_service_app()).start()
+    return BackgroundServer(create_order_service_app()).start()
 
 
 def new_order_id() -> str:
@@ -59,7 +59,7 @@ class OrderServiceAdmin:
         raise AssertionError(f"order {order_id} is not in the local order service")
 
     async def inject_fault(self, **spec: object) -> None:
-        """See ``payments.orders.local_service.FaultSpec``: operation, kind, status_code,
+        """See ``devtools.order_service.OrderServiceFault``: operation, kind, status_code,
         delay_seconds, times."""
         response = await self._client.post("/_faults", json=spec)
         response.raise_for_status()

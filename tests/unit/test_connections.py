@@ -21,11 +21,11 @@ from pydantic import SecretStr
 from temporalio.converter import DefaultFailureConverterWithEncodedAttributes
 from temporalio.service import TLSConfig
 
+from devtools.stack import free_stack_settings, settings_env, temporal_dev_server_argv
 from payments.config import GatewaySettings, KafkaSettings, Settings, TemporalSettings
 from payments.events.connection import KafkaMisconfigured, kafka_client_options
 from payments.events.publisher import KafkaEventPublisher
 from payments.keyring import KeyRingMisconfigured, new_key_entry
-from workers.devstack import free_stack_settings, settings_env, temporal_dev_server_argv
 from workflows.client import TemporalConnection
 from workflows.codec import KEY_ID, EncryptionCodec
 from workflows.connection import (

@@ -28,8 +28,8 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 with workflow.unsafe.imports_passed_through():
+    from devtools.stack import find_temporal_cli
     from payments.keyring import KeyRing, new_key_entry
-    from workers.devstack import find_temporal_cli
     from workflows.codec import ENCRYPTED_ENCODING, EncryptionCodec, apply_codec, data_converter
 
 SECRET = "order-9c1e-card-4000111111111115"

@@ -1,7 +1,8 @@
-"""Serving the sandbox: binding its port, and running it on a background thread.
+"""Serving the development servers (the gateway sandbox, the local Order Service): binding the
+port, and running an app on a background thread.
 
 The socket is bound here rather than by uvicorn so that a busy port is reported as one clear
-line (``__main__``) and so that tests can bind port 0 and learn the port before serving.
+line (their ``main()``) and so that tests can bind port 0 and learn the port before serving.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ STARTUP_TIMEOUT_SECONDS = 10.0
 
 
 class PortInUse(OSError):
+    """Something already listens on the port a server was to bind."""
+
     def __init__(self, host: str, port: int) -> None:
         super().__init__(errno.EADDRINUSE, f"port {port} on {host} is already in use")
         self.host = host
@@ -65,10 +68,11 @@ def print_setting_errors(exc: ValidationError) -> None:
         print(f"invalid setting {location}: {error['msg']}", file=sys.stderr)
 
 
-class SandboxServer:
-    """The sandbox app served by uvicorn on a daemon thread, for tests and local harnesses.
+class BackgroundServer:
+    """An app (the sandbox's, the Order Service's) served by uvicorn on a daemon thread, for
+    tests and local harnesses.
 
-    Usage: ``with SandboxServer(app) as server: ... server.port ...``.
+    Usage: ``with BackgroundServer(app) as server: ... server.port ...``.
     """
 
     def __init__(self, app: FastAPI, *, host: str = "127.0.0.1", port: int = 0) -> None:
@@ -83,7 +87,7 @@ class SandboxServer:
         self._thread = threading.Thread(
             target=self._server.run,
             kwargs={"sockets": [self._socket]},
-            name=f"sandbox-{self.port}",
+            name=f"server-{self.port}",
             daemon=True,
         )
 
@@ -91,7 +95,7 @@ class SandboxServer:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    def start(self) -> SandboxServer:
+    def start(self) -> BackgroundServer:
         self._thread.start()
         deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
         while not self._server.started:
@@ -106,7 +110,7 @@ class SandboxServer:
         self._thread.join(timeout=STARTUP_TIMEOUT_SECONDS)
         self._socket.close()
 
-    def __enter__(self) -> SandboxServer:
+    def __enter__(self) -> BackgroundServer:
         return self.start()
 
     def __exit__(

@@ -3,12 +3,11 @@
 It speaks the XML API the official braintree SDK uses, with Braintree's documented sandbox
 test values (``fake-valid-nonce``, wallet and bank nonces, amounts 2000-2999.99 declined,
 ...), so the service runs its real adapter against it: ``BRAINTREE_ENVIRONMENT=local`` plus
-``python -m payments.gateway.sandbox``. Transactions, a vault (customers, payment methods),
+``python -m devtools.sandbox``. Transactions, a vault (customers, payment methods),
 client-side card tokenization and Braintree-style webhooks (``SANDBOX_WEBHOOK_URL``). It does
 not import braintree.
 """
 
-from payments.gateway.sandbox.app import FaultSpec, create_sandbox_app
-from payments.gateway.sandbox.runner import PortInUse, SandboxServer, bind_socket
+from devtools.sandbox.app import GatewayFault, create_sandbox_app
 
-__all__ = ["FaultSpec", "PortInUse", "SandboxServer", "bind_socket", "create_sandbox_app"]
+__all__ = ["GatewayFault", "create_sandbox_app"]

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from payments.gateway.sandbox.scenarios import (
+from devtools.sandbox.scenarios import (
     VAULT_NONCE_FAILURES,
     Instrument,
     NonceBehaviour,

@@ -29,16 +29,15 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from payments.config import SandboxSettings
-from payments.gateway.sandbox.render import (
+from devtools.sandbox.render import (
     customer_fields,
     format_amount,
     payment_method_document,
     transaction_fields,
     verification_fields,
 )
-from payments.gateway.sandbox.scenarios import ValidationFailure
-from payments.gateway.sandbox.store import (
+from devtools.sandbox.scenarios import ValidationFailure
+from devtools.sandbox.store import (
     Result,
     SaleRequest,
     SandboxTransaction,
@@ -46,14 +45,14 @@ from payments.gateway.sandbox.store import (
     UnknownTransaction,
     UnsupportedSearch,
 )
-from payments.gateway.sandbox.vault import (
+from devtools.sandbox.vault import (
     UnknownCustomer,
     UnknownPaymentMethod,
     Vault,
     VaultResult,
 )
-from payments.gateway.sandbox.webhooks import WebhookDispatcher
-from payments.gateway.sandbox.xml_codec import (
+from devtools.sandbox.webhooks import WebhookDispatcher
+from devtools.sandbox.xml_codec import (
     MalformedXml,
     Parsed,
     Repeated,
@@ -62,6 +61,7 @@ from payments.gateway.sandbox.xml_codec import (
     parse_document,
     render_document,
 )
+from payments.config import SandboxSettings
 
 log = structlog.get_logger(__name__)
 
@@ -93,7 +93,7 @@ def _utc_now() -> datetime:
 
 
 # --- fault injection ---------------------------------------------------------------------------
-class FaultSpec(BaseModel):
+class GatewayFault(BaseModel):
     """One failure to inject into the next ``times`` requests for ``operation``.
 
     kind=status answers ``status_code`` with an empty body; kind=malformed answers 200 with a
@@ -113,7 +113,7 @@ class FaultSpec(BaseModel):
 
 @dataclass(slots=True)
 class _ArmedFault:
-    spec: FaultSpec
+    spec: GatewayFault
     remaining: int
 
 
@@ -121,7 +121,7 @@ class FaultInjector:
     def __init__(self) -> None:
         self._armed: list[_ArmedFault] = []
 
-    def add(self, spec: FaultSpec) -> None:
+    def add(self, spec: GatewayFault) -> None:
         self._armed.append(_ArmedFault(spec, spec.times))
 
     def clear(self) -> None:
@@ -130,7 +130,7 @@ class FaultInjector:
     def pending(self) -> list[dict[str, Any]]:
         return [{**f.spec.model_dump(), "remaining": f.remaining} for f in self._armed]
 
-    def take(self, operation: Operation) -> FaultSpec | None:
+    def take(self, operation: Operation) -> GatewayFault | None:
         """The first armed fault matching ``operation``, used up once per request."""
         for armed in self._armed:
             if armed.spec.operation in (operation, "any"):
@@ -763,7 +763,7 @@ def create_sandbox_app(
         return faults.pending()
 
     @admin.post("/faults", status_code=201)
-    async def add_fault(spec: FaultSpec) -> list[dict[str, Any]]:
+    async def add_fault(spec: GatewayFault) -> list[dict[str, Any]]:
         faults.add(spec)
         return faults.pending()
 

@@ -21,10 +21,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from payments.gateway.sandbox.scenarios import Card, Instrument, InstrumentType
-from payments.gateway.sandbox.store import SandboxTransaction
-from payments.gateway.sandbox.vault import SandboxCustomer, VaultedMethod, Verification
-from payments.gateway.sandbox.xml_codec import XmlArray, XmlValue
+from devtools.sandbox.scenarios import Card, Instrument, InstrumentType
+from devtools.sandbox.store import SandboxTransaction
+from devtools.sandbox.vault import SandboxCustomer, VaultedMethod, Verification
+from devtools.sandbox.xml_codec import XmlArray, XmlValue
 from payments.money import MINOR_UNITS
 
 _IMAGE_BASE = "https://assets.braintreegateway.com/payment_method_logo"

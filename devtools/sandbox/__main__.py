@@ -1,4 +1,4 @@
-"""``python -m payments.gateway.sandbox``: serve the sandbox on SANDBOX_HOST:SANDBOX_PORT.
+"""``python -m devtools.sandbox``: serve the sandbox on SANDBOX_HOST:SANDBOX_PORT.
 
 It accepts the merchant id and key pair of the BRAINTREE_* settings, so the service and the
 sandbox agree by reading the same environment.
@@ -12,9 +12,9 @@ import structlog
 import uvicorn
 from pydantic import ValidationError
 
+from devtools.sandbox.app import create_sandbox_app
+from devtools.serving import bind_or_explain, print_setting_errors
 from payments.config import GatewaySettings, LogSettings, SandboxSettings
-from payments.gateway.sandbox.app import create_sandbox_app
-from payments.gateway.sandbox.runner import bind_or_explain, print_setting_errors
 from payments.logging import configure_logging
 
 log = structlog.get_logger(__name__)

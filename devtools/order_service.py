@@ -9,7 +9,7 @@ Payment updates: ``success`` makes the order ``paid``; ``failure`` makes it ``pa
 unless it is already paid (a late failure of another attempt does not undo a payment). A
 repeated ``event_id`` changes nothing and answers like the first time.
 
-``python -m payments.orders.local_service`` serves it on ORDER_SERVICE_HOST:ORDER_SERVICE_PORT
+``python -m devtools.order_service`` serves it on ORDER_SERVICE_HOST:ORDER_SERVICE_PORT
 (default 127.0.0.1:8070); point the payment service at it with
 ``ORDER_SERVICE_URL=http://127.0.0.1:8070``. State lives in memory and ends with the process.
 """
@@ -28,9 +28,9 @@ from fastapi import FastAPI, HTTPException, Response, status
 from pydantic import BaseModel, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from devtools.serving import bind_or_explain, print_setting_errors
 from payments.config import LogSettings
 from payments.errors import PaymentServiceError
-from payments.gateway.sandbox.runner import bind_or_explain, print_setting_errors
 from payments.logging import configure_logging
 from payments.money import Money
 from payments.orders.client import OrderStatus, PaymentResult
@@ -42,7 +42,7 @@ MALFORMED_ORDER_BODY = b'{"order_id": "x", "user_id": "u", "status": "paid", "am
 
 
 class LocalOrderServiceSettings(BaseSettings):
-    """Where ``python -m payments.orders.local_service`` listens."""
+    """Where ``python -m devtools.order_service`` listens."""
 
     model_config = SettingsConfigDict(env_prefix="ORDER_SERVICE_", extra="ignore")
 
@@ -78,7 +78,7 @@ class OrderWithUpdates(OrderPublic):
     payment_updates: list[PaymentUpdate]
 
 
-class FaultSpec(BaseModel):
+class OrderServiceFault(BaseModel):
     """Fail the next ``times`` requests to ``operation``: answer ``status_code`` with a short
     body (kind=status), answer 200 with an order that breaks the contract (kind=malformed, GET
     only), or wait ``delay_seconds`` before answering normally (kind=delay)."""
@@ -111,15 +111,15 @@ class _StoredOrder:
 
 class _Faults:
     def __init__(self) -> None:
-        self._pending: list[FaultSpec] = []
+        self._pending: list[OrderServiceFault] = []
 
-    def add(self, spec: FaultSpec) -> None:
+    def add(self, spec: OrderServiceFault) -> None:
         self._pending.append(spec)
 
     def clear(self) -> None:
         self._pending.clear()
 
-    def take(self, operation: str) -> FaultSpec | None:
+    def take(self, operation: str) -> OrderServiceFault | None:
         for index, spec in enumerate(self._pending):
             if spec.operation in (operation, "any"):
                 if spec.times == 1:
@@ -209,7 +209,7 @@ def create_order_service_app() -> FastAPI:
         ]
 
     @app.post("/_faults", status_code=status.HTTP_204_NO_CONTENT)
-    async def add_fault(spec: FaultSpec) -> None:
+    async def add_fault(spec: OrderServiceFault) -> None:
         faults.add(spec)
 
     @app.delete("/_faults", status_code=status.HTTP_204_NO_CONTENT)

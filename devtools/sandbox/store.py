@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Literal
 
-from payments.gateway.sandbox.scenarios import (
+from devtools.sandbox.scenarios import (
     SALE_NONCE_FAILURES,
     Instrument,
     Outcome,
@@ -30,8 +30,8 @@ from payments.gateway.sandbox.scenarios import (
     processor_response,
     settlement_declines,
 )
-from payments.gateway.sandbox.vault import Vault
-from payments.gateway.sandbox.xml_codec import Parsed
+from devtools.sandbox.vault import Vault
+from devtools.sandbox.xml_codec import Parsed
 from payments.money import MINOR_UNITS
 
 Clock = Callable[[], datetime]

@@ -32,9 +32,9 @@ from typing import Any
 import httpx
 import structlog
 
-from payments.gateway.sandbox.render import notification_fields
-from payments.gateway.sandbox.store import SandboxTransaction, TransactionStore
-from payments.gateway.sandbox.xml_codec import render_document
+from devtools.sandbox.render import notification_fields
+from devtools.sandbox.store import SandboxTransaction, TransactionStore
+from devtools.sandbox.xml_codec import render_document
 
 log = structlog.get_logger(__name__)
 
