@@ -49,7 +49,7 @@ from devtools.sandbox.vault import (
     UnknownCustomer,
     UnknownPaymentMethod,
     Vault,
-    VaultResult,
+    VaultingAnswer,
 )
 from devtools.sandbox.webhooks import WebhookDispatcher
 from devtools.sandbox.xml_codec import (
@@ -275,7 +275,7 @@ def _failures_response(failures: Sequence[ValidationFailure]) -> Response:
     )
 
 
-def _vault_response(result: VaultResult) -> Response:
+def _vault_response(result: VaultingAnswer) -> Response:
     """The payment method (201), or 422 with validation errors, or 422 with the failed
     verification and no errors (how Braintree reports a card that fails verify_card)."""
     if result.failures:

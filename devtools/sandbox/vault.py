@@ -132,7 +132,7 @@ class Verification:
 
 
 @dataclass(frozen=True, slots=True)
-class VaultResult:
+class VaultingAnswer:
     """A payment method, or validation failures, or a failed verification."""
 
     method: VaultedMethod | None = None
@@ -253,7 +253,7 @@ class Vault:
         token: str | None = None,
         verify_card: bool = False,
         make_default: bool = False,
-    ) -> VaultResult:
+    ) -> VaultingAnswer:
         """Vault what ``nonce`` pays with for ``customer_id``. With ``verify_card`` a card that
         fails verification is refused (and its nonce used up), as Braintree does."""
         with self.lock:
@@ -276,7 +276,7 @@ class Vault:
             if token and token in self._methods:
                 failures.append(TOKEN_IN_USE)
             if failures:
-                return VaultResult(failures=tuple(failures))
+                return VaultingAnswer(failures=tuple(failures))
             assert customer_id and nonce and behaviour is not None
             instrument = behaviour.instrument
             assert instrument is not None
@@ -285,7 +285,7 @@ class Vault:
             outcome = behaviour.forced_outcome
             if verify_card and instrument.type == "credit_card" and outcome is not None:
                 self.consume_nonce(nonce)
-                return VaultResult(verification=self._failed_verification(instrument, outcome))
+                return VaultingAnswer(verification=self._failed_verification(instrument, outcome))
             is_first = not any(m.customer_id == customer_id for m in self._methods.values())
             method = VaultedMethod(
                 token=token or self._new_token(),
@@ -302,7 +302,7 @@ class Vault:
                         other.default = False
             self._methods[method.token] = method
             self.consume_nonce(nonce)
-            return VaultResult(method=copy.deepcopy(method))
+            return VaultingAnswer(method=copy.deepcopy(method))
 
     def payment_method(self, token: str) -> VaultedMethod:
         with self.lock:
