@@ -289,7 +289,7 @@ class RemovePaymentMethodRequest:
 
 @dataclass(frozen=True)
 class ReconciliationRequest:
-    min_age_seconds: float = 120.0
+    min_age_seconds: float  # PolicySettings.reconciliation_min_age_seconds
 
 
 @dataclass(frozen=True)
