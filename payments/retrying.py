@@ -10,13 +10,37 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import TypeVar, overload
 
 import stamina
 
 T = TypeVar("T")
 
 Retryable = type[Exception] | tuple[type[Exception], ...] | Callable[[Exception], bool]
+
+
+@overload
+async def retrying(
+    operation: Callable[[], Awaitable[T]],
+    *,
+    on: Retryable,
+    stop: None = None,
+    give_up_after: float | None = None,
+    wait_initial: float = 0.5,
+    wait_max: float = 5.0,
+) -> T: ...
+
+
+@overload
+async def retrying(
+    operation: Callable[[], Awaitable[T]],
+    *,
+    on: Retryable,
+    stop: asyncio.Event,
+    give_up_after: float | None = None,
+    wait_initial: float = 0.5,
+    wait_max: float = 5.0,
+) -> T | None: ...
 
 
 async def retrying(

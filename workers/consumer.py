@@ -146,9 +146,7 @@ class Handlers:
                 return True
             return False
 
-        result = await retrying(operation, on=transient, wait_max=self.retry_max_seconds)
-        assert result is not None  # no stop, no timeout: it returns only on success
-        return result
+        return await retrying(operation, on=transient, wait_max=self.retry_max_seconds)
 
 
 def build_handlers(

@@ -29,6 +29,16 @@ async def test_retries_the_named_failures_until_success() -> None:
     assert flaky.calls == 4
 
 
+async def test_an_operation_that_returns_nothing_is_a_success() -> None:
+    calls: list[int] = []
+
+    async def publish() -> None:
+        calls.append(1)
+
+    await retrying(publish, on=ConnectionError)
+    assert calls == [1]
+
+
 async def test_anything_else_propagates_at_once() -> None:
     flaky = Flaky(3, ValueError("misconfigured"))
     with pytest.raises(ValueError, match="misconfigured"):
