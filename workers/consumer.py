@@ -42,11 +42,7 @@ from payments.events.initiation import MessageRef, Rejection, handle_initiation
 from payments.events.publisher import KafkaEventPublisher
 from payments.events.status_updates import handle_status_update
 from payments.logging import configure_logging
-from payments.orders.client import (
-    HttpOrderService,
-    OrderService,
-    create_order_service_http_client,
-)
+from payments.orders.client import OrderService, build_order_service
 from payments.retrying import retrying
 from payments.service import PaymentService
 from workflows.client import PaymentWorkflows, TemporalConnection
@@ -187,14 +183,7 @@ async def run(settings: Settings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
 
-    order_client = (
-        create_order_service_http_client(settings.orders) if settings.orders.url else None
-    )
-    orders = (
-        HttpOrderService(order_client, settings.orders.url)
-        if order_client is not None and settings.orders.url
-        else None
-    )
+    orders = build_order_service(settings.orders)
     producer = KafkaEventPublisher.build_producer(settings.kafka)
     topic = settings.kafka.topic(topics.PAYMENT_INITIATION)
     consumer = AIOKafkaConsumer(
@@ -224,8 +213,8 @@ async def run(settings: Settings) -> None:
     finally:
         await consumer.stop()
         await producer.stop()
-        if order_client is not None:
-            await order_client.aclose()
+        if orders is not None:
+            await orders.aclose()
         log.info("consumer stopped")
 
 

@@ -35,11 +35,7 @@ from payments.events.publisher import EventPublisher, KafkaEventPublisher
 from payments.gateway.braintree_gateway import build_braintree_gateway
 from payments.gateway.types import PaymentGateway
 from payments.logging import configure_logging
-from payments.orders.client import (
-    HttpOrderService,
-    OrderService,
-    create_order_service_http_client,
-)
+from payments.orders.client import OrderService, build_order_service
 from payments.retrying import retrying
 from workflows.client import PaymentWorkflows, TemporalConnection
 from workflows.connection import temporal_connect_options
@@ -184,14 +180,7 @@ async def run(settings: Settings) -> None:
     if client is None or producer is None:
         return
     publisher = KafkaEventPublisher(producer, settings.kafka)
-    order_client = (
-        create_order_service_http_client(settings.orders) if settings.orders.url else None
-    )
-    orders = (
-        HttpOrderService(order_client, settings.orders.url)
-        if order_client is not None and settings.orders.url
-        else None
-    )
+    orders = build_order_service(settings.orders)
     with ThreadPoolExecutor(max_workers=ACTIVITY_THREADS) as executor:
         worker = build_worker(
             client, settings, publisher=publisher, executor=executor, orders=orders
@@ -207,8 +196,8 @@ async def run(settings: Settings) -> None:
         async with worker:
             await stop.wait()
             log.info("worker stopping")
-    if order_client is not None:
-        await order_client.aclose()
+    if orders is not None:
+        await orders.aclose()
     await producer.stop()
 
 
