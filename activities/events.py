@@ -12,7 +12,12 @@ from temporalio import activity
 
 from payments.contracts import PaymentSnapshot, RefundSnapshot
 from payments.events import topics
-from payments.events.envelope import notification, payment_status_event, refund_status_event
+from payments.events.envelope import (
+    Event,
+    notification,
+    payment_status_event,
+    refund_status_event,
+)
 
 if TYPE_CHECKING:
     from payments.events.publisher import EventPublisher
@@ -24,19 +29,22 @@ class EventActivities:
 
     @activity.defn
     async def publish_payment_status(self, payment: PaymentSnapshot) -> str:
-        event = payment_status_event(payment)
-        await self._publisher.publish(topics.PAYMENT_STATUS, payment.payment_id, event)
-        message = notification(event)
-        if message is not None:
-            await self._publisher.publish(topics.NOTIFICATIONS, payment.payment_id, message)
-        return str(event["event_id"])
+        return await self._announce(
+            topics.PAYMENT_STATUS, payment.payment_id, payment_status_event(payment)
+        )
 
     @activity.defn
     async def publish_refund_status(self, refund: RefundSnapshot) -> str:
-        event = refund_status_event(refund)
-        # Keyed by payment_id: a payment's and its refunds' events stay in one partition, in order.
-        await self._publisher.publish(topics.REFUND_REQUEST, refund.payment_id, event)
+        return await self._announce(
+            topics.REFUND_REQUEST, refund.payment_id, refund_status_event(refund)
+        )
+
+    async def _announce(self, topic: str, payment_id: str, event: Event) -> str:
+        """Publish the status event, then the user's notification of it if there is one;
+        returns the event's id. Both are keyed by payment_id: a payment's and its refunds'
+        events stay in one partition, in order."""
+        await self._publisher.publish(topic, payment_id, event)
         message = notification(event)
         if message is not None:
-            await self._publisher.publish(topics.NOTIFICATIONS, refund.payment_id, message)
+            await self._publisher.publish(topics.NOTIFICATIONS, payment_id, message)
         return str(event["event_id"])

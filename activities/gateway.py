@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, TypeVar
 
 import structlog
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
+from activities.errors import non_retryable
 from payments.contracts import (
     ChargeRequest,
     ChargeResult,
@@ -83,19 +83,13 @@ def _call(operation: Callable[[], T], *, rejection_is_a_result: bool = False) ->
     try:
         return operation()
     except GatewayMisconfigured as exc:
-        raise ApplicationError(
-            exc.message, type=ErrorTypes.GATEWAY_MISCONFIGURED, non_retryable=True
-        ) from exc
+        raise non_retryable(exc.message, ErrorTypes.GATEWAY_MISCONFIGURED) from exc
     except GatewayNotFound as exc:
-        raise ApplicationError(
-            exc.message, type=ErrorTypes.GATEWAY_NOT_FOUND, non_retryable=True
-        ) from exc
+        raise non_retryable(exc.message, ErrorTypes.GATEWAY_NOT_FOUND) from exc
     except GatewayRequestRejected as exc:
         if rejection_is_a_result:
             raise
-        raise ApplicationError(
-            exc.message, type=ErrorTypes.GATEWAY_REQUEST_REJECTED, non_retryable=True
-        ) from exc
+        raise non_retryable(exc.message, ErrorTypes.GATEWAY_REQUEST_REJECTED) from exc
 
 
 class GatewayActivities:
@@ -195,10 +189,9 @@ class GatewayActivities:
             or method.status != VaultStatus.ACTIVE
             or method.token_ciphertext is None
         ):
-            raise ApplicationError(
+            raise non_retryable(
                 f"payment method {request.payment_method_id} not found",
-                type=ErrorTypes.PAYMENT_NOT_FOUND,
-                non_retryable=True,
+                ErrorTypes.PAYMENT_NOT_FOUND,
             )
         return self._cipher.decrypt(
             method.token_ciphertext, payment_method_id=method.payment_method_id
@@ -289,9 +282,7 @@ class GatewayActivities:
                 method.token_ciphertext, payment_method_id=method.payment_method_id
             )
         except TokenDecryptionFailed as exc:
-            raise ApplicationError(
-                exc.message, type=ErrorTypes.PAYMENT_METHOD_UNREADABLE, non_retryable=True
-            ) from exc
+            raise non_retryable(exc.message, ErrorTypes.PAYMENT_METHOD_UNREADABLE) from exc
         _call(lambda: self._gateway.delete_payment_method(token))
         return "deleted"
 

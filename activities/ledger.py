@@ -7,11 +7,13 @@ retry them freely, e.g. while the database is unreachable.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
+from activities.errors import non_retryable
 from activities.snapshots import payment_snapshot, refund_snapshot
 from payments.contracts import (
     PaymentOutcome,
@@ -29,6 +31,7 @@ from payments.vocabulary import PaymentStatus
 
 if TYPE_CHECKING:
     from payments.db.database import Database
+    from payments.db.models import Payment, Refund
 
 
 class LedgerActivities:
@@ -48,43 +51,18 @@ class LedgerActivities:
 
     @activity.defn
     def record_payment_outcome(self, outcome: PaymentOutcome) -> PaymentSnapshot:
-        try:
-            stored = self._db.payments.complete(outcome)
-        except InvalidTransition as exc:
-            activity.logger.error("refused payment transition: %s", exc.message)
-            raise ApplicationError(
-                exc.message, type=ErrorTypes.INVALID_TRANSITION, non_retryable=True
-            ) from exc
-        except NotFound as exc:
-            raise ApplicationError(
-                exc.message, type=ErrorTypes.PAYMENT_NOT_FOUND, non_retryable=True
-            ) from exc
-        return payment_snapshot(stored)
+        with _refusals_are_final("payment"):
+            return payment_snapshot(self._db.payments.complete(outcome))
 
     @activity.defn
     def refund_snapshot(self, request: RefundRequest) -> RefundSnapshot:
-        refund = self._db.refunds.get(request.refund_id)
-        payment = self._db.payments.get(request.payment_id)
-        if refund is None or payment is None:
-            raise ApplicationError(
-                f"refund {request.refund_id} of payment {request.payment_id} not found",
-                type=ErrorTypes.PAYMENT_NOT_FOUND,
-                non_retryable=True,
-            )
-        return refund_snapshot(refund, payment)
+        return refund_snapshot(*self._refund_and_payment(request))
 
     @activity.defn
     def plan_refund(self, request: RefundRequest) -> RefundPlan:
         """Re-check the refund against the payment as stored now. The API reserved the amount
         under the payment's lock; this guards against a payment that changed since."""
-        refund = self._db.refunds.get(request.refund_id)
-        payment = self._db.payments.get(request.payment_id)
-        if refund is None or payment is None:
-            raise ApplicationError(
-                f"refund {request.refund_id} of payment {request.payment_id} not found",
-                type=ErrorTypes.PAYMENT_NOT_FOUND,
-                non_retryable=True,
-            )
+        refund, payment = self._refund_and_payment(request)
 
         def refused(reason: str, message: str) -> RefundPlan:
             return RefundPlan(
@@ -118,18 +96,8 @@ class LedgerActivities:
 
     @activity.defn
     def record_refund_outcome(self, outcome: RefundOutcome) -> RefundSnapshot:
-        try:
-            refund, payment = self._db.refunds.complete(outcome)
-        except InvalidTransition as exc:
-            activity.logger.error("refused refund transition: %s", exc.message)
-            raise ApplicationError(
-                exc.message, type=ErrorTypes.INVALID_TRANSITION, non_retryable=True
-            ) from exc
-        except NotFound as exc:
-            raise ApplicationError(
-                exc.message, type=ErrorTypes.PAYMENT_NOT_FOUND, non_retryable=True
-            ) from exc
-        return refund_snapshot(refund, payment)
+        with _refusals_are_final("refund"):
+            return refund_snapshot(*self._db.refunds.complete(outcome))
 
     @activity.defn
     def record_vault_failure(self, result: VaultResult) -> str:
@@ -145,3 +113,26 @@ class LedgerActivities:
         """Delete idempotency keys past their expiry, a bounded batch at a time (the next
         reconciliation takes the next batch). Idempotent."""
         return self._db.idempotency_keys.purge_expired(limit=request.limit)
+
+    def _refund_and_payment(self, request: RefundRequest) -> tuple[Refund, Payment]:
+        refund = self._db.refunds.get(request.refund_id)
+        payment = self._db.payments.get(request.payment_id)
+        if refund is None or payment is None:
+            raise non_retryable(
+                f"refund {request.refund_id} of payment {request.payment_id} not found",
+                ErrorTypes.PAYMENT_NOT_FOUND,
+            )
+        return refund, payment
+
+
+@contextmanager
+def _refusals_are_final(subject: str) -> Iterator[None]:
+    """A transition the state machine refuses, or a row that is missing, cannot heal by
+    retrying: both end the step (a refusal is logged loudly: a bug, or a race lost)."""
+    try:
+        yield
+    except InvalidTransition as exc:
+        activity.logger.error("refused %s transition: %s", subject, exc.message)
+        raise non_retryable(exc.message, ErrorTypes.INVALID_TRANSITION) from exc
+    except NotFound as exc:
+        raise non_retryable(exc.message, ErrorTypes.PAYMENT_NOT_FOUND) from exc

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
+from activities.errors import non_retryable
 from payments.contracts import OrderUpdate
 from payments.errors import ErrorTypes
 from payments.orders.client import OrderService, OrderUpdateRejected, PaymentResult
@@ -27,7 +27,5 @@ class OrderActivities:
                 update.order_id, update.payment_id, status, update.event_id
             )
         except OrderUpdateRejected as exc:
-            raise ApplicationError(
-                exc.message, type=ErrorTypes.ORDER_UPDATE_REJECTED, non_retryable=True
-            ) from exc
+            raise non_retryable(exc.message, ErrorTypes.ORDER_UPDATE_REJECTED) from exc
         return update.event_id

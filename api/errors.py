@@ -86,6 +86,16 @@ def domain_error_response(exc: PaymentServiceError) -> JSONResponse:
     return error_response(code, exc.code, exc.message, field=exc.field, headers=headers or None)
 
 
+def _unavailable(dependency: str) -> JSONResponse:
+    """503 for a dependency that is down: the same request may succeed once it is back."""
+    return error_response(
+        status.HTTP_503_SERVICE_UNAVAILABLE,
+        "service_unavailable",
+        f"{dependency} is unavailable; retry later",
+        headers={"Retry-After": RETRY_AFTER_SECONDS},
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -130,22 +140,12 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(PoolTimeoutError)
     async def _database_down(_request: Request, exc: Exception) -> JSONResponse:
         log.warning("database unavailable", error=type(exc).__name__)
-        return error_response(
-            status.HTTP_503_SERVICE_UNAVAILABLE,
-            "service_unavailable",
-            "the database is unavailable; retry later",
-            headers={"Retry-After": RETRY_AFTER_SECONDS},
-        )
+        return _unavailable("the database")
 
     @app.exception_handler(RPCError)
     async def _temporal_down(_request: Request, exc: RPCError) -> JSONResponse:
         log.warning("temporal unavailable", status=str(exc.status), error=exc.message)
-        return error_response(
-            status.HTTP_503_SERVICE_UNAVAILABLE,
-            "service_unavailable",
-            "the workflow service is unavailable; retry later",
-            headers={"Retry-After": RETRY_AFTER_SECONDS},
-        )
+        return _unavailable("the workflow service")
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:

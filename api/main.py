@@ -30,7 +30,7 @@ from payments.db.database import Database
 from payments.db.engine import create_db_engine
 from payments.gateway.braintree_gateway import build_braintree_gateway
 from payments.logging import configure_logging
-from payments.orders.client import HttpOrderService, create_order_service_http_client
+from payments.orders.client import build_order_service
 from payments.service import PaymentService
 from workflows.client import PaymentWorkflows, TemporalConnection
 
@@ -56,14 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # The codec endpoint serves the very codec the API's own client encrypts with.
     payload_codec = temporal.payload_codec
     assert payload_codec is not None  # for_settings always sets one
-    order_client = (
-        create_order_service_http_client(settings.orders) if settings.orders.url else None
-    )
-    orders = (
-        HttpOrderService(order_client, settings.orders.url)
-        if order_client is not None and settings.orders.url
-        else None
-    )
+    orders = build_order_service(settings.orders)
     container = Container(
         settings=settings,
         db=db,
@@ -82,8 +75,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
-        if order_client is not None:
-            await order_client.aclose()
+        if orders is not None:
+            await orders.aclose()
         engine.dispose()
 
     app = FastAPI(

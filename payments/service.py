@@ -21,7 +21,7 @@ import asyncio
 import hashlib
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
@@ -253,16 +253,13 @@ class PaymentService:
             merchant_id=stored.merchant_id,
             gateway_order_id=stored.gateway_order_id,
         )
-        try:
-            await self._workflows.start_payment(request)
-        except Exception as exc:
-            await self._undo_unless_started(
-                f"payment-{stored.payment_id}",
-                lambda: self._db.payments.discard_unstarted(stored.payment_id),
-                created=created,
-                certainly_not_started=isinstance(exc, NotSent),
-            )
-            raise ServiceUnavailable("the payment could not be started; retry later") from exc
+        await self._start_or_undo(
+            "payment",
+            f"payment-{stored.payment_id}",
+            lambda: self._workflows.start_payment(request),
+            undo=lambda: self._db.payments.discard_unstarted(stored.payment_id),
+            created=created,
+        )
         log.info(
             "payment initiated",
             payment_id=stored.payment_id,
@@ -312,16 +309,13 @@ class PaymentService:
     async def _start_refund(self, stored: Refund, *, created: bool) -> tuple[Refund, bool]:
         if not created and stored.refund_status != RefundStatus.INITIATED:
             return stored, False
-        try:
-            await self._workflows.start_refund(stored.refund_id, stored.payment_id)
-        except Exception as exc:
-            await self._undo_unless_started(
-                f"refund-{stored.refund_id}",
-                lambda: self._db.refunds.discard_unstarted(stored.refund_id),
-                created=created,
-                certainly_not_started=isinstance(exc, NotSent),
-            )
-            raise ServiceUnavailable("the refund could not be started; retry later") from exc
+        await self._start_or_undo(
+            "refund",
+            f"refund-{stored.refund_id}",
+            lambda: self._workflows.start_refund(stored.refund_id, stored.payment_id),
+            undo=lambda: self._db.refunds.discard_unstarted(stored.refund_id),
+            created=created,
+        )
         log.info(
             "refund requested",
             refund_id=stored.refund_id,
@@ -372,6 +366,28 @@ class PaymentService:
                 f"{user_id}",
                 field="payment_method_id",
             )
+
+    async def _start_or_undo(
+        self,
+        what: str,
+        workflow_id: str,
+        start: Callable[[], Awaitable[None]],
+        *,
+        undo: Callable[[], None],
+        created: bool,
+    ) -> None:
+        """Start the workflow; when that fails, undo the row this call ``created`` (see
+        ``_undo_unless_started``) and raise ServiceUnavailable: the client retries."""
+        try:
+            await start()
+        except Exception as exc:
+            await self._undo_unless_started(
+                workflow_id,
+                undo,
+                created=created,
+                certainly_not_started=isinstance(exc, NotSent),
+            )
+            raise ServiceUnavailable(f"the {what} could not be started; retry later") from exc
 
     async def _undo_unless_started(
         self,

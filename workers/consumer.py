@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -30,7 +29,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from temporalio.service import RPCError
 
-from payments.config import Settings, get_settings
+from payments.config import Settings
 from payments.db.database import Database
 from payments.db.engine import create_db_engine
 from payments.db.repositories.payments import PaymentRepository
@@ -41,14 +40,10 @@ from payments.events.dead_letters import DeadLetters
 from payments.events.initiation import MessageRef, Rejection, handle_initiation
 from payments.events.publisher import KafkaEventPublisher
 from payments.events.status_updates import handle_status_update
-from payments.logging import configure_logging
-from payments.orders.client import (
-    HttpOrderService,
-    OrderService,
-    create_order_service_http_client,
-)
+from payments.orders.client import OrderService, build_order_service
 from payments.retrying import retrying
 from payments.service import PaymentService
+from workers.process import run_process
 from workflows.client import PaymentWorkflows, TemporalConnection
 
 log = structlog.get_logger(__name__)
@@ -179,20 +174,8 @@ async def _started(client: AIOKafkaConsumer | AIOKafkaProducer, stop: asyncio.Ev
     return await retrying(start, on=Exception, stop=stop) is not None
 
 
-async def run(settings: Settings) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-
-    order_client = (
-        create_order_service_http_client(settings.orders) if settings.orders.url else None
-    )
-    orders = (
-        HttpOrderService(order_client, settings.orders.url)
-        if order_client is not None and settings.orders.url
-        else None
-    )
+async def run(settings: Settings, stop: asyncio.Event) -> None:
+    orders = build_order_service(settings.orders)
     producer = KafkaEventPublisher.build_producer(settings.kafka)
     topic = settings.kafka.topic(topics.PAYMENT_INITIATION)
     consumer = AIOKafkaConsumer(
@@ -222,8 +205,8 @@ async def run(settings: Settings) -> None:
     finally:
         await consumer.stop()
         await producer.stop()
-        if order_client is not None:
-            await order_client.aclose()
+        if orders is not None:
+            await orders.aclose()
         log.info("consumer stopped")
 
 
@@ -245,9 +228,7 @@ async def _handled_unless_stopped(
 
 
 def main() -> None:
-    settings = get_settings()
-    configure_logging(settings.log, process="consumer")
-    asyncio.run(run(settings))
+    run_process("consumer", run)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import signal
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -27,20 +26,16 @@ from activities.gateway import GatewayActivities
 from activities.ledger import LedgerActivities
 from activities.orders import OrderActivities
 from activities.reconciliation import ReconciliationActivities
-from payments.config import Settings, get_settings
+from payments.config import Settings
 from payments.crypto import build_token_cipher
 from payments.db.database import Database
 from payments.db.engine import create_db_engine
 from payments.events.publisher import EventPublisher, KafkaEventPublisher
 from payments.gateway.braintree_gateway import build_braintree_gateway
 from payments.gateway.types import PaymentGateway
-from payments.logging import configure_logging
-from payments.orders.client import (
-    HttpOrderService,
-    OrderService,
-    create_order_service_http_client,
-)
+from payments.orders.client import OrderService, build_order_service
 from payments.retrying import retrying
+from workers.process import run_process
 from workflows.client import PaymentWorkflows, TemporalConnection
 from workflows.connection import temporal_connect_options
 from workflows.payment import PaymentWorkflow
@@ -173,25 +168,13 @@ async def _start_producer(settings: Settings, stop: asyncio.Event) -> AIOKafkaPr
     return await retrying(started, on=Exception, stop=stop)
 
 
-async def run(settings: Settings) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-
+async def run(settings: Settings, stop: asyncio.Event) -> None:
     client = await _connect_with_retry(settings, stop)
     producer = await _start_producer(settings, stop)
     if client is None or producer is None:
         return
     publisher = KafkaEventPublisher(producer, settings.kafka)
-    order_client = (
-        create_order_service_http_client(settings.orders) if settings.orders.url else None
-    )
-    orders = (
-        HttpOrderService(order_client, settings.orders.url)
-        if order_client is not None and settings.orders.url
-        else None
-    )
+    orders = build_order_service(settings.orders)
     with ThreadPoolExecutor(max_workers=ACTIVITY_THREADS) as executor:
         worker = build_worker(
             client, settings, publisher=publisher, executor=executor, orders=orders
@@ -207,15 +190,13 @@ async def run(settings: Settings) -> None:
         async with worker:
             await stop.wait()
             log.info("worker stopping")
-    if order_client is not None:
-        await order_client.aclose()
+    if orders is not None:
+        await orders.aclose()
     await producer.stop()
 
 
 def main() -> None:
-    settings = get_settings()
-    configure_logging(settings.log, process="worker")
-    asyncio.run(run(settings))
+    run_process("worker", run)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ Workflows spread them into the call, and mypy checks the keys against the SDK's 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import NotRequired, TypedDict
 
@@ -23,17 +24,35 @@ class ActivityOptions(TypedDict):
     schedule_to_close_timeout: NotRequired[timedelta]
 
 
+def _retried_until_done(
+    *,
+    start_to_close: timedelta,
+    first_retry_after: timedelta,
+    longest_wait: timedelta,
+    non_retryable: Sequence[str] | None = None,
+) -> ActivityOptions:
+    """A step that must happen: no limit on attempts, the wait between them doubling from
+    ``first_retry_after`` up to ``longest_wait``. Only the ``non_retryable`` error types end
+    it at once."""
+    return ActivityOptions(
+        start_to_close_timeout=start_to_close,
+        retry_policy=RetryPolicy(
+            initial_interval=first_retry_after,
+            backoff_coefficient=2.0,
+            maximum_interval=longest_wait,
+            non_retryable_error_types=non_retryable,
+        ),
+    )
+
+
 # Database writes are idempotent; while the database is unreachable we wait (unlimited
 # attempts, backoff capped at 30 s) rather than lose the step. A refused state transition or a
 # missing row cannot heal by retrying.
-LEDGER = ActivityOptions(
-    start_to_close_timeout=timedelta(seconds=15),
-    retry_policy=RetryPolicy(
-        initial_interval=timedelta(seconds=1),
-        backoff_coefficient=2.0,
-        maximum_interval=timedelta(seconds=30),
-        non_retryable_error_types=[ErrorTypes.INVALID_TRANSITION, ErrorTypes.PAYMENT_NOT_FOUND],
-    ),
+LEDGER = _retried_until_done(
+    start_to_close=timedelta(seconds=15),
+    first_retry_after=timedelta(seconds=1),
+    longest_wait=timedelta(seconds=30),
+    non_retryable=[ErrorTypes.INVALID_TRANSITION, ErrorTypes.PAYMENT_NOT_FOUND],
 )
 
 # Read-only checks: same retry as the ledger.
@@ -44,43 +63,34 @@ FRAUD = LEDGER
 # retry until the gateway answers (backoff capped at 5 min; operators see the attempts in the
 # Temporal UI). Start-to-close exceeds the SDK's HTTP timeout so the SDK reports first.
 # Bad credentials or an unknown transaction will not heal: not retried.
-GATEWAY = ActivityOptions(
-    start_to_close_timeout=timedelta(seconds=60),
-    retry_policy=RetryPolicy(
-        initial_interval=timedelta(seconds=2),
-        backoff_coefficient=2.0,
-        maximum_interval=timedelta(minutes=5),
-        non_retryable_error_types=[
-            ErrorTypes.GATEWAY_MISCONFIGURED,
-            ErrorTypes.GATEWAY_NOT_FOUND,
-            # The gateway refused the request itself as malformed: it would refuse it again.
-            ErrorTypes.GATEWAY_REQUEST_REJECTED,
-        ],
-    ),
+GATEWAY = _retried_until_done(
+    start_to_close=timedelta(seconds=60),
+    first_retry_after=timedelta(seconds=2),
+    longest_wait=timedelta(minutes=5),
+    non_retryable=[
+        ErrorTypes.GATEWAY_MISCONFIGURED,
+        ErrorTypes.GATEWAY_NOT_FOUND,
+        # The gateway refused the request itself as malformed: it would refuse it again.
+        ErrorTypes.GATEWAY_REQUEST_REJECTED,
+    ],
 )
 
 # Publishing waits for the broker's acknowledgement; while Kafka is down the step is retried
 # (capped at 30 s) so that every status change is announced once the broker is back.
-EVENTS = ActivityOptions(
-    start_to_close_timeout=timedelta(seconds=30),
-    retry_policy=RetryPolicy(
-        initial_interval=timedelta(seconds=1),
-        backoff_coefficient=2.0,
-        maximum_interval=timedelta(seconds=30),
-    ),
+EVENTS = _retried_until_done(
+    start_to_close=timedelta(seconds=30),
+    first_retry_after=timedelta(seconds=1),
+    longest_wait=timedelta(seconds=30),
 )
 
 # The Order Service is told every terminal outcome; while it is down we keep trying (capped at
 # one minute), since the order must not stay "awaiting payment" after a successful payment.
 # It refusing the update (4xx) cannot heal: not retried, and visible in the history.
-ORDERS = ActivityOptions(
-    start_to_close_timeout=timedelta(seconds=30),
-    retry_policy=RetryPolicy(
-        initial_interval=timedelta(seconds=1),
-        backoff_coefficient=2.0,
-        maximum_interval=timedelta(minutes=1),
-        non_retryable_error_types=[ErrorTypes.ORDER_UPDATE_REJECTED],
-    ),
+ORDERS = _retried_until_done(
+    start_to_close=timedelta(seconds=30),
+    first_retry_after=timedelta(seconds=1),
+    longest_wait=timedelta(minutes=1),
+    non_retryable=[ErrorTypes.ORDER_UPDATE_REJECTED],
 )
 
 # Vaulting a payment method: the same retries as every gateway call, but a customer is waiting

@@ -98,9 +98,11 @@ _UNAVAILABLE: tuple[type[Exception], ...] = (
     HttpTimeoutError,  # ReadTimeoutError / ConnectTimeoutError and other requests timeouts
     InvalidResponseError,  # requests' HTTPError
 )
-# What the SDK raises while parsing a body that is not the XML it expects (truncated by a
-# proxy, a missing field): the request may or may not have taken effect.
-_MALFORMED_RESPONSE: tuple[type[Exception], ...] = (
+# What the SDK raises while parsing a body that is not the XML it expects: a response
+# truncated by a proxy or missing a field (the request may or may not have taken effect), or a
+# webhook payload, signed or not, with bad base64 (binascii.Error is a ValueError), non-ASCII
+# text or XML that is not a notification.
+_UNPARSEABLE: tuple[type[Exception], ...] = (
     ExpatError,
     AttributeError,
     KeyError,
@@ -130,16 +132,6 @@ _PAYMENT_METHOD_CODES = frozenset(
 API_REQUEST_KEY_REUSED = "915232"
 API_REQUEST_KEY_IN_FLIGHT = "915233"
 CUSTOMER_ID_IN_USE = "91609"
-# What a webhook payload that passed (or failed) the signature check can raise while decoding:
-# bad base64 (binascii.Error is a ValueError), non-ASCII text, XML that is not a notification.
-_UNDECODABLE_WEBHOOK: tuple[type[Exception], ...] = (
-    ExpatError,
-    AttributeError,
-    KeyError,
-    TypeError,
-    ValueError,
-    InvalidOperation,
-)
 
 
 def _translate(operation: str, exc: Exception) -> GatewayError | None:
@@ -163,7 +155,7 @@ def _translate(operation: str, exc: Exception) -> GatewayError | None:
         # InvalidSignature/InvalidChallenge (webhooks), TestOperationPerformedInProduction:
         # a programming or configuration mistake, never fixed by retrying.
         return GatewayMisconfigured(what)
-    if isinstance(exc, _MALFORMED_RESPONSE):
+    if isinstance(exc, _UNPARSEABLE):
         return GatewayUnavailable(
             f"braintree {operation}: malformed response ({type(exc).__name__})"
         )
@@ -469,7 +461,7 @@ class BraintreeGateway:
         except (InvalidSignatureError, InvalidChallengeError) as exc:
             log.warning("gateway_webhook_rejected", reason=str(exc))
             raise InvalidWebhook("webhook signature does not verify") from None
-        except _UNDECODABLE_WEBHOOK as exc:
+        except _UNPARSEABLE as exc:
             log.warning("gateway_webhook_rejected", reason=type(exc).__name__)
             raise InvalidWebhook("webhook payload cannot be decoded") from None
         transaction = getattr(notification, "transaction", None)
@@ -720,7 +712,7 @@ def _is_error_document(body: str) -> bool:
     """True if ``body`` is the ``<api-error-response>`` the SDK turns into an error result."""
     try:
         return "api_error_response" in XmlUtil.dict_from_xml(body)
-    except _MALFORMED_RESPONSE:
+    except _UNPARSEABLE:
         return False
 
 

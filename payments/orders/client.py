@@ -125,14 +125,25 @@ def create_order_service_http_client(settings: OrderServiceSettings) -> httpx.As
     )
 
 
+def build_order_service(settings: OrderServiceSettings) -> HttpOrderService | None:
+    """The Order Service the settings name, None without ORDER_SERVICE_URL: built once by a
+    composition root, which closes it (``aclose``) when the process stops."""
+    if settings.url is None:
+        return None
+    return HttpOrderService(create_order_service_http_client(settings), settings.url)
+
+
 class HttpOrderService:
-    """OrderService over HTTP (the module docstring has the contract). ``client`` belongs to
-    the caller, who closes it; its timeout bounds every request."""
+    """OrderService over HTTP (the module docstring has the contract). ``client``'s timeout
+    bounds every request; ``aclose`` closes it, for whoever built the two."""
 
     def __init__(self, client: httpx.AsyncClient, base_url: str) -> None:
         self._client = client
         self._base_url = base_url.rstrip("/")
         self._display_url = _without_credentials(self._base_url)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
 
     async def get_order(self, order_id: str) -> Order | None:
         response = await self._send("GET", order_id, f"/orders/{_segment(order_id)}")

@@ -27,16 +27,9 @@ from payments.db.database import Database
 from payments.db.engine import create_db_engine
 from payments.db.migrate import upgrade
 from payments.db.models import Role
+from tests.support.requests import PAYMENT_BODY
 
-# A valid POST /initiate-payment body.
-BODY = {
-    "order_id": "order-1",
-    "user_id": "user-1",
-    "amount": "10.00",
-    "currency": "USD",
-    "payment_method": "credit_card",
-    "payment_token": "fake-valid-nonce",
-}
+BODY = PAYMENT_BODY  # a valid POST /initiate-payment body
 
 
 def closed_port() -> int:

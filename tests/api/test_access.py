@@ -9,9 +9,10 @@ import httpx
 import pytest
 
 from payments.contracts import PaymentOutcome
-from payments.db.models import Payment, StoredPaymentMethod
-from payments.vocabulary import PaymentStatus, VaultStatus
+from payments.db.models import Payment
+from payments.vocabulary import PaymentStatus
 from tests.api.conftest import BODY, Api
+from tests.support.rows import add_saved_method
 
 
 def assert_error(response: httpx.Response, status: int, type_: str) -> None:
@@ -153,17 +154,7 @@ async def test_a_refund_of_another_merchants_payment_writes_nothing(api: Api) ->
 
 
 async def test_saved_methods_belong_to_their_merchant(api: Api) -> None:
-    method_id = str(uuid.uuid4())
-    api.db.payment_methods.add(
-        StoredPaymentMethod(
-            payment_method_id=method_id,
-            merchant_id="globex",
-            user_id="user-1",
-            status=VaultStatus.ACTIVE,
-            token_ciphertext="v2:x:y",
-            instrument_type="credit_card",
-        )
-    )
+    method_id = add_saved_method(api.db, "v2:x:y", merchant_id="globex")
     assert_error(await api.acme.get(f"/payment-methods/{method_id}"), 404, "not_found")
     assert_error(await api.acme.delete(f"/payment-methods/{method_id}"), 404, "not_found")
     assert (await api.acme.get("/users/user-1/payment-methods")).json()["items"] == []

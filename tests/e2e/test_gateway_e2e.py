@@ -255,17 +255,22 @@ async def test_reconciliation_closes_an_abandoned_payment(
     assert finding["action"] == "recorded_failure"
 
 
+def order_payment_body(order_id: str) -> dict[str, Any]:
+    """user-7's card payment of an order: the Order Service says how much, and in what."""
+    return {
+        "order_id": order_id,
+        "user_id": "user-7",
+        "payment_method": "credit_card",
+        "payment_token": "fake-valid-nonce",
+    }
+
+
 async def test_order_service_decides_the_amount_and_hears_the_outcome(
     order_stack: OrderStack,
 ) -> None:
     api, orders = order_stack.api, order_stack.admin
     order = await orders.create_order(user_id="user-7", amount="75.50", currency="EUR")
-    first_body = {
-        "order_id": order["order_id"],
-        "user_id": "user-7",
-        "payment_method": "credit_card",
-        "payment_token": "fake-valid-nonce",
-    }
+    first_body = order_payment_body(order["order_id"])
     key = {"Idempotency-Key": f"order-{order['order_id']}"}
     response = await api.post("/initiate-payment", json=first_body, headers=key)
     assert response.status_code == 202, response.text
@@ -280,39 +285,15 @@ async def test_order_service_decides_the_amount_and_hears_the_outcome(
     assert updated["status"] == "paid"
     assert [u["payment_id"] for u in updated["payment_updates"]] == [done["payment_id"]]
 
+    ten_dollars = await orders.create_order(user_id="user-7", amount="10.00", currency="USD")
     mismatch = await api.post(
         "/initiate-payment",
-        json={
-            "order_id": (
-                await orders.create_order(user_id="user-7", amount="10.00", currency="USD")
-            )["order_id"],
-            "user_id": "user-7",
-            "amount": "9.99",
-            "currency": "USD",
-            "payment_method": "credit_card",
-            "payment_token": "fake-valid-nonce",
-        },
+        json={**order_payment_body(ten_dollars["order_id"]), "amount": "9.99", "currency": "USD"},
     )
     assert mismatch.status_code == 422 and mismatch.json()["error"]["field"] == "amount"
-    unknown = await api.post(
-        "/initiate-payment",
-        json={
-            "order_id": "no-such-order",
-            "user_id": "user-7",
-            "payment_method": "credit_card",
-            "payment_token": "fake-valid-nonce",
-        },
-    )
+    unknown = await api.post("/initiate-payment", json=order_payment_body("no-such-order"))
     assert unknown.status_code == 422 and unknown.json()["error"]["field"] == "order_id"
-    paid_again = await api.post(
-        "/initiate-payment",
-        json={
-            "order_id": order["order_id"],
-            "user_id": "user-7",
-            "payment_method": "credit_card",
-            "payment_token": "fake-valid-nonce",
-        },
-    )
+    paid_again = await api.post("/initiate-payment", json=order_payment_body(order["order_id"]))
     assert paid_again.status_code == 409
     # The client that paid, retrying with its key: its payment back, not "already paid" (the
     # key is looked up before the order is).
@@ -320,17 +301,8 @@ async def test_order_service_decides_the_amount_and_hears_the_outcome(
     assert replay.status_code == 202, replay.text
     assert replay.headers["Idempotent-Replayed"] == "true"
     assert replay.json()["payment_id"] == done["payment_id"]
-    not_yours = await api.post(
-        "/initiate-payment",
-        json={
-            "order_id": (
-                await orders.create_order(user_id="user-8", amount="5.00", currency="USD")
-            )["order_id"],
-            "user_id": "user-7",
-            "payment_method": "credit_card",
-            "payment_token": "fake-valid-nonce",
-        },
-    )
+    theirs = await orders.create_order(user_id="user-8", amount="5.00", currency="USD")
+    not_yours = await api.post("/initiate-payment", json=order_payment_body(theirs["order_id"]))
     assert not_yours.status_code == 422 and not_yours.json()["error"]["field"] == "user_id"
 
 

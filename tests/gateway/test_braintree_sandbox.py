@@ -11,7 +11,6 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
 from typing import Any
 
 import httpx
@@ -23,20 +22,8 @@ from payments.errors import GatewayMisconfigured, GatewayNotFound, GatewayUnavai
 from payments.gateway.braintree_gateway import BraintreeGateway, build_braintree_gateway
 from payments.gateway.types import GatewayTransaction, SaleOutcome
 from payments.money import Money
-from tests.gateway.support import (
-    SETTLE_AFTER_SECONDS,
-    ManualClock,
-    gateway_settings,
-    start_sandbox,
-)
-
-
-def new_key() -> str:
-    return f"key-{uuid.uuid4().hex}"
-
-
-def usd(amount: str) -> Money:
-    return Money.parse(amount, "USD")
+from tests.gateway.sales import gateway_on_own_sandbox, new_key, refund_whole, status_after, usd
+from tests.gateway.support import SETTLE_AFTER_SECONDS, ManualClock, gateway_settings
 
 
 def sell(
@@ -200,7 +187,7 @@ def test_refund_of_an_unsettled_sale_is_refused_with_91506(
 ) -> None:
     sale_id = approved_sale(gateway, order_id)
 
-    outcome = gateway.refund(request_key=new_key(), transaction_id=sale_id, amount=None)
+    outcome = refund_whole(gateway, sale_id)
 
     assert (outcome.succeeded, outcome.transaction, outcome.error_code) == (False, None, "91506")
 
@@ -212,7 +199,7 @@ def test_settled_sale_is_fully_refunded_and_can_no_longer_be_voided(
     clock.advance(SETTLE_AFTER_SECONDS + 1)
     assert gateway.find(sale_id).status == "settled"
 
-    outcome = gateway.refund(request_key=new_key(), transaction_id=sale_id, amount=None)
+    outcome = refund_whole(gateway, sale_id)
 
     assert outcome.succeeded
     credit = outcome.transaction
@@ -303,7 +290,7 @@ def test_search_by_order_id_finds_only_that_orders_sales(
     approved = approved_sale(gateway, order_id, "20.00")
     approved_sale(gateway, f"{order_id}-other")
     clock.advance(SETTLE_AFTER_SECONDS + 1)
-    assert gateway.refund(request_key=new_key(), transaction_id=approved, amount=None).succeeded
+    assert refund_whole(gateway, approved).succeeded
 
     found = gateway.find_sales_by_order_id(order_id)
 
@@ -417,22 +404,15 @@ def test_read_timeout_is_unavailable_and_the_retry_finds_the_charge(
 # --- lazy settlement on a real clock -----------------------------------------------------------
 def test_submitted_sale_settles_after_the_configured_delay(order_id: str) -> None:
     # settling from 0.6 s after submission, settled from 1.2 s; nothing runs in between.
-    server = start_sandbox(settle_after_seconds=1.2)
-    try:
-        gateway = build_braintree_gateway(gateway_settings(server.port))
+    with gateway_on_own_sandbox(settle_after_seconds=1.2) as gateway:
         started = time.monotonic()
         sale_id = approved_sale(gateway, order_id)
         assert gateway.find(sale_id).status == "submitted_for_settlement"
-        not_yet = gateway.refund(request_key=new_key(), transaction_id=sale_id, amount=None)
-        assert not_yet.error_code == "91506"
+        assert refund_whole(gateway, sale_id).error_code == "91506"
 
-        time.sleep(max(0.0, started + 0.85 - time.monotonic()))
-        assert gateway.find(sale_id).status == "settling"
-        time.sleep(max(0.0, started + 1.35 - time.monotonic()))
-        assert gateway.find(sale_id).status == "settled"
-        assert gateway.refund(request_key=new_key(), transaction_id=sale_id, amount=None).succeeded
-    finally:
-        server.stop()
+        assert status_after(gateway, sale_id, started, 0.85) == "settling"
+        assert status_after(gateway, sale_id, started, 1.35) == "settled"
+        assert refund_whole(gateway, sale_id).succeeded
 
 
 # --- the sandbox itself ------------------------------------------------------------------------

@@ -13,23 +13,10 @@ import uuid
 import httpx
 import pytest
 
-from payments.gateway.braintree_gateway import BraintreeGateway, build_braintree_gateway
+from payments.gateway.braintree_gateway import BraintreeGateway
 from payments.gateway.types import InstrumentDetails, SaleOutcome
-from payments.money import Money
-from tests.gateway.support import (
-    BANK_SETTLE_AFTER_SECONDS,
-    ManualClock,
-    gateway_settings,
-    start_sandbox,
-)
-
-
-def new_key() -> str:
-    return f"key-{uuid.uuid4().hex}"
-
-
-def usd(amount: str) -> Money:
-    return Money.parse(amount, "USD")
+from tests.gateway.sales import gateway_on_own_sandbox, new_key, refund_whole, status_after, usd
+from tests.gateway.support import BANK_SETTLE_AFTER_SECONDS, ManualClock
 
 
 def pay(
@@ -169,24 +156,17 @@ def test_order_lookup_returns_sales_only_with_their_instruments(
 
 # --- bank transfers ----------------------------------------------------------------------------
 def test_bank_transfer_is_pending_then_settles_after_the_configured_delay(order_id: str) -> None:
-    server = start_sandbox(settle_after_seconds=60, bank_settle_after_seconds=0.6)
-    try:
-        gateway = build_braintree_gateway(gateway_settings(server.port))
+    with gateway_on_own_sandbox(settle_after_seconds=60, bank_settle_after_seconds=0.6) as gateway:
         started = time.monotonic()
         outcome = pay(gateway, order_id, nonce="fake-sepa-direct-debit-nonce", amount="120.00")
         assert outcome.approved and outcome.transaction is not None
         sale_id = outcome.transaction.transaction_id
         assert outcome.transaction.status == "settlement_pending"
-        not_yet = gateway.refund(request_key=new_key(), transaction_id=sale_id, amount=None)
-        assert not_yet.error_code == "91506"
+        assert refund_whole(gateway, sale_id).error_code == "91506"
 
-        time.sleep(max(0.0, started + 0.3 - time.monotonic()))
-        assert gateway.find(sale_id).status == "settlement_pending"
-        time.sleep(max(0.0, started + 0.8 - time.monotonic()))
-        assert gateway.find(sale_id).status == "settled"
-        assert gateway.refund(request_key=new_key(), transaction_id=sale_id, amount=None).succeeded
-    finally:
-        server.stop()
+        assert status_after(gateway, sale_id, started, 0.3) == "settlement_pending"
+        assert status_after(gateway, sale_id, started, 0.8) == "settled"
+        assert refund_whole(gateway, sale_id).succeeded
 
 
 @pytest.mark.parametrize(

@@ -30,16 +30,12 @@ from payments.gateway.braintree_gateway import (
     build_braintree_gateway,
     rejects_request,
 )
-from payments.money import Money
+from tests.gateway.sales import usd
 from tests.gateway.support import SETTLE_AFTER_SECONDS, ManualClock, gateway_settings
 
 UNREADABLE = "abc\u0001def"  # a control character: not allowed in XML 1.0, so the gateway 400s
 # Far below the SDK's timeout (2 s in these tests) and the minutes of retries an outage gets.
 QUICK_SECONDS = 1.0
-
-
-def usd(amount: str) -> Money:
-    return Money.parse(amount, "USD")
 
 
 def inject_fault(admin: httpx.Client, **spec: Any) -> None:

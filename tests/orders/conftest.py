@@ -10,8 +10,13 @@ import pytest
 
 from devtools.serving import BackgroundServer
 from payments.config import OrderServiceSettings
-from payments.orders import HttpOrderService, create_order_service_http_client
-from tests.support.order_service import OrderServiceAdmin, start_local_order_service
+from payments.orders import HttpOrderService
+from payments.orders.client import build_order_service
+from tests.support.order_service import (
+    OrderServiceAdmin,
+    new_order_id,
+    start_local_order_service,
+)
 
 USER_ID = "user-1"
 
@@ -33,10 +38,18 @@ async def admin(order_server: BackgroundServer) -> AsyncIterator[OrderServiceAdm
 
 @pytest.fixture
 async def orders(order_server: BackgroundServer) -> AsyncIterator[HttpOrderService]:
-    settings = OrderServiceSettings(url=order_server.url, timeout_seconds=2.0)
-    assert settings.url is not None
-    async with create_order_service_http_client(settings) as client:
-        yield HttpOrderService(client, settings.url)
+    orders = build_order_service(OrderServiceSettings(url=order_server.url, timeout_seconds=2.0))
+    assert orders is not None
+    yield orders
+    await orders.aclose()
+
+
+@pytest.fixture
+async def awaiting_order(admin: OrderServiceAdmin) -> str:
+    """The id of a new order of USER_ID's awaiting a payment of 10.00 EUR."""
+    order_id = new_order_id()
+    await admin.create_order(order_id=order_id, user_id=USER_ID, amount="10.00", currency="EUR")
+    return order_id
 
 
 @pytest.fixture

@@ -6,9 +6,11 @@ import httpx
 import pytest
 
 from devtools.serving import BackgroundServer
+from payments.config import OrderServiceSettings
 from payments.errors import ServiceUnavailable
 from payments.money import Money
 from payments.orders import HttpOrderService, Order, OrderUpdateRejected
+from payments.orders.client import build_order_service
 from tests.orders.conftest import USER_ID
 from tests.support.order_service import OrderServiceAdmin, new_order_id
 
@@ -35,30 +37,24 @@ async def test_unknown_order_is_none(orders: HttpOrderService) -> None:
 
 
 async def test_recording_a_payment_twice_with_one_event_id_applies_it_once(
-    orders: HttpOrderService, admin: OrderServiceAdmin
+    orders: HttpOrderService, admin: OrderServiceAdmin, awaiting_order: str
 ) -> None:
-    order_id = new_order_id()
-    await admin.create_order(order_id=order_id, user_id=USER_ID, amount="10.00", currency="EUR")
+    await orders.record_payment(awaiting_order, "pay-1", "success", "event-1")
+    await orders.record_payment(awaiting_order, "pay-1", "success", "event-1")
 
-    await orders.record_payment(order_id, "pay-1", "success", "event-1")
-    await orders.record_payment(order_id, "pay-1", "success", "event-1")
-
-    order = await orders.get_order(order_id)
+    order = await orders.get_order(awaiting_order)
     assert order is not None and order.status == "paid"
-    received = (await admin.order(order_id))["payment_updates"]
+    received = (await admin.order(awaiting_order))["payment_updates"]
     assert received == [{"payment_id": "pay-1", "payment_status": "success", "event_id": "event-1"}]
 
 
 async def test_a_failure_marks_the_order_and_a_later_success_pays_it(
-    orders: HttpOrderService, admin: OrderServiceAdmin
+    orders: HttpOrderService, awaiting_order: str
 ) -> None:
-    order_id = new_order_id()
-    await admin.create_order(order_id=order_id, user_id=USER_ID, amount="10.00", currency="EUR")
-
-    await orders.record_payment(order_id, "pay-1", "failure", "event-1")
-    failed = await orders.get_order(order_id)
-    await orders.record_payment(order_id, "pay-2", "success", "event-2")
-    paid = await orders.get_order(order_id)
+    await orders.record_payment(awaiting_order, "pay-1", "failure", "event-1")
+    failed = await orders.get_order(awaiting_order)
+    await orders.record_payment(awaiting_order, "pay-2", "success", "event-2")
+    paid = await orders.get_order(awaiting_order)
 
     assert failed is not None and failed.status == "payment_failed"
     assert paid is not None and paid.status == "paid"
@@ -76,14 +72,12 @@ async def test_updating_an_unknown_order_is_rejected_not_retried(
 
 
 async def test_other_client_errors_on_an_update_are_rejected(
-    orders: HttpOrderService, admin: OrderServiceAdmin
+    orders: HttpOrderService, admin: OrderServiceAdmin, awaiting_order: str
 ) -> None:
-    order_id = new_order_id()
-    await admin.create_order(order_id=order_id, user_id=USER_ID, amount="10.00", currency="EUR")
     await admin.inject_fault(operation="record_payment", status_code=409)
 
     with pytest.raises(OrderUpdateRejected) as raised:
-        await orders.record_payment(order_id, "pay-1", "success", "event-1")
+        await orders.record_payment(awaiting_order, "pay-1", "success", "event-1")
 
     assert raised.value.status_code == 409
     assert "409" in raised.value.message
@@ -91,21 +85,23 @@ async def test_other_client_errors_on_an_update_are_rejected(
 
 @pytest.mark.parametrize("status_code", [500, 502, 503, 429])
 async def test_server_errors_are_service_unavailable_and_a_retry_succeeds(
-    orders: HttpOrderService, admin: OrderServiceAdmin, status_code: int
+    orders: HttpOrderService, admin: OrderServiceAdmin, awaiting_order: str, status_code: int
 ) -> None:
-    order_id = new_order_id()
-    await admin.create_order(order_id=order_id, user_id=USER_ID, amount="10.00", currency="EUR")
     await admin.inject_fault(operation="any", status_code=status_code, times=2)
 
     with pytest.raises(ServiceUnavailable, match=str(status_code)):
-        await orders.get_order(order_id)
+        await orders.get_order(awaiting_order)
     with pytest.raises(ServiceUnavailable, match=str(status_code)):
-        await orders.record_payment(order_id, "pay-1", "success", "event-1")
+        await orders.record_payment(awaiting_order, "pay-1", "success", "event-1")
 
     # The faults are spent: the same calls, retried, go through.
-    await orders.record_payment(order_id, "pay-1", "success", "event-1")
-    order = await orders.get_order(order_id)
+    await orders.record_payment(awaiting_order, "pay-1", "success", "event-1")
+    order = await orders.get_order(awaiting_order)
     assert order is not None and order.status == "paid"
+
+
+def test_without_a_url_there_is_no_order_service() -> None:
+    assert build_order_service(OrderServiceSettings(url=None)) is None
 
 
 async def test_order_service_down_is_service_unavailable(unused_port: int) -> None:

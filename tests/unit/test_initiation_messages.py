@@ -23,6 +23,7 @@ from payments.events.initiation import MessageRef, Rejection, handle_initiation
 from payments.money import Money
 from payments.orders.client import Order, OrderStatus, PaymentResult
 from payments.service import PaymentService
+from tests.support.requests import PAYMENT_BODY
 from workers.consumer import is_transient
 
 REF = MessageRef("payment_initiation", 0, 7)
@@ -80,16 +81,7 @@ def service(parts: tuple[Database, RecordingStarter], orders: object = None) -> 
 
 
 def message(**overrides: object) -> bytes:
-    body: dict[str, object] = {
-        "merchant_id": "acme",
-        "idempotency_key": "msg-1",
-        "order_id": "order-1",
-        "user_id": "user-1",
-        "amount": "10.00",
-        "currency": "USD",
-        "payment_method": "credit_card",
-        "payment_token": "fake-valid-nonce",
-    }
+    body: dict[str, object] = {"merchant_id": "acme", "idempotency_key": "msg-1", **PAYMENT_BODY}
     body.update(overrides)
     return json.dumps({k: v for k, v in body.items() if v is not ...}).encode()
 

@@ -19,12 +19,14 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from payments.config import DatabaseSettings, PolicySettings, Settings, TemporalSettings
+from payments.contracts import RemovePaymentMethodRequest, VaultRequest, VaultResult
 from payments.db.database import Database
 from payments.db.engine import create_db_engine
 from payments.db.migrate import upgrade
 from payments.orders.client import Order, PaymentResult
 from tests.fakes import FakeGateway, RecordingPublisher
 from workers.payment_worker import WORKFLOWS, build_activities
+from workflows.payment_methods import RemovePaymentMethodWorkflow, VaultPaymentMethodWorkflow
 
 
 def test_server_path() -> str:
@@ -126,3 +128,23 @@ async def wait_for_step(handle: WorkflowHandle[Any, Any], step: str, seconds: fl
             return
         await asyncio.sleep(0.05)
     raise AssertionError(f"workflow never reached step {step}")
+
+
+async def run_vault(harness: Harness, method_id: str, nonce: str) -> VaultResult:
+    """The vault workflow of user-1's payment method ``method_id``, run to its end."""
+    return await harness.client.execute_workflow(
+        VaultPaymentMethodWorkflow.run,
+        VaultRequest(method_id, "user-1", nonce),
+        id=f"vault-{method_id}",
+        task_queue=harness.task_queue,
+    )
+
+
+async def run_removal(harness: Harness, method_id: str) -> None:
+    """The workflow that removes the saved payment method, run to its end."""
+    await harness.client.execute_workflow(
+        RemovePaymentMethodWorkflow.run,
+        RemovePaymentMethodRequest(method_id),
+        id=f"remove-{method_id}",
+        task_queue=harness.task_queue,
+    )

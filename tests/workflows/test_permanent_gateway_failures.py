@@ -10,44 +10,33 @@ import pytest
 from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ActivityError, ApplicationError, RetryState
 
-from payments.contracts import RemovePaymentMethodRequest, VaultRequest
 from payments.crypto import TokenCipher
-from payments.db.models import StoredPaymentMethod
 from payments.errors import ErrorTypes
 from payments.keyring import KeyRing, new_key_entry
 from payments.vocabulary import VaultStatus
-from tests.workflows.conftest import Harness
+from tests.support.rows import add_saved_method
+from tests.workflows.conftest import Harness, run_removal, run_vault
 from tests.workflows.test_payment_workflow import request, run
 from tests.workflows.test_refund_workflow import paid_payment, refund, reserve
-from workflows.payment_methods import RemovePaymentMethodWorkflow, VaultPaymentMethodWorkflow
 
 
-def saved_method(harness: Harness, token_ciphertext: str, user_id: str = "user-1") -> str:
-    """An active saved method row holding ``token_ciphertext``, as the vault leaves one."""
+async def vaulted_method(harness: Harness) -> str:
     method_id = str(uuid.uuid4())
-    harness.db.payment_methods.add(
-        StoredPaymentMethod(
-            payment_method_id=method_id,
-            merchant_id="default",
-            user_id=user_id,
-            status=VaultStatus.ACTIVE,
-            token_ciphertext=token_ciphertext,
-            instrument_type="credit_card",
-        )
-    )
+    assert (await run_vault(harness, method_id, "fake-valid-visa-nonce")).succeeded
     return method_id
 
 
-async def vault(harness: Harness, nonce: str = "fake-valid-visa-nonce") -> str:
-    method_id = str(uuid.uuid4())
-    result = await harness.client.execute_workflow(
-        VaultPaymentMethodWorkflow.run,
-        VaultRequest(method_id, "user-1", nonce),
-        id=f"vault-{method_id}",
-        task_queue=harness.task_queue,
-    )
-    assert result.succeeded
-    return method_id
+async def removal_error_type(harness: Harness, method_id: str) -> str | None:
+    """Remove the saved method, which must fail: the type of the activity's error, raised as
+    non-retryable at its first attempt (not after Temporal gave up retrying)."""
+    with pytest.raises(WorkflowFailureError) as failed:
+        await run_removal(harness, method_id)
+    activity_error = failed.value.cause
+    assert isinstance(activity_error, ActivityError)
+    application_error = activity_error.cause
+    assert isinstance(application_error, ApplicationError)
+    assert activity_error.retry_state == RetryState.NON_RETRYABLE_FAILURE
+    return application_error.type
 
 
 # --- the gateway rejects the request as malformed ----------------------------------------------
@@ -70,12 +59,7 @@ async def test_rejected_vault_is_a_refusal_recorded_on_the_pending_row(harness: 
     # As the API writes it before vaulting.
     harness.db.payment_methods.add_pending(method_id, merchant_id="default", user_id="user-1")
 
-    result = await harness.client.execute_workflow(
-        VaultPaymentMethodWorkflow.run,
-        VaultRequest(method_id, "user-1", "abc\u0001def"),
-        id=f"vault-{method_id}",
-        task_queue=harness.task_queue,
-    )
+    result = await run_vault(harness, method_id, "abc\u0001def")
 
     assert (result.succeeded, result.error_code) == (False, "invalid_request")
     assert [op for op, _ in harness.gateway.calls] == ["vault"]
@@ -96,18 +80,12 @@ async def test_rejected_refund_is_refused_not_retried(harness: Harness) -> None:
 
 
 async def test_rejected_removal_fails_without_retrying(harness: Harness) -> None:
-    method_id = await vault(harness)
+    method_id = await vaulted_method(harness)
     harness.gateway.rejected = {"delete_payment_method"}
 
-    with pytest.raises(WorkflowFailureError) as failed:
-        await harness.client.execute_workflow(
-            RemovePaymentMethodWorkflow.run,
-            RemovePaymentMethodRequest(method_id),
-            id=f"remove-{method_id}",
-            task_queue=harness.task_queue,
-        )
+    error_type = await removal_error_type(harness, method_id)
 
-    assert _activity_error_type(failed.value) == ErrorTypes.GATEWAY_REQUEST_REJECTED
+    assert error_type == ErrorTypes.GATEWAY_REQUEST_REJECTED
     assert [op for op, _ in harness.gateway.calls].count("delete_payment_method") == 1
 
 
@@ -119,15 +97,7 @@ async def test_charge_with_a_token_of_a_retired_key_fails_without_a_gateway_call
     retired = TokenCipher(KeyRing.parse(new_key_entry("retired")))
     method_id = str(uuid.uuid4())
     ciphertext = retired.encrypt("token-of-the-gateway", payment_method_id=method_id)
-    harness.db.payment_methods.add(
-        StoredPaymentMethod(
-            payment_method_id=method_id,
-            merchant_id="default",
-            user_id="user-1",
-            status=VaultStatus.ACTIVE,
-            token_ciphertext=ciphertext,
-        )
-    )
+    add_saved_method(harness.db, ciphertext, method_id=method_id)
     req = replace(request(), payment_token=None, payment_method_id=method_id)
 
     result = await run(harness, req)
@@ -141,10 +111,10 @@ async def test_charge_with_a_token_of_a_retired_key_fails_without_a_gateway_call
 
 
 async def test_token_copied_onto_another_method_does_not_pay(harness: Harness) -> None:
-    original = await vault(harness)
+    original = await vaulted_method(harness)
     stored = harness.db.payment_methods.get(original)
     assert stored is not None and stored.token_ciphertext is not None
-    copy = saved_method(harness, stored.token_ciphertext)
+    copy = add_saved_method(harness.db, stored.token_ciphertext)
     harness.gateway.calls.clear()
 
     result = await run(harness, replace(request(), payment_token=None, payment_method_id=copy))
@@ -157,25 +127,9 @@ async def test_token_copied_onto_another_method_does_not_pay(harness: Harness) -
 
 
 async def test_removal_of_an_unreadable_method_fails_without_retrying(harness: Harness) -> None:
-    method_id = saved_method(harness, "v2:retired:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
+    method_id = add_saved_method(harness.db, "v2:retired:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
 
-    with pytest.raises(WorkflowFailureError) as failed:
-        await harness.client.execute_workflow(
-            RemovePaymentMethodWorkflow.run,
-            RemovePaymentMethodRequest(method_id),
-            id=f"remove-{method_id}",
-            task_queue=harness.task_queue,
-        )
+    error_type = await removal_error_type(harness, method_id)
 
-    assert _activity_error_type(failed.value) == ErrorTypes.PAYMENT_METHOD_UNREADABLE
+    assert error_type == ErrorTypes.PAYMENT_METHOD_UNREADABLE
     assert harness.gateway.calls == []
-
-
-def _activity_error_type(failure: WorkflowFailureError) -> str | None:
-    activity_error = failure.cause
-    assert isinstance(activity_error, ActivityError)
-    application_error = activity_error.cause
-    assert isinstance(application_error, ApplicationError)
-    # Failed as non-retryable on its first attempt, not after Temporal gave up retrying.
-    assert activity_error.retry_state == RetryState.NON_RETRYABLE_FAILURE
-    return application_error.type

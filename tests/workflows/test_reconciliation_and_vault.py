@@ -8,18 +8,15 @@ from dataclasses import replace
 
 from payments.contracts import (
     ReconciliationRequest,
-    RemovePaymentMethodRequest,
-    VaultRequest,
 )
 from payments.db.models import Payment, Refund
 from payments.db.repositories.idempotency import IdempotencyClaim
 from payments.events import topics
 from payments.gateway.types import GatewayTransaction
 from payments.money import Money
-from tests.workflows.conftest import Harness, wait_for_step
+from tests.workflows.conftest import Harness, run_removal, run_vault, wait_for_step
 from tests.workflows.test_payment_workflow import POLICY, request, run
 from workflows.payment import PaymentWorkflow
-from workflows.payment_methods import RemovePaymentMethodWorkflow, VaultPaymentMethodWorkflow
 from workflows.reconciliation import ReconciliationWorkflow
 from workflows.refund import RefundWorkflow
 
@@ -129,12 +126,7 @@ async def test_reconciliation_repairs_what_no_workflow_will_finish(harness: Harn
 
 async def test_vaulted_method_is_charged_by_token(harness: Harness) -> None:
     method_id = str(uuid.uuid4())
-    vaulted = await harness.client.execute_workflow(
-        VaultPaymentMethodWorkflow.run,
-        VaultRequest(method_id, "user-1", "fake-valid-visa-nonce"),
-        id=f"vault-{method_id}",
-        task_queue=harness.task_queue,
-    )
+    vaulted = await run_vault(harness, method_id, "fake-valid-visa-nonce")
     assert vaulted.succeeded
     stored = harness.db.payment_methods.get(method_id)
     assert stored is not None and (stored.brand, stored.last4) == ("Visa", "1881")
@@ -145,22 +137,12 @@ async def test_vaulted_method_is_charged_by_token(harness: Harness) -> None:
     result = await run(harness, req)
     assert result.status == "success"
 
-    await harness.client.execute_workflow(
-        RemovePaymentMethodWorkflow.run,
-        RemovePaymentMethodRequest(method_id),
-        id=f"remove-{method_id}",
-        task_queue=harness.task_queue,
-    )
+    await run_removal(harness, method_id)
     assert harness.gateway.vaulted == {}
 
 
 async def test_vault_refusal_is_a_result(harness: Harness) -> None:
     method_id = str(uuid.uuid4())
-    refused = await harness.client.execute_workflow(
-        VaultPaymentMethodWorkflow.run,
-        VaultRequest(method_id, "user-1", "fake-consumed-nonce"),
-        id=f"vault-{method_id}",
-        task_queue=harness.task_queue,
-    )
+    refused = await run_vault(harness, method_id, "fake-consumed-nonce")
     assert (refused.succeeded, refused.error_code) == (False, "91565")
     assert harness.db.payment_methods.get(method_id) is None

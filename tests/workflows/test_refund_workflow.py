@@ -49,6 +49,20 @@ async def refund(
     )
 
 
+async def partial_refund_polled_hourly(
+    harness: Harness, payment_id: str, *, deadline_hours: int
+) -> RefundSnapshot:
+    """A refund of 10.00 of the payment, whose workflow asks every hour whether the sale
+    has settled, until the deadline."""
+    return await refund(
+        harness,
+        payment_id,
+        reserve(harness, payment_id, 1000),
+        settlement_poll_seconds=3600,
+        settlement_deadline_seconds=deadline_hours * 3600,
+    )
+
+
 async def test_full_refund_before_settlement_voids(harness: Harness) -> None:
     payment_id = await paid_payment(harness)
     result = await refund(harness, payment_id, reserve(harness, payment_id, None))
@@ -62,14 +76,7 @@ async def test_full_refund_before_settlement_voids(harness: Harness) -> None:
 async def test_partial_refund_waits_durably_for_settlement(harness: Harness) -> None:
     payment_id = await paid_payment(harness)
     harness.gateway.settle_on_find = 4  # settles after three hours of polling
-    refund_id = reserve(harness, payment_id, 1000)
-    result = await refund(
-        harness,
-        payment_id,
-        refund_id,
-        settlement_poll_seconds=3600,
-        settlement_deadline_seconds=86400,
-    )
+    result = await partial_refund_polled_hourly(harness, payment_id, deadline_hours=24)
     assert result.status == "processed"
     assert result.method == "refund"
     assert result.payment_refunded_minor == 1000
@@ -78,14 +85,7 @@ async def test_partial_refund_waits_durably_for_settlement(harness: Harness) -> 
 
 async def test_partial_refund_fails_when_settlement_never_comes(harness: Harness) -> None:
     payment_id = await paid_payment(harness)
-    refund_id = reserve(harness, payment_id, 1000)
-    result = await refund(
-        harness,
-        payment_id,
-        refund_id,
-        settlement_poll_seconds=3600,
-        settlement_deadline_seconds=7200,
-    )
+    result = await partial_refund_polled_hourly(harness, payment_id, deadline_hours=2)
     assert result.status == "failed"
     assert result.failure_reason == "settlement_timeout"
     # The failed refund's amount is refundable again.
