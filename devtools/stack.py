@@ -30,13 +30,14 @@ from pydantic_settings import BaseSettings
 from sqlalchemy.engine import make_url
 
 from devtools.processes import ProcessGroup, ProcessSpec, StackError
+from devtools.sandbox.settings import SandboxSettings
 from payments.config import (
     ApiSettings,
     AuthSettings,
     DatabaseSettings,
+    GatewaySettings,
     KafkaSettings,
     PolicySettings,
-    SandboxSettings,
     Settings,
     TemporalSettings,
 )
@@ -156,8 +157,11 @@ def stack_ports(settings: Settings) -> list[PortClaim]:
         PortClaim("Kafka", *_kafka(settings), "KAFKA_BOOTSTRAP_SERVERS"),
     ]
     if _runs_sandbox(settings):
-        sandbox = settings.sandbox
-        claims.append(PortClaim("sandbox", sandbox.host, sandbox.port, "SANDBOX_PORT"))
+        # The sandbox listens where the service looks for a local gateway.
+        gateway = settings.gateway
+        claims.append(
+            PortClaim("sandbox", gateway.local_host, gateway.local_port, "BRAINTREE_LOCAL_PORT")
+        )
     return claims
 
 
@@ -271,22 +275,32 @@ def settings_env(settings: Settings) -> dict[str, str]:
     for group_name in Settings.model_fields:
         group = getattr(settings, group_name)
         if isinstance(group, BaseSettings):
-            prefix = str(group.model_config.get("env_prefix", ""))
-            for name, info in type(group).model_fields.items():
-                if (value := getattr(group, name)) is not None:
-                    env[(info.alias or f"{prefix}{name}").upper()] = _env_value(value)
+            env.update(_group_env(group))
     return env
 
 
-def stack_env(settings: Settings) -> dict[str, str]:
-    """:func:`settings_env` for the service's processes, with the gateway pointed at the
-    sandbox this stack starts, and the sandbox's webhooks at this stack's API."""
+def _group_env(group: BaseSettings) -> dict[str, str]:
+    prefix = str(group.model_config.get("env_prefix", ""))
+    return {
+        (info.alias or f"{prefix}{name}").upper(): _env_value(value)
+        for name, info in type(group).model_fields.items()
+        if (value := getattr(group, name)) is not None
+    }
+
+
+def stack_env(settings: Settings, sandbox: SandboxSettings | None = None) -> dict[str, str]:
+    """:func:`settings_env` for the stack's processes. The sandbox listens where the service's
+    gateway settings look for it, behaves as ``sandbox`` says (None: its ``SANDBOX_*``
+    environment) and sends its webhooks to this stack's API unless told otherwise."""
     env = settings_env(settings)
     if _runs_sandbox(settings):
-        env["BRAINTREE_LOCAL_HOST"] = connect_host(settings.sandbox.host)
-        env["BRAINTREE_LOCAL_PORT"] = str(settings.sandbox.port)
-        api = f"http://{url_host(settings.api.host)}:{settings.api.port}"
-        env.setdefault("SANDBOX_WEBHOOK_URL", f"{api}/webhooks/braintree")
+        if sandbox is not None:
+            env.update(_group_env(sandbox))
+        env["SANDBOX_HOST"] = settings.gateway.local_host
+        env["SANDBOX_PORT"] = str(settings.gateway.local_port)
+        if sandbox is None or sandbox.webhook_url is None:
+            api = f"http://{url_host(settings.api.host)}:{settings.api.port}"
+            env.setdefault("SANDBOX_WEBHOOK_URL", f"{api}/webhooks/braintree")
     return env
 
 
@@ -311,7 +325,7 @@ def free_stack_settings(
         ),
         auth=AuthSettings(dev_keys_file=data_dir / "dev-api-keys.json"),
         kafka=KafkaSettings(bootstrap_servers=f"{host}:{free_port(host)}"),
-        sandbox=SandboxSettings(host=host, port=free_port(host)),
+        gateway=GatewaySettings(local_host=host, local_port=free_port(host)),
         api=ApiSettings(host=host, port=free_port(host)),
     )
     # The stack's Temporal UI (on its own port) may call the codec endpoint from a browser.
@@ -338,12 +352,13 @@ def start_stack(
     *,
     temporal_ui: bool = True,
     temporal_persistent: bool = True,
+    sandbox: SandboxSettings | None = None,
 ) -> StackEndpoints:
     """Start the whole stack for ``settings`` in ``group`` (which stops it). StackError when a
     part fails; a busy port is said best by :func:`check_ports` first. Synchronous: from async
     code call it through ``asyncio.to_thread``."""
     temporal_cli, tansu = find_temporal_cli(), find_tansu()
-    env = stack_env(settings)
+    env = stack_env(settings, sandbox)
     if settings.database.url.startswith("sqlite:///"):  # SQLite makes no directory
         database = make_url(settings.database.url).database or ":memory:"
         Path(database).parent.mkdir(parents=True, exist_ok=True)
@@ -390,10 +405,11 @@ def start_stack(
 
     sandbox_url = None
     if _runs_sandbox(settings):
-        sandbox_url = f"http://{url_host(settings.sandbox.host)}:{settings.sandbox.port}"
+        gateway = settings.gateway
+        sandbox_url = f"http://{url_host(gateway.local_host)}:{gateway.local_port}"
         ready = http_ready(f"{sandbox_url}/_sandbox/healthz")
-        sandbox = python_module_argv("devtools.sandbox")
-        group.start(ProcessSpec("sandbox", sandbox, env=env, ready=ready))
+        argv = python_module_argv("devtools.sandbox")
+        group.start(ProcessSpec("sandbox", argv, env=env, ready=ready))
     for name, module in (("worker", "workers.payment_worker"), ("consumer", "workers.consumer")):
         group.start(ProcessSpec(name, python_module_argv(module), env=env))
     ready = http_ready(f"{api_url}/healthz")

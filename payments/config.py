@@ -114,23 +114,6 @@ class GatewaySettings(BaseSettings):
         return self
 
 
-class SandboxSettings(BaseSettings):
-    """The Braintree-compatible sandbox server (development and tests only)."""
-
-    model_config = SettingsConfigDict(env_prefix="SANDBOX_", extra="ignore")
-
-    host: str = "127.0.0.1"
-    port: int = 8090
-    # A submitted transaction moves to settling, then settled, this many seconds later.
-    settle_after_seconds: float = 5.0
-    # A bank transfer (SEPA, US bank account) waits in settlement_pending this long, then is
-    # settled (or settlement_declined for amounts 4001.00-5000.99).
-    bank_settle_after_seconds: float = 20.0
-    # Where the sandbox POSTs Braintree-style webhooks (transaction_settled,
-    # transaction_settlement_declined) when a transaction settles by itself; None: no webhooks.
-    webhook_url: str | None = None
-
-
 class ApiSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="API_", extra="ignore")
 
@@ -260,7 +243,6 @@ class Settings(BaseSettings):
     temporal: TemporalSettings = Field(default_factory=TemporalSettings)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
-    sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     policy: PolicySettings = Field(default_factory=PolicySettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)

@@ -13,8 +13,9 @@ import uvicorn
 from pydantic import ValidationError
 
 from devtools.sandbox.app import create_sandbox_app
+from devtools.sandbox.settings import SandboxSettings
 from devtools.serving import bind_or_explain, print_setting_errors
-from payments.config import GatewaySettings, LogSettings, SandboxSettings
+from payments.config import GatewaySettings, LogSettings
 from payments.logging import configure_logging
 
 log = structlog.get_logger(__name__)

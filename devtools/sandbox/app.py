@@ -37,6 +37,7 @@ from devtools.sandbox.render import (
     verification_fields,
 )
 from devtools.sandbox.scenarios import ValidationFailure
+from devtools.sandbox.settings import SandboxSettings
 from devtools.sandbox.store import (
     Result,
     SaleRequest,
@@ -61,7 +62,6 @@ from devtools.sandbox.xml_codec import (
     parse_document,
     render_document,
 )
-from payments.config import SandboxSettings
 
 log = structlog.get_logger(__name__)
 

@@ -23,6 +23,7 @@ from temporalio.client import Client
 from devtools.events import EventReader
 from devtools.postgres import create_postgres_database, drop_postgres_database
 from devtools.processes import ProcessGroup, ProcessSpec
+from devtools.sandbox.settings import SandboxSettings
 from devtools.stack import (
     StackEndpoints,
     free_port,
@@ -36,7 +37,6 @@ from payments.config import (
     ApiSettings,
     DatabaseSettings,
     OrderServiceSettings,
-    SandboxSettings,
     Settings,
 )
 from tests.conftest import require_postgres
@@ -140,12 +140,6 @@ def stack(
             # The tests poll hundreds of payments at once with one key: a rate limit for
             # them, not a checkout's (tests/api checks the limits themselves).
             "api": settings.api.model_copy(update={"rate_limit": "2000/second"}),
-            "sandbox": SandboxSettings(
-                host=settings.sandbox.host,
-                port=settings.sandbox.port,
-                settle_after_seconds=2.0,
-                bank_settle_after_seconds=6.0,
-            ),
             # Short, so that a delayed answer (injected fault) becomes a timeout quickly.
             "gateway": settings.gateway.model_copy(update={"timeout_seconds": 2}),
         }
@@ -156,7 +150,13 @@ def stack(
             try:
                 # Temporal keeps its state in a file, as under `make run`: what it stores is
                 # inspected (ciphertext only, no card data).
-                endpoints = start_stack(group, settings)
+                endpoints = start_stack(
+                    group,
+                    settings,
+                    sandbox=SandboxSettings(
+                        settle_after_seconds=2.0, bank_settle_after_seconds=6.0
+                    ),
+                )
             except Exception:
                 print(log_path.read_text()[-5000:])
                 raise

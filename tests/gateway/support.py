@@ -14,8 +14,9 @@ from urllib.parse import parse_qs
 from pydantic import SecretStr
 
 from devtools.sandbox import create_sandbox_app
+from devtools.sandbox.settings import SandboxSettings
 from devtools.serving import BackgroundServer
-from payments.config import GatewaySettings, SandboxSettings
+from payments.config import GatewaySettings
 
 MERCHANT_ID = "test-merchant"
 PUBLIC_KEY = "test-public-key"

@@ -18,6 +18,7 @@ import pytest
 
 from devtools import REPOSITORY_ROOT
 from devtools.processes import StackError
+from devtools.sandbox.settings import SandboxSettings
 from devtools.stack import (
     check_ports,
     free_port,
@@ -26,7 +27,7 @@ from devtools.stack import (
     stack_env,
     stack_ports,
 )
-from payments.config import KafkaSettings, LogSettings, SandboxSettings, Settings
+from payments.config import KafkaSettings, LogSettings, Settings
 
 from .conftest import pid_alive
 
@@ -41,8 +42,8 @@ def _free_ports_env() -> dict[str, str]:
         "TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}",
         "TEMPORAL_UI_PORT": str(free_port()),
         "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{free_port()}",
-        "SANDBOX_HOST": "127.0.0.1",
-        "SANDBOX_PORT": str(free_port()),
+        "BRAINTREE_LOCAL_HOST": "127.0.0.1",
+        "BRAINTREE_LOCAL_PORT": str(free_port()),
         "BRAINTREE_ENVIRONMENT": "local",
         # The supervisor runs in a temporary directory: devtools is not installed.
         "PYTHONPATH": str(REPOSITORY_ROOT),
@@ -83,7 +84,7 @@ def test_a_busy_port_is_one_line_and_exit_1_before_anything_starts(
         f"devstack: port {listener} on 127.0.0.1 is already in use: "
         "stop what runs there or set API_PORT"
     ]
-    for name in ("TEMPORAL_UI_PORT", "SANDBOX_PORT"):
+    for name in ("TEMPORAL_UI_PORT", "BRAINTREE_LOCAL_PORT"):
         assert port_is_free("127.0.0.1", int(env[name]))
 
 
@@ -93,7 +94,7 @@ def test_a_busy_port_is_one_line_and_exit_1_before_anything_starts(
         ("temporal", "address", "TEMPORAL_ADDRESS"),
         ("temporal", "ui_port", "TEMPORAL_UI_PORT"),
         ("kafka", "bootstrap_servers", "KAFKA_BOOTSTRAP_SERVERS"),
-        ("sandbox", "port", "SANDBOX_PORT"),
+        ("gateway", "local_port", "BRAINTREE_LOCAL_PORT"),
     ],
 )
 def test_each_port_names_its_setting(
@@ -115,7 +116,7 @@ def test_each_port_names_its_setting(
 def test_the_same_port_twice_is_reported(tmp_path: Path) -> None:
     settings = free_stack_settings(tmp_path)
     settings = settings.model_copy(
-        update={"sandbox": settings.sandbox.model_copy(update={"port": settings.api.port})}
+        update={"gateway": settings.gateway.model_copy(update={"local_port": settings.api.port})}
     )
     with pytest.raises(StackError, match=r"configured for both API \(API_PORT\) and sandbox"):
         check_ports(stack_ports(settings))
@@ -130,7 +131,7 @@ def test_the_default_ports_are_the_documented_ones(monkeypatch: pytest.MonkeyPat
         "TEMPORAL_ADDRESS": ("127.0.0.1", 7233),
         "TEMPORAL_UI_PORT": ("127.0.0.1", 8233),
         "KAFKA_BOOTSTRAP_SERVERS": ("127.0.0.1", 9092),
-        "SANDBOX_PORT": ("127.0.0.1", 8090),
+        "BRAINTREE_LOCAL_PORT": ("127.0.0.1", 8090),
     }
 
 
@@ -202,7 +203,7 @@ def supervisor(tmp_path: Path) -> Iterator[tuple[_Supervisor, dict[str, str]]]:
 
 def _assert_all_stopped(running: _Supervisor, env: dict[str, str]) -> None:
     assert not [name for name, pid in running.child_pids.items() if pid_alive(pid)]
-    for name in ("API_PORT", "TEMPORAL_UI_PORT", "SANDBOX_PORT"):
+    for name in ("API_PORT", "TEMPORAL_UI_PORT", "BRAINTREE_LOCAL_PORT"):
         assert port_is_free("127.0.0.1", int(env[name])), name
     for name in ("TEMPORAL_ADDRESS", "KAFKA_BOOTSTRAP_SERVERS"):
         assert port_is_free("127.0.0.1", int(env[name].rsplit(":", 1)[1])), name
@@ -245,25 +246,24 @@ def test_children_get_the_same_settings(tmp_path: Path, monkeypatch: pytest.Monk
     settings = free_stack_settings(
         tmp_path,
         kafka=KafkaSettings(topic_prefix="e2e.", partitions=2, bootstrap_servers="127.0.0.1:1"),
-        sandbox=SandboxSettings(port=free_port(), settle_after_seconds=0.5),
         log=LogSettings(LOG_JSON=True, level="DEBUG"),
     )
     for name in list(os.environ):
         if name.startswith(("API_", "TEMPORAL_", "KAFKA_", "SANDBOX_", "BRAINTREE_", "DATABASE_")):
             monkeypatch.delenv(name)
-    env = stack_env(settings)
+    env = stack_env(settings, SandboxSettings(settle_after_seconds=0.5))
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    rebuilt = Settings()
-    assert (
-        rebuilt.model_copy(update={"gateway": settings.gateway, "sandbox": settings.sandbox})
-        == settings
+    assert Settings() == settings
+    # The sandbox listens where the service's gateway looks, and sends its webhooks to this
+    # stack's API.
+    sandbox = SandboxSettings()
+    assert (sandbox.host, sandbox.port) == (
+        settings.gateway.local_host,
+        settings.gateway.local_port,
     )
-    assert rebuilt.gateway.local_port == settings.sandbox.port  # pointed at this stack's sandbox
-    # ... and the sandbox's webhooks at this stack's API.
-    assert rebuilt.sandbox.webhook_url == (
-        f"http://127.0.0.1:{settings.api.port}/webhooks/braintree"
-    )
+    assert sandbox.settle_after_seconds == 0.5
+    assert sandbox.webhook_url == f"http://127.0.0.1:{settings.api.port}/webhooks/braintree"
 
 
 def test_invalid_configuration_is_one_line_without_the_value(tmp_path: Path) -> None:
