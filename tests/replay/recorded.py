@@ -12,7 +12,8 @@ from temporalio.converter import DataConverter
 HISTORIES = Path(__file__).parent / "histories"
 
 # Plaintext: the SDK's default converter, without the encrypting codec the service runs with
-# (workflows/codec.py). A reviewer reads a recorded history without any key, and a replay
+# (workflows/codec.py). A reviewer reads a recorded history without any key (each payload's
+# "data" is the base64 of its JSON, as Temporal's CLI and UI export it), and a replay
 # needs none; nothing is lost, since the codec only transforms payload bytes on the wire,
 # while replay compares the commands the workflow code issues (activities, timers, patches)
 # and decodes the payloads with the same types either way.

@@ -11,8 +11,9 @@ time-skipping server with real activities and a fake gateway, their payloads in 
   (62cd82d), recorded by that version's own workflow tests. Since then activity inputs
   gained fields (they are not part of determinism), the vault workflow records its own
   failure, and reconciliation purges expired idempotency keys behind ``workflow.patched``.
-- the other folders, named for the commit they were recorded at: every main path of every
-  workflow type, one file each (the names in record.py's PATHS).
+- ``200d42b``, recorded by ``make record-histories`` (workflows as of 1590400): every main
+  path of every workflow type, one file each, named as in record.py's PATHS. Later folders
+  are named for the commit they were recorded at, in the same way.
 """
 
 from __future__ import annotations
