@@ -6,14 +6,17 @@ BIN := $(VENV)/bin
 # Re-install only when the dependencies change.
 STAMP := $(VENV)/.install-stamp
 PYTEST_ARGS ?=
+# The folder of `make record-histories`: the commit the workflows are at ("-dirty" when the
+# checkout has uncommitted changes, which are then recorded too).
+LABEL ?= $(shell git describe --always --dirty 2>/dev/null)
 TYPED_PACKAGES := payments workflows activities api workers devtools tests benchmarks
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint fmt typecheck check bench clean distclean
+.PHONY: help install run test record-histories lint fmt typecheck check bench clean distclean
 
 help: ## List the targets
 	@echo "Targets (PYTHON=$(PYTHON), PYTEST_ARGS='$(PYTEST_ARGS)'):"
-	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z-]*:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z-]*:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 install: $(STAMP) ## Create .venv and install the project with its dev tools (again only when pyproject.toml changes)
 
@@ -32,6 +35,10 @@ run: install ## Start the whole stack in the foreground (URLs printed when ready
 
 test: install ## Run the tests (extra pytest arguments: PYTEST_ARGS='-k refund -x')
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+record-histories: install ## Record this version's workflow histories for the replay tests (LABEL=...), then commit them
+	@test -n "$(LABEL)" || { echo "error: no git commit to name the histories after: give LABEL=..." >&2; exit 1; }
+	$(BIN)/python -m tests.replay.record $(LABEL)
 
 lint: install ## Check lint and formatting (ruff)
 	$(BIN)/ruff check .

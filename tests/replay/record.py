@@ -1,0 +1,364 @@
+"""Record the histories the replay tests replay: ``python -m tests.replay.record LABEL``
+(``make record-histories``), before changing workflow code.
+
+Each main path of every workflow type runs on Temporal's time-skipping test server with the
+real workflows and activity classes, wired as the worker wires them (``build_activities``),
+the gateway, the publisher and the Order Service swapped for the workflow tests' fakes; each
+path gets a fresh database and gateway, so that what one path leaves behind (say, a pending
+payment) never shows up in another's history. The history of the path's workflow is then
+written as JSON to ``tests/replay/histories/LABEL/<path>.json``, only once every path has
+run as expected. Committed, those files are replayed by ``tests/replay`` against every later
+version: a change that would break a run in flight fails CI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+import sys
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from pathlib import Path
+
+from temporalio.client import Client, WorkflowHistory
+from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from payments.config import DatabaseSettings, PolicySettings, Settings, TemporalSettings
+from payments.contracts import ReconciliationRequest
+from payments.db.database import Database
+from payments.db.engine import create_db_engine
+from payments.db.migrate import upgrade
+from payments.db.models import Refund
+from payments.gateway.types import GatewayTransaction
+from payments.money import Money
+from tests.fakes import FakeGateway, RecordingPublisher
+from tests.replay.recorded import DATA_CONVERTER, HISTORIES
+from tests.workflows.conftest import (
+    Harness,
+    RecordingOrderService,
+    run_removal,
+    run_vault,
+    test_server_path,
+    wait_for_step,
+)
+from tests.workflows.test_payment_workflow import request, run
+from tests.workflows.test_reconciliation_and_vault import orphan_payment
+from tests.workflows.test_refund_workflow import paid_payment, refund, reserve
+from workers.payment_worker import WORKFLOWS, build_activities
+from workflows.payment import PaymentWorkflow
+from workflows.reconciliation import ReconciliationWorkflow
+from workflows.refund import RefundWorkflow
+
+# A folder name that is also a readable label: a commit, a tag, a word.
+LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+class UnexpectedPath(RuntimeError):
+    """A path ended otherwise than it should: its history would not show what its name says."""
+
+
+def expect(path: str, got: object, wanted: object) -> None:
+    if got != wanted:
+        raise UnexpectedPath(f"{path}: expected {wanted!r}, got {got!r}")
+
+
+# A path runs its workflow to its end and returns the id of the workflow whose history is kept.
+RecordedPath = Callable[[Harness], Awaitable[str]]
+
+
+async def payment_success(harness: Harness) -> str:
+    req = request()
+    expect("payment_success", (await run(harness, req)).status, "success")
+    return f"payment-{req.payment_id}"
+
+
+async def payment_decline(harness: Harness) -> str:
+    harness.gateway.decline_code = "2000"  # Do Not Honor, and no retry asked for
+    req = request()
+    result = await run(harness, req)
+    expect(
+        "payment_decline", (result.status, result.failure_reason), ("failure", "processor_declined")
+    )
+    return f"payment-{req.payment_id}"
+
+
+async def payment_bank_pending_then_settled(harness: Harness) -> str:
+    """A bank transfer accepted as settlement_pending: a check_now signal (a webhook) makes it
+    check at once, still pending; the next scheduled check finds it settled."""
+    harness.gateway.sale_status = "settlement_pending"
+    harness.gateway.settle_on_find = 2
+    req = replace(
+        request(), payment_method="bank_transfer", payment_token="fake-sepa-direct-debit-nonce"
+    )
+    handle = await harness.client.start_workflow(
+        PaymentWorkflow.run, req, id=f"payment-{req.payment_id}", task_queue=harness.task_queue
+    )
+    await wait_for_step(handle, "waiting_for_settlement")
+    await handle.signal(PaymentWorkflow.check_now)
+    expect("payment_bank_pending_then_settled", (await handle.result()).status, "success")
+    checks = (await handle.query(PaymentWorkflow.progress))["settlement_checks"]
+    expect("payment_bank_pending_then_settled", checks, 2)
+    return handle.id
+
+
+async def payment_soft_decline_retried(harness: Harness) -> str:
+    """Insufficient funds, charged again after the schedule's first delay, approved."""
+    harness.gateway.decline_sequence = ["2001", None]
+    req = replace(request(), retry_soft_declines=True)
+    result = await run(harness, req)
+    sales = [operation for operation, _ in harness.gateway.calls].count("sale")
+    expect("payment_soft_decline_retried", (result.status, sales), ("success", 2))
+    return f"payment-{req.payment_id}"
+
+
+async def payment_soft_decline_cancelled(harness: Harness) -> str:
+    """Soft-declined, waiting to retry, cancelled (POST /payment/{id}/cancel: the update)."""
+    harness.gateway.decline_code = "2001"
+    req = replace(request(), retry_soft_declines=True)
+    handle = await harness.client.start_workflow(
+        PaymentWorkflow.run, req, id=f"payment-{req.payment_id}", task_queue=harness.task_queue
+    )
+    await wait_for_step(handle, "waiting_to_retry")
+    expect(
+        "payment_soft_decline_cancelled",
+        await handle.execute_update(PaymentWorkflow.cancel),
+        "cancelled",
+    )
+    result = await handle.result()
+    expect("payment_soft_decline_cancelled", result.failure_reason, "cancelled")
+    return handle.id
+
+
+async def refund_settled_payment(harness: Harness) -> str:
+    payment_id = await paid_payment(harness)
+    sale = harness.db.payments.get(payment_id)
+    assert sale is not None and sale.transaction_id is not None
+    harness.gateway.settle(sale.transaction_id)
+    refund_id = reserve(harness, payment_id, 2000)
+    result = await refund(harness, payment_id, refund_id)
+    expect("refund_settled_payment", (result.status, result.method), ("processed", "refund"))
+    return f"refund-{refund_id}"
+
+
+async def refund_void(harness: Harness) -> str:
+    """The whole payment before settlement: the sale is voided."""
+    payment_id = await paid_payment(harness)
+    refund_id = reserve(harness, payment_id, None)
+    result = await refund(harness, payment_id, refund_id)
+    expect("refund_void", (result.status, result.method), ("processed", "void"))
+    return f"refund-{refund_id}"
+
+
+async def refund_partial_waits_for_settlement(harness: Harness) -> str:
+    """Part of an unsettled payment: the refund sleeps and asks again until the sale settles
+    (on the third look), then refunds."""
+    payment_id = await paid_payment(harness)
+    harness.gateway.settle_on_find = 3
+    refund_id = reserve(harness, payment_id, 1000)
+    result = await refund(harness, payment_id, refund_id)
+    expect(
+        "refund_partial_waits_for_settlement",
+        (result.status, result.method),
+        ("processed", "refund"),
+    )
+    return f"refund-{refund_id}"
+
+
+async def vault_payment_method(harness: Harness) -> str:
+    method_id = str(uuid.uuid4())
+    vaulted = await run_vault(harness, method_id, "fake-valid-visa-nonce")
+    expect("vault_payment_method", vaulted.succeeded, True)
+    return f"vault-{method_id}"
+
+
+async def remove_payment_method(harness: Harness) -> str:
+    method_id = str(uuid.uuid4())
+    await run_vault(harness, method_id, "fake-valid-visa-nonce")
+    await run_removal(harness, method_id)
+    expect("remove_payment_method", harness.gateway.vaulted, {})
+    return f"remove-{method_id}"
+
+
+async def reconciliation(harness: Harness) -> str:
+    """One run meeting every kind of open item: an orphan the gateway charged (recorded and
+    announced), an orphan it never saw (failed as abandoned, announced), an initiated refund
+    without its workflow (started again) and a payment whose workflow still waits (nudged);
+    then the purge of expired idempotency keys."""
+    charged = orphan_payment(harness)
+    harness.gateway.lost_sales[charged.order_id] = GatewayTransaction(
+        transaction_id="lost-1",
+        type="sale",
+        status="settled",
+        amount=Money(charged.amount, charged.currency),
+        order_id=charged.order_id,
+        processor_response_code="1000",
+        processor_response_text="Approved",
+    )
+    never_charged = orphan_payment(harness)
+    paid = await run(harness, request())
+    assert paid.transaction_id is not None
+    harness.gateway.settle(paid.transaction_id)
+    orphan_refund, _ = harness.db.refunds.reserve(
+        Refund(
+            refund_id=str(uuid.uuid4()),
+            merchant_id="default",
+            payment_id=paid.payment_id,
+            amount=1000,
+            currency="USD",
+            reason="recorded",
+        ),
+        whole_remainder=False,
+    )
+    harness.gateway.sale_status = "settlement_pending"
+    waiting = replace(request(), payment_token="fake-sepa-direct-debit-nonce")
+    running = await harness.client.start_workflow(
+        PaymentWorkflow.run,
+        waiting,
+        id=f"payment-{waiting.payment_id}",
+        task_queue=harness.task_queue,
+    )
+    await wait_for_step(running, "waiting_for_settlement")
+
+    workflow_id = f"reconciliation-{uuid.uuid4()}"
+    report = await harness.client.execute_workflow(
+        ReconciliationWorkflow.run,
+        ReconciliationRequest(min_age_seconds=0),
+        id=workflow_id,
+        task_queue=harness.task_queue,
+    )
+    actions = {finding.id: finding.action for finding in report.findings}
+    expect(
+        "reconciliation",
+        actions,
+        {
+            charged.payment_id: "recorded_success",
+            never_charged.payment_id: "recorded_failure",
+            orphan_refund.refund_id: "restarted",
+            waiting.payment_id: "nudged",
+        },
+    )
+    restarted = harness.client.get_workflow_handle_for(
+        RefundWorkflow.run, f"refund-{orphan_refund.refund_id}"
+    )
+    await restarted.result()
+    await running.terminate("recorded: its own path is recorded elsewhere")
+    return workflow_id
+
+
+PATHS: dict[str, RecordedPath] = {
+    path.__name__: path
+    for path in (
+        payment_success,
+        payment_decline,
+        payment_bank_pending_then_settled,
+        payment_soft_decline_retried,
+        payment_soft_decline_cancelled,
+        refund_settled_payment,
+        refund_void,
+        refund_partial_waits_for_settlement,
+        vault_payment_method,
+        remove_payment_method,
+        reconciliation,
+    )
+}
+
+
+@asynccontextmanager
+async def fresh_harness(
+    client: Client, executor: ThreadPoolExecutor, files: Path
+) -> AsyncIterator[Harness]:
+    """A worker on a task queue of its own, with the worker's wiring (build_activities) and a
+    new database, gateway, publisher and Order Service, as the workflow tests' harness; its
+    files are ``files`` with suffixes."""
+    url = f"sqlite:///{files}.db"
+    upgrade(url)
+    engine = create_db_engine(DatabaseSettings(url=url))
+    db = Database(engine)
+    gateway, publisher, orders = FakeGateway(), RecordingPublisher(), RecordingOrderService()
+    task_queue = f"tq-{uuid.uuid4()}"
+    settings = Settings(
+        # Token keys of its own, so that a developer's .data/ never takes part.
+        policy=PolicySettings(
+            dev_token_keys_file=files.with_suffix(".token-keys"),
+            dev_token_key_file=files.with_suffix(".token.key"),
+        ),
+        temporal=TemporalSettings(task_queue=task_queue),
+    )
+    try:
+        async with Worker(
+            client,
+            task_queue=task_queue,
+            workflows=WORKFLOWS,
+            activities=build_activities(
+                client, settings, publisher=publisher, gateway=gateway, db=db, orders=orders
+            ),
+            activity_executor=executor,
+        ):
+            yield Harness(client, task_queue, gateway, publisher, db, orders)
+    finally:
+        engine.dispose()
+
+
+async def record_all(paths: dict[str, RecordedPath]) -> dict[str, WorkflowHistory]:
+    """Every path run on one time-skipping server; the history of each."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=test_server_path(),
+        data_converter=DATA_CONVERTER,
+        # Errors only: the SDK core warns once per worker that the test server is too old to
+        # keep heartbeat details (no activity here heartbeats), which says nothing here.
+        runtime=Runtime(
+            telemetry=TelemetryConfig(
+                logging=LoggingConfig(
+                    filter=TelemetryFilter(core_level="ERROR", other_level="WARN")
+                )
+            )
+        ),
+    )
+    histories: dict[str, WorkflowHistory] = {}
+    try:
+        with tempfile.TemporaryDirectory() as scratch, ThreadPoolExecutor(8) as executor:
+            for name, path in paths.items():
+                async with fresh_harness(env.client, executor, Path(scratch) / name) as harness:
+                    workflow_id = await path(harness)
+                    handle = harness.client.get_workflow_handle(workflow_id)
+                    histories[name] = await handle.fetch_history()
+    finally:
+        await env.shutdown()
+    return histories
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.replay.record", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("label", help="the version recorded: a short commit, a tag, a word")
+    parser.add_argument(
+        "--into", type=Path, default=HISTORIES, help="where version folders go (%(default)s)"
+    )
+    args = parser.parse_args(argv)
+    if not LABEL.match(args.label):
+        parser.error(f"label {args.label!r}: letters, digits, '.', '_' and '-' only")
+    target: Path = args.into / args.label
+    if target.exists():
+        # Histories of a version are a record once committed: never overwritten in passing.
+        print(f"{target} exists: remove it first, or choose another label", file=sys.stderr)
+        return 1
+    histories = asyncio.run(record_all(PATHS))
+    target.mkdir(parents=True)
+    for name, history in histories.items():
+        file = target / f"{name}.json"
+        file.write_text(history.to_json() + "\n")
+        size = file.stat().st_size
+        print(f"{file}: {len(history.events)} events, {size / 1024:.1f} KiB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
