@@ -126,6 +126,9 @@ async def test_a_message_without_merchant_goes_to_the_default_one(
         (message(user_id=None), "invalid_fields"),
         (message(idempotency_key=...), "invalid_fields"),
         (message(amount="-1"), "invalid_amount"),
+        (message(amount="1e3"), "invalid_amount"),
+        (message(amount="1_000"), "invalid_amount"),
+        (message(amount="\u0661\u0660"), "invalid_amount"),  # Arabic-Indic digits
         (message(currency="XXX"), "unsupported_currency"),
         (message(merchant_id="nobody"), "unknown_merchant"),
         (message(merchant_id="a:b"), "invalid_fields"),
