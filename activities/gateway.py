@@ -12,7 +12,9 @@ the decision in the workflow:
 - GatewayMisconfigured / GatewayNotFound become non-retryable ApplicationErrors;
 - a saved payment method whose stored token does not decrypt (TokenDecryptionFailed) is
   permanent too: a failed charge ("payment_method_unreadable", no gateway call), a
-  non-retryable ApplicationError on removal.
+  non-retryable ApplicationError on removal;
+- a saved payment method deleted since the payment started is a failed charge
+  ("payment_method_removed", no gateway call), which ends a payment's soft-decline retries.
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ from payments.vocabulary import (
 )
 
 if TYPE_CHECKING:
+    from payments.db.models import StoredPaymentMethod
     from payments.db.repositories.payment_methods import PaymentMethodRepository
 
 log = structlog.get_logger(__name__)
@@ -70,9 +73,11 @@ T = TypeVar("T")
 CANNOT_REFUND_UNSETTLED = "91506"
 CANNOT_VOID = "91504"
 # Failure reason (charge) and error code (vault, refund) of a request the gateway refused as
-# malformed; failure reason of a charge with a saved method whose token does not decrypt.
+# malformed; failure reasons of a charge with a saved method whose token does not decrypt, or
+# that its owner deleted meanwhile.
 INVALID_REQUEST = "invalid_request"
 PAYMENT_METHOD_UNREADABLE = "payment_method_unreadable"
+PAYMENT_METHOD_REMOVED = "payment_method_removed"
 
 
 def _call(operation: Callable[[], T], *, rejection_is_a_result: bool = False) -> T:
@@ -114,8 +119,10 @@ class GatewayActivities:
         is taken, not made again.
 
         Not retried, and answered as a failed charge: a request the gateway rejects as
-        malformed (failure_reason "invalid_request") and a saved payment method whose token
-        no configured key decrypts ("payment_method_unreadable", no gateway call)."""
+        malformed (failure_reason "invalid_request"), a saved payment method whose token
+        no configured key decrypts ("payment_method_unreadable", no gateway call) and one its
+        owner deleted since the payment started ("payment_method_removed", no gateway call:
+        the retries of a soft decline end there)."""
         amount = Money(request.amount_minor, request.currency)
         gateway_order_id = request.gateway_order_id or request.order_id
         if activity.info().attempt > 1:
@@ -131,8 +138,22 @@ class GatewayActivities:
                 return _charge_result(SaleOutcome(approved=True, transaction=earlier))
         token: str | None = None
         if request.payment_method_id:
+            method = self._payment_methods.get(request.payment_method_id)
+            if method is not None and method.deleted_at is not None:
+                # Its owner deleted it (DELETE /payment-methods/{id}) after the payment started,
+                # typically while a soft decline waited to be retried: never charged again.
+                log.info(
+                    "saved_method_removed_before_charge",
+                    payment_id=request.payment_id,
+                    payment_method_id=request.payment_method_id,
+                    attempt=request.attempt,
+                )
+                return _failed_charge(
+                    PAYMENT_METHOD_REMOVED,
+                    "the saved payment method was deleted before this charge",
+                )
             try:
-                token = self._vaulted_token(request)
+                token = self._vaulted_token(request, method)
             except TokenDecryptionFailed as exc:
                 # Loud: a key left the ring too early, or a row was altered. The customer
                 # can save the method again; retrying cannot help.
@@ -177,12 +198,10 @@ class GatewayActivities:
                 return sale
         return None
 
-    def _vaulted_token(self, request: ChargeRequest) -> str:
-        """The gateway token of the request's saved payment method. Raises a non-retryable
-        ApplicationError if the user has no such usable method, TokenDecryptionFailed if its
-        token does not decrypt for that method's id."""
-        assert request.payment_method_id is not None
-        method = self._payment_methods.get(request.payment_method_id)
+    def _vaulted_token(self, request: ChargeRequest, method: StoredPaymentMethod | None) -> str:
+        """The gateway token of the request's saved payment method (``method``, as read).
+        Raises a non-retryable ApplicationError if the user has no such usable method,
+        TokenDecryptionFailed if its token does not decrypt for that method's id."""
         if (
             method is None
             or method.user_id != request.user_id

@@ -1,4 +1,10 @@
-"""Order Service activity: tell the order what became of its payment."""
+"""Order Service activity: tell the order what became of its payment.
+
+Registered on every worker: whether a payment updates its order is decided when it starts
+(``PaymentRequest.update_order_service``), and any worker of the task queue may run it. A
+worker started without ORDER_SERVICE_URL fails the update at once and for good
+(``OrderServiceNotConfigured``), instead of leaving it to be retried forever as an activity
+type that worker does not know."""
 
 from __future__ import annotations
 
@@ -12,13 +18,22 @@ from payments.vocabulary import PaymentStatus
 
 
 class OrderActivities:
-    def __init__(self, orders: OrderService) -> None:
+    def __init__(self, orders: OrderService | None) -> None:
+        """``orders`` None: this worker has no Order Service (ORDER_SERVICE_URL unset)."""
         self._orders = orders
 
     @activity.defn
     async def update_order(self, update: OrderUpdate) -> str:
         """Idempotent by event_id on the Order Service's side; unavailability raises and is
-        retried, a refusal is final."""
+        retried, a refusal is final, and so is a worker without an Order Service."""
+        if self._orders is None:
+            raise non_retryable(
+                f"payment {update.payment_id} asks for its order {update.order_id} to be "
+                "updated, but this worker has no Order Service: set ORDER_SERVICE_URL on "
+                "every worker of the task queue (the payment's outcome stands; the "
+                "payment_status event announced it)",
+                ErrorTypes.ORDER_SERVICE_NOT_CONFIGURED,
+            )
         status: PaymentResult = (
             "success" if update.payment_status == PaymentStatus.SUCCESS else "failure"
         )

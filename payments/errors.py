@@ -197,6 +197,8 @@ class ErrorTypes:
     PAYMENT_NOT_FOUND = "PaymentNotFound"
     INVALID_TRANSITION = "InvalidTransition"
     ORDER_UPDATE_REJECTED = "OrderUpdateRejected"
+    # A payment asks for the order update, but this worker has no ORDER_SERVICE_URL.
+    ORDER_SERVICE_NOT_CONFIGURED = "OrderServiceNotConfigured"
     # The gateway answered that the request itself is wrong (GatewayRequestRejected): the
     # same request fails the same way again, so it is never retried. Equal to the class name,
     # which is the type Temporal gives the exception when it escapes an activity unwrapped.

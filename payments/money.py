@@ -6,8 +6,9 @@ strings exist only at the edges (the HTTP API, Kafka messages, the gateway's XML
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from payments.errors import InvalidAmount, UnsupportedCurrency
 
@@ -40,6 +41,13 @@ MINOR_UNITS: dict[str, int] = {
 # checkout, so anything larger is a client bug (or an attack), refused before it is stored.
 MAX_MAJOR_UNITS = 10**9
 
+# What an amount from outside may look like: ASCII digits, then optionally "." and more of
+# them ("49.99", "1000"); a sign is read so that "-1" is told it must be greater than zero.
+# Decimal() also reads "1_000", "1e3", "NaN" and the digits of every script ("\u0661\u0660" is
+# 10), which the gateway, the Order Service and the readers of our events would read
+# differently, or not at all.
+PLAIN_DECIMAL = re.compile(r"[+-]?[0-9]+(\.[0-9]+)?")
+
 
 def minor_units(currency: str) -> int:
     """Number of decimal places of ``currency``; raises UnsupportedCurrency for unknown codes."""
@@ -60,17 +68,21 @@ class Money:
     def parse(cls, amount: str | Decimal | int, currency: str, *, field: str = "amount") -> Money:
         """Parse a decimal amount as the API and Kafka messages carry it ("49.99").
 
-        Refuses what a client must fix: not a number, zero or negative, more decimals than the
-        currency has, or more than MAX_MAJOR_UNITS.
+        Refuses what a client must fix: not a plain decimal (PLAIN_DECIMAL), zero or
+        negative, more decimals than the currency has, or more than MAX_MAJOR_UNITS.
         """
         places = minor_units(currency)
         if isinstance(amount, float):  # floats lose cents; the API never produces them
             raise InvalidAmount("amount must be a decimal string, not a float", field=field)
-        try:
-            value = Decimal(str(amount).strip())
-        except InvalidOperation:
-            raise InvalidAmount(f"amount {amount!r} is not a decimal number", field=field) from None
-        if not value.is_finite():
+        if isinstance(amount, str) and not PLAIN_DECIMAL.fullmatch(amount.strip()):
+            # Not echoed: the value may be anything, even a card number.
+            raise InvalidAmount(
+                'amount is not a decimal number such as "49.99" or "1000" (ASCII digits, '
+                'then optionally "." and decimals)',
+                field=field,
+            )
+        value = Decimal(amount.strip()) if isinstance(amount, str) else Decimal(amount)
+        if not value.is_finite():  # a Decimal argument may be NaN or infinite
             raise InvalidAmount("amount must be a finite number", field=field)
         if value <= 0:
             raise InvalidAmount("amount must be greater than zero", field=field)

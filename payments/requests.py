@@ -132,7 +132,9 @@ class InitiatePaymentIn(BaseModel):
     # method saved with POST /payment-methods: exactly one of the two.
     payment_token: Token | None = None
     payment_method_id: AsciiId | None = None
-    # Merchant-initiated payments (subscriptions): retry soft declines on a schedule.
+    # Merchant-initiated payments (subscriptions): retry soft declines on a schedule. Needs
+    # payment_method_id: a nonce is single use (checked by the service, after an idempotent
+    # replay has had its chance).
     retry: bool = False
 
 

@@ -74,7 +74,8 @@ class InitiatePayment:
     payment_token: str | None
     idempotency_key: str | None = None
     payment_method_id: str | None = None
-    # Merchant-initiated: retry soft declines on the configured schedule.
+    # Merchant-initiated: retry soft declines on the configured schedule (a saved payment
+    # method only: a nonce cannot be charged twice).
     retry: bool = False
     # Who asked: "api" or "consumer" (recorded in the audit trail).
     source: str = "api"
@@ -190,6 +191,13 @@ class PaymentService:
                 "give exactly one of payment_token (a nonce from the client SDK) and "
                 "payment_method_id (a saved payment method)",
                 field="payment_token",
+            )
+        if command.retry and command.payment_method_id is None:
+            # A nonce is single use: a soft decline's retry could never charge it again.
+            raise InvalidRequest(
+                '"retry": true needs payment_method_id (a saved payment method): a '
+                "payment_token nonce can be charged only once, so a retry could never succeed",
+                field="payment_method_id",
             )
         amount = await self._amount_to_charge(command)
         currency = amount.currency

@@ -105,9 +105,10 @@ def build_activities(
                 TemporalConnection.of(client), settings.temporal.task_queue, settings.policy
             ),
         ),
+        # Even without an Order Service (``orders`` None): a payment's input decides whether
+        # it updates its order, and this worker may be the one that runs it.
+        OrderActivities(orders),
     ]
-    if orders is not None:
-        instances.append(OrderActivities(orders))
     return activity_methods(*instances)
 
 

@@ -120,9 +120,20 @@ async def test_payment_in_a_currency_without_merchant_account_is_converted(
     assert sorted(t["amount"] for t in credits) == ["4.75", "4.76"]
 
 
+async def saved_method(api: httpx.AsyncClient, user_id: str = "user-42") -> dict[str, Any]:
+    """The fields that charge a card saved for ``user_id``: what a retrying payment needs (a
+    nonce is single use)."""
+    saved = await api.post(
+        "/payment-methods", json={"user_id": user_id, "payment_token": "fake-valid-visa-nonce"}
+    )
+    assert saved.status_code == 201, saved.text
+    return {"payment_token": None, "payment_method_id": saved.json()["payment_method_id"]}
+
+
 async def test_soft_decline_with_retry_waits_and_can_be_cancelled(api: httpx.AsyncClient) -> None:
     response = await api.post(
-        "/initiate-payment", json={**payment_body(amount="2001.00"), "retry": True}
+        "/initiate-payment",
+        json={**payment_body(amount="2001.00", **await saved_method(api)), "retry": True},
     )
     assert response.status_code == 202
     location = response.headers["Location"]
@@ -145,7 +156,7 @@ async def test_soft_decline_with_retry_waits_and_can_be_cancelled(api: httpx.Asy
 
 
 async def test_hard_decline_with_retry_fails_at_once(api: httpx.AsyncClient) -> None:
-    payment = await pay(api, amount="2015.00", retry=True)
+    payment = await pay(api, amount="2015.00", retry=True, **await saved_method(api))
     assert (payment["payment_status"], payment["decline_type"], payment["attempts"]) == (
         "failure",
         "hard",

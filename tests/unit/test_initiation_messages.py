@@ -24,6 +24,7 @@ from payments.money import Money
 from payments.orders.client import Order, OrderStatus, PaymentResult
 from payments.service import PaymentService
 from tests.support.requests import PAYMENT_BODY
+from tests.support.rows import add_saved_method
 from workers.consumer import is_transient
 
 REF = MessageRef("payment_initiation", 0, 7)
@@ -126,6 +127,9 @@ async def test_a_message_without_merchant_goes_to_the_default_one(
         (message(user_id=None), "invalid_fields"),
         (message(idempotency_key=...), "invalid_fields"),
         (message(amount="-1"), "invalid_amount"),
+        (message(amount="1e3"), "invalid_amount"),
+        (message(amount="1_000"), "invalid_amount"),
+        (message(amount="\u0661\u0660"), "invalid_amount"),  # Arabic-Indic digits
         (message(currency="XXX"), "unsupported_currency"),
         (message(merchant_id="nobody"), "unknown_merchant"),
         (message(merchant_id="a:b"), "invalid_fields"),
@@ -137,6 +141,7 @@ async def test_a_message_without_merchant_goes_to_the_default_one(
         (f"garbage {CARD}".encode(), "card_number_not_allowed"),
         (message(payment_token="abc\u0001def"), "invalid_fields"),
         (message(payment_token=None, payment_method_id="pm-unknown"), "invalid_request"),
+        (message(retry=True), "invalid_request"),  # a nonce cannot be charged again
     ],
 )
 async def test_permanent_errors_are_rejections(
@@ -150,6 +155,26 @@ async def test_permanent_errors_are_rejections(
     assert CARD not in outcome.message
     assert parts[1].started == []
     assert parts[0].payments.page().items == []
+
+
+async def test_a_retrying_payment_charges_a_saved_method(
+    parts: tuple[Database, RecordingStarter],
+) -> None:
+    method_id = add_saved_method(parts[0], "v2:x:y", merchant_id="acme")
+    payment_id = await handle(
+        parts, message(payment_token=None, payment_method_id=method_id, retry=True)
+    )
+    assert isinstance(payment_id, str), payment_id
+    [started] = parts[1].started
+    assert (started.payment_method_id, started.retry_soft_declines) == (method_id, True)
+
+
+async def test_a_retry_without_a_saved_method_names_the_field(
+    parts: tuple[Database, RecordingStarter],
+) -> None:
+    outcome = await handle(parts, message(retry=True))
+    assert isinstance(outcome, Rejection)
+    assert outcome.message.startswith("payment_method_id: "), outcome
 
 
 async def test_a_conflicting_key_is_a_rejection(

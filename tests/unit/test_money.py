@@ -33,13 +33,41 @@ def test_parse_and_render(amount: str, currency: str, minor: int, text: str) -> 
         ("1.001", "USD", "at most 2 decimal places"),
         ("1.5", "JPY", "at most 0 decimal places"),
         ("abc", "USD", "not a decimal number"),
-        ("NaN", "USD", "finite"),
-        ("1e30", "USD", "must not exceed"),
+        (Decimal("NaN"), "USD", "finite"),
+        ("1000000000.01", "USD", "must not exceed"),
     ],
 )
 def test_parse_refuses(amount: str, currency: str, message: str) -> None:
     with pytest.raises(InvalidAmount, match=message) as caught:
         Money.parse(amount, currency)
+    assert caught.value.field == "amount"
+
+
+@pytest.mark.parametrize(
+    "amount",
+    [
+        "1_000",  # Python's digit grouping
+        "1e3",
+        "1E3",
+        "1e30",
+        "NaN",
+        "Infinity",
+        "\u0661\u0660",  # Arabic-Indic digits: 10 to Decimal()
+        "\uff11\uff10",  # fullwidth digits
+        "\u0967\u0966",  # Devanagari digits
+        ".5",
+        "5.",
+        "1.2.3",
+        "1 000",
+        "1,000",
+        "0x10",
+    ],
+)
+def test_only_plain_decimals_are_amounts(amount: str) -> None:
+    # Decimal() reads all of these; the gateway, the Order Service and every reader of an
+    # event would not, or would read another amount.
+    with pytest.raises(InvalidAmount, match="not a decimal number") as caught:
+        Money.parse(amount, "USD")
     assert caught.value.field == "amount"
 
 

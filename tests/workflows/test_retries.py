@@ -1,14 +1,16 @@
-"""Soft declines of payments that asked for retries: durable timers, attempts, cancel."""
+"""Soft declines of payments that asked for retries: durable timers, attempts, cancel, a
+saved method deleted meanwhile."""
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import replace
 
 import pytest
 from temporalio.client import WorkflowUpdateFailedError
 
 from payments.contracts import PaymentRequest
-from tests.workflows.conftest import Harness, wait_for_step
+from tests.workflows.conftest import Harness, run_vault, wait_for_step
 from tests.workflows.test_payment_workflow import POLICY, request, run
 from tests.workflows.test_pending_payments import workflow_seconds
 from workflows.payment import PaymentWorkflow
@@ -95,3 +97,27 @@ async def test_cancel_is_refused_unless_waiting_to_retry(harness: Harness) -> No
     with pytest.raises(WorkflowUpdateFailedError):
         await handle.execute_update(PaymentWorkflow.cancel)
     await handle.terminate("test over")
+
+
+async def test_a_saved_method_deleted_while_waiting_is_not_charged_again(
+    harness: Harness,
+) -> None:
+    method_id = str(uuid.uuid4())
+    assert (await run_vault(harness, method_id, "fake-valid-visa-nonce")).succeeded
+    harness.gateway.decline_sequence = ["2001"]  # approved, were it charged again
+    req = replace(retrying(), payment_token=None, payment_method_id=method_id)
+    handle = await harness.client.start_workflow(
+        PaymentWorkflow.run, req, id=f"payment-{req.payment_id}", task_queue=harness.task_queue
+    )
+    await wait_for_step(handle, "waiting_to_retry")
+    # What DELETE /payment-methods/{id} does first: the method is unusable at once (the
+    # gateway's copy is removed by another workflow shortly after).
+    harness.db.payment_methods.delete(method_id)
+
+    result = await handle.result()
+
+    assert (result.status, result.failure_reason) == ("failure", "payment_method_removed")
+    assert [op for op, _ in harness.gateway.calls].count("sale") == 1
+    stored = harness.db.payments.get(req.payment_id)
+    assert stored is not None
+    assert (stored.payment_status, stored.attempts, stored.next_retry_at) == ("failure", 2, None)
