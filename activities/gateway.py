@@ -309,9 +309,10 @@ class GatewayActivities:
     def gateway_refund(self, request: GatewayRefundRequest) -> GatewayRefundResult:
         """Give money back: a refund of a settled sale; a void of an unsettled one when the
         whole payment is returned; NOT_SETTLED when a partial refund must wait for
-        settlement (the workflow sleeps durably and asks again). REFUSED (error_code
-        "invalid_request", not retried) when the gateway rejects a request as malformed:
-        nothing was given back, and the same request would be refused again."""
+        settlement (the workflow sleeps durably and asks again); REFUNDED without a call
+        when the amount is zero. REFUSED (error_code "invalid_request", not retried) when
+        the gateway rejects a request as malformed: nothing was given back, and the same
+        request would be refused again."""
         try:
             return self._give_back(request)
         except GatewayRequestRejected as exc:
@@ -323,6 +324,11 @@ class GatewayActivities:
             )
 
     def _give_back(self, request: GatewayRefundRequest) -> GatewayRefundResult:
+        if request.amount_minor == 0:
+            # A converted payment's refund worth less than half a unit of the currency
+            # charged takes no share of the charge (a later refund carries it, see
+            # RefundRepository): nothing to give back, and the gateway refuses a zero amount.
+            return GatewayRefundResult(GatewayRefundOutcome.REFUNDED)
         key = f"refund-{request.refund_id}"
         sale = _call(lambda: self._gateway.find(request.transaction_id), rejection_is_a_result=True)
         if request.whole_payment and sale.status == "voided":

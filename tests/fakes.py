@@ -168,6 +168,8 @@ class FakeGateway:
             sale = self.transactions[transaction_id]
             if sale.status not in ("settled", "settling"):
                 return ReversalOutcome(False, None, "91506", "Cannot refund unsettled")
+            if amount is not None and amount.minor <= 0:  # as Braintree answers
+                return ReversalOutcome(False, None, "81531", "Amount must be greater than zero.")
             credit = GatewayTransaction(
                 transaction_id=f"tx{next(self._ids)}",
                 type="credit",

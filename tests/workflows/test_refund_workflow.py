@@ -7,6 +7,7 @@ from payments.config import PolicySettings
 from payments.contracts import RefundRequest, RefundSnapshot
 from payments.db.models import Refund
 from payments.events import topics
+from payments.money import Money
 from tests.workflows.conftest import Harness
 from tests.workflows.test_payment_workflow import request, run
 from workflows.refund import RefundWorkflow
@@ -107,3 +108,27 @@ async def test_settled_payment_refunds_in_parts(harness: Harness) -> None:
     )
     assert rest.amount_minor == 2999
     assert rest.payment_refunded_minor == 4999
+
+
+async def test_a_refund_worth_nothing_of_the_charge_gives_nothing_back(harness: Harness) -> None:
+    """A payment shown as 1.000 KWD was charged 3.25 USD: a refund of 1 fils is worth a
+    third of a cent, so its share of the charge is nothing. Nothing is asked of the gateway
+    (it refuses a zero amount) and the refund is processed; the refund of the rest gives
+    back the whole charge."""
+    req = replace(
+        request(325),
+        presented_amount_minor=1000,
+        presented_currency="KWD",
+        exchange_rate="3.2537",
+    )
+    assert (await run(harness, req)).status == "success"
+    sale = harness.db.payments.get(req.payment_id)
+    assert sale is not None and sale.transaction_id is not None
+    harness.gateway.settle(sale.transaction_id)
+
+    tiny = await refund(harness, req.payment_id, reserve(harness, req.payment_id, 1))
+    assert (tiny.status, tiny.method, tiny.failure_reason) == ("processed", "refund", None)
+    rest = await refund(harness, req.payment_id, reserve(harness, req.payment_id, None))
+    assert (rest.status, rest.payment_refunded_minor) == ("processed", 1000)
+    credits = [t for t in harness.gateway.transactions.values() if t.type == "credit"]
+    assert [c.amount for c in credits] == [Money(325, "USD")]

@@ -228,27 +228,32 @@ def _complete(session: Session, outcome: RefundOutcome) -> tuple[Refund, Payment
 
 def _reserved(session: Session, payment_id: str) -> int:
     """The payment's amount held by refunds not failed (processed or in flight)."""
-    total = session.exec(
-        select(sa.func.coalesce(sa.func.sum(Refund.amount), 0)).where(
-            Refund.payment_id == payment_id, Refund.refund_status != RefundStatus.FAILED
-        )
+    amount, _ = _held(session, payment_id)
+    return amount
+
+
+def _held(session: Session, payment_id: str) -> tuple[int, int]:
+    """What the refunds not failed hold: their amount, and their charged shares."""
+    amount, charged = session.exec(
+        select(
+            sa.func.coalesce(sa.func.sum(Refund.amount), 0),
+            sa.func.coalesce(sa.func.sum(Refund.charged_amount), 0),
+        ).where(Refund.payment_id == payment_id, Refund.refund_status != RefundStatus.FAILED)
     ).one()
-    return int(total)
+    return int(amount), int(charged or 0)  # coalesced, typed Optional all the same
 
 
 def _charged_share(session: Session, payment: Payment, amount: int) -> int:
-    """A converted payment's refund, in the charged currency, at the payment's rate. The
-    refund that takes the rest takes exactly the rest of what was charged, so that rounding
-    never leaves a cent behind or refunds one too many."""
-    assert payment.charged_amount is not None and payment.exchange_rate is not None
-    reserved = _reserved(session, payment.payment_id)
-    if reserved + amount >= payment.amount:
-        charged_reserved = session.exec(
-            select(sa.func.coalesce(sa.func.sum(Refund.charged_amount), 0)).where(
-                Refund.payment_id == payment.payment_id,
-                Refund.refund_status != RefundStatus.FAILED,
-            )
-        ).one()
-        return payment.charged_amount - int(charged_reserved or 0)
-    share = Decimal(amount) * Decimal(payment.charged_amount) / Decimal(payment.amount)
-    return int(share.to_integral_value(rounding=ROUND_HALF_EVEN))
+    """A converted payment's refund of ``amount`` in the charged currency, at the payment's
+    rate, shared out cumulatively: the refunds not failed, this one included, take together
+    their part of the charge (rounded half-even) and this one what is not taken yet.
+    Rounding each refund on its own would let many small refunds add up to more than was
+    charged; this way the shares never exceed the charge, and the refund that takes the
+    rest takes exactly the rest. A refund worth less than half a minor unit may take
+    nothing: a later one carries it. Never negative: after a failed refund, those left may
+    hold a little more than their part (they were rounded beside the failed one); the next
+    then take nothing until their part catches up."""
+    assert payment.charged_amount is not None
+    reserved, taken = _held(session, payment.payment_id)
+    part = Decimal(payment.charged_amount) * (reserved + amount) / payment.amount
+    return max(0, int(part.to_integral_value(rounding=ROUND_HALF_EVEN)) - taken)
