@@ -16,6 +16,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from payments.contracts import RefundOutcome
+from payments.db import columns
+from payments.db.columns import cut
 from payments.db.models import AuditEvent, Payment, Refund, utcnow
 from payments.db.repositories.audit import record_refusal, record_transition
 from payments.db.repositories.base import Repository, locked_payment
@@ -216,7 +218,9 @@ def _complete(session: Session, outcome: RefundOutcome) -> tuple[Refund, Payment
     refund.method = outcome.method
     refund.gateway_transaction_id = outcome.gateway_transaction_id
     refund.failure_reason = outcome.failure_reason
-    refund.failure_message = outcome.failure_message
+    # RefundWorkflow writes the gateway's code before its message, which the adapter cut
+    # to this width already: the two together may not fit.
+    refund.failure_message = cut(outcome.failure_message, columns.FAILURE_MESSAGE)
     refund.updated_at = now
     session.add(refund)
     if status == RefundStatus.PROCESSED:
