@@ -380,8 +380,13 @@ def customer_id_for(merchant_id: str | None, user_id: str) -> str:
 
 def _charge_result(outcome: SaleOutcome) -> ChargeResult:
     transaction = outcome.transaction
-    code = (transaction.processor_response_code if transaction else None) or (
-        outcome.decline_code if not outcome.approved else None
+    # The processor's response code, or when the gateway made no transaction the code of
+    # the validation error. A gateway rejection's reason (fraud, application_incomplete...)
+    # is no response code: its failure_message tells it, failure_reason is gateway_rejected.
+    code = (
+        transaction.processor_response_code
+        if transaction is not None
+        else (outcome.decline_code if not outcome.approved else None)
     )
     return ChargeResult(
         approved=outcome.approved,

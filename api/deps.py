@@ -20,6 +20,7 @@ from temporalio.converter import PayloadCodec
 from api.sessions import SessionSigner
 from payments.access import Principal
 from payments.config import Settings
+from payments.db import columns
 from payments.db.database import Database
 from payments.db.repositories.access import AccessRepository
 from payments.db.repositories.audit import AuditRepository
@@ -171,7 +172,7 @@ IdempotencyKeyHeader = Annotated[
     Header(
         alias="Idempotency-Key",
         min_length=1,
-        max_length=255,
+        max_length=columns.IDEMPOTENCY_KEY,
         pattern=r"^[\x20-\x7e]+$",
         description="Printable ASCII, at most 255 characters. Repeat a POST with the same key "
         "to get the first result (marked `Idempotent-Replayed: true`), never a second "

@@ -7,6 +7,7 @@ from typing import Annotated, Generic, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
+from payments.db import columns
 from payments.db.models import (
     Role,
 )
@@ -137,7 +138,9 @@ class ExchangeRateIn(BaseModel):
     rate: Annotated[
         str,
         StringConstraints(
-            strip_whitespace=True, max_length=32, pattern=r"^[0-9]{1,12}(\.[0-9]{1,18})?$"
+            strip_whitespace=True,
+            max_length=columns.EXCHANGE_RATE,
+            pattern=r"^[0-9]{1,12}(\.[0-9]{1,18})?$",
         ),
     ]
     # Needed to move the rate by more than PAYMENTS_RATE_CHANGE_LIMIT_PERCENT at once.

@@ -21,6 +21,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from payments.card_data import contains_card_number
+from payments.db import columns
 from payments.vocabulary import PaymentMethod
 
 CARD_NUMBER_MESSAGE = (
@@ -62,16 +63,18 @@ def _decimal_string(value: Any) -> Any:
     return value
 
 
-# Ids the checkout chooses (orders, users): any text without control characters.
+# Ids the checkout chooses (orders, users): any text without control characters. Stored
+# values are bounded by their columns' widths: longer ones are a 422 here, never a database
+# error later (PostgreSQL refuses them, SQLite would not).
 Identifier = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=128),
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=columns.CHECKOUT_ID),
     AfterValidator(_no_control_characters),
 ]
 # Free text (a refund's reason).
 Text = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=255),
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=columns.REASON),
     AfterValidator(_no_control_characters),
 ]
 # Gateway nonces and the ids the service hands out: printable ASCII.
@@ -85,7 +88,7 @@ AsciiId = Annotated[
 ]
 IdempotencyKey = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=255),
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=columns.IDEMPOTENCY_KEY),
     AfterValidator(_printable_ascii),
 ]
 MerchantId = Annotated[

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -26,24 +27,37 @@ def require_postgres() -> None:
         pytest.skip(reason)
 
 
-@pytest.fixture(scope="session", params=["sqlite", "postgres"])
-def database_url(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+@contextmanager
+def migrated_database(
+    backend: str, tmp_path_factory: pytest.TempPathFactory, name: str
 ) -> Iterator[str]:
-    """A migrated database, once per backend for the session."""
-    if request.param == "sqlite":
-        path: Path = tmp_path_factory.mktemp("db") / "payments.db"
+    """A new database on ``backend`` (one of BACKENDS), migrated; yields its URL and drops it
+    after. PostgreSQL is skipped when unreachable, unless REQUIRE_POSTGRES."""
+    if backend == "sqlite":
+        path: Path = tmp_path_factory.mktemp(name) / "payments.db"
         url = f"sqlite:///{path}"
         upgrade(url)
         yield url
         return
     require_postgres()
-    url, name = create_postgres_database("payments_test")
+    url, database = create_postgres_database(f"{name}_test")
     try:
         upgrade(url)
         yield url
     finally:
-        drop_postgres_database(name)
+        drop_postgres_database(database)
+
+
+BACKENDS = ["sqlite", "postgres"]
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A migrated database, once per backend for the session."""
+    with migrated_database(request.param, tmp_path_factory, "payments") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -5,8 +5,9 @@ Basic auth like Braintree (401 otherwise), the SDK's routes and response shapes:
 customers and payment methods (the vault). Plus JSON endpoints under ``/_sandbox`` that are
 not Braintree's: the transactions, requests and webhooks the sandbox has seen, a health check,
 fault injection (error statuses, malformed bodies, delays, optionally after the write took
-effect) to exercise the service's retry paths, and client-side card tokenization (what
-Braintree's client SDKs do: a card number in, a single-use nonce out).
+effect) to exercise the service's retry paths, and client-side tokenization (what
+Braintree's client SDKs do: a card number, or a buyer's PayPal approval, in; a single-use
+nonce out).
 """
 
 from __future__ import annotations
@@ -305,6 +306,15 @@ class CardToTokenize(BaseModel):
     expiration_month: str
     expiration_year: str
     cvv: SecretStr | None = None
+
+
+class PayPalBuyer(BaseModel):
+    """The buyer a PayPal checkout approved (the sandbox asks nothing else of PayPal)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # Up to 254 characters, as an e-mail address may be.
+    email: str = Field(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")
 
 
 def _client_error(status_code: int, code: str, message: str, field: str | None) -> Response:
@@ -752,6 +762,16 @@ def create_sandbox_app(
             "nonce": result.nonce,
             "type": "CreditCard",
             "details": {"card_type": result.card_type, "bin": result.bin, "last_4": result.last_4},
+        }
+
+    @admin.post("/client/paypal")
+    async def paypal_checkout(buyer: PayPalBuyer) -> dict[str, Any]:
+        """A one-time PayPal payment approved by ``email``: a single-use nonce out, as the
+        client SDK's PayPal checkout gets one."""
+        return {
+            "nonce": vault.tokenize_paypal(buyer.email),
+            "type": "PayPalAccount",
+            "details": {"email": buyer.email},
         }
 
     @admin.get("/requests")

@@ -26,6 +26,7 @@ from devtools.sandbox.scenarios import (
     Instrument,
     NonceBehaviour,
     Outcome,
+    PayPalPayer,
     ValidationFailure,
     card_from_number,
     classify_nonce,
@@ -200,6 +201,17 @@ class Vault:
         card = behaviour.instrument.card if behaviour.instrument else None
         assert card is not None
         return TokenizedCard(nonce, card.card_type, card.bin, card.last_4)
+
+    def tokenize_paypal(self, email: str) -> str:
+        """A single-use nonce for a one-time PayPal payment by the buyer ``email``, as the
+        client SDK's PayPal checkout gets one (the sandbox takes the address as given)."""
+        payer = PayPalPayer(email, "PAYER" + self._random(10).upper(), "John", "Doe")
+        with self.lock:
+            nonce = self._new_nonce()
+            self._client_nonces[nonce] = _ClientNonce(
+                NonceBehaviour(Instrument("paypal_account", paypal=payer))
+            )
+        return nonce
 
     def resolve_nonce(self, nonce: str) -> NonceBehaviour:
         """What ``nonce`` pays with, without using it up."""

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
+from payments.db import columns
 from payments.gateway.types import InstrumentDetails
 from payments.money import Money
 from payments.vocabulary import PaymentStatus, RefundStatus, VaultStatus
@@ -74,20 +75,22 @@ class Payment(SQLModel, table=True):
 
     payment_id: str = Field(primary_key=True, max_length=36)
     merchant_id: str = Field(foreign_key="merchants.merchant_id", max_length=64)
-    order_id: str = Field(index=True, max_length=128)
+    order_id: str = Field(index=True, max_length=columns.CHECKOUT_ID)
     # The order id the gateway knows the sale by: "{merchant_id}:{order_id}", so that two
     # merchants' orders with the same id never meet at the gateway (the retried charge looks
     # sales up by it). None: charged before merchants existed, with the bare order id.
     gateway_order_id: str | None = Field(default=None, max_length=255)
-    user_id: str = Field(index=True, max_length=128)
+    user_id: str = Field(index=True, max_length=columns.CHECKOUT_ID)
     amount: int = Field(sa_type=sa.BigInteger)
     currency: str = Field(max_length=3)
     payment_status: str = Field(default=PaymentStatus.PENDING, index=True, max_length=16)
     payment_method: str = Field(max_length=32)
     transaction_id: str | None = Field(default=None, index=True, max_length=64)
-    processor_response_code: str | None = Field(default=None, max_length=16)
-    failure_reason: str | None = Field(default=None, max_length=64)
-    failure_message: str | None = Field(default=None, max_length=255)
+    processor_response_code: str | None = Field(
+        default=None, max_length=columns.PROCESSOR_RESPONSE_CODE
+    )
+    failure_reason: str | None = Field(default=None, max_length=columns.FAILURE_REASON)
+    failure_message: str | None = Field(default=None, max_length=columns.FAILURE_MESSAGE)
     refunded_amount: int = Field(default=0, sa_type=sa.BigInteger)
     # Vaulted method charged instead of a nonce (POST /payment-methods).
     payment_method_id: str | None = Field(
@@ -95,20 +98,20 @@ class Payment(SQLModel, table=True):
     )
     # The gateway's last known status of the sale (settlement_pending while a bank transfer
     # clears) and what the user would recognise of the means of payment.
-    gateway_status: str | None = Field(default=None, max_length=32)
+    gateway_status: str | None = Field(default=None, max_length=columns.GATEWAY_STATUS)
     decline_type: str | None = Field(default=None, max_length=8)  # soft | hard
-    instrument_type: str | None = Field(default=None, max_length=32)
-    card_brand: str | None = Field(default=None, max_length=32)
-    card_last4: str | None = Field(default=None, max_length=4)
-    wallet_type: str | None = Field(default=None, max_length=32)
-    instrument_display: str | None = Field(default=None, max_length=128)
+    instrument_type: str | None = Field(default=None, max_length=columns.INSTRUMENT_TYPE)
+    card_brand: str | None = Field(default=None, max_length=columns.BRAND)
+    card_last4: str | None = Field(default=None, max_length=columns.LAST4)
+    wallet_type: str | None = Field(default=None, max_length=columns.WALLET)
+    instrument_display: str | None = Field(default=None, max_length=columns.INSTRUMENT_DISPLAY)
     # Currency conversion: amount/currency above are what the customer was shown; when the
     # merchant has no account in that currency the gateway charges charged_amount in
     # charged_currency, at exchange_rate (a decimal string) published at rate_as_of.
     # None: charged as presented.
     charged_amount: int | None = Field(default=None, sa_type=sa.BigInteger)
     charged_currency: str | None = Field(default=None, max_length=3)
-    exchange_rate: str | None = Field(default=None, max_length=32)
+    exchange_rate: str | None = Field(default=None, max_length=columns.EXCHANGE_RATE)
     rate_as_of: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
     # Retries of soft declines (merchant-initiated payments that asked for them).
     retry_enabled: bool = Field(default=False)
@@ -116,7 +119,7 @@ class Payment(SQLModel, table=True):
     next_retry_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
     # Idempotency: the client's key and a hash of the request it came with (the lookup is
     # IdempotencyRecord, scoped to the merchant and expiring; a key may come back later).
-    idempotency_key: str | None = Field(default=None, max_length=255)
+    idempotency_key: str | None = Field(default=None, max_length=columns.IDEMPOTENCY_KEY)
     request_fingerprint: str | None = Field(default=None, max_length=64)
     created_at: datetime = _timestamp()
     updated_at: datetime = _timestamp()
@@ -179,7 +182,7 @@ class ExchangeRate(SQLModel, table=True):
     rate_id: int | None = Field(default=None, primary_key=True)
     base: str = Field(max_length=3)  # the currency the customer sees
     quote: str = Field(max_length=3)  # the currency charged
-    rate: str = Field(max_length=32)  # decimal string: 1 base = rate quote
+    rate: str = Field(max_length=columns.EXCHANGE_RATE)  # decimal string: 1 base = rate quote
     as_of: datetime = _timestamp()
     source: str = Field(default="manual", max_length=64)
     # The API key that set it (None: set before keys existed).
@@ -201,9 +204,11 @@ class AuditEvent(SQLModel, table=True):
     accepted: bool = Field(default=True)
     # What caused it: "api", "consumer", "workflow", "reconciliation", ...
     cause: str = Field(max_length=64)
-    gateway_status: str | None = Field(default=None, max_length=32)
-    processor_response_code: str | None = Field(default=None, max_length=16)
-    detail: str | None = Field(default=None, max_length=500)
+    gateway_status: str | None = Field(default=None, max_length=columns.GATEWAY_STATUS)
+    processor_response_code: str | None = Field(
+        default=None, max_length=columns.PROCESSOR_RESPONSE_CODE
+    )
+    detail: str | None = Field(default=None, max_length=columns.AUDIT_DETAIL)
     occurred_at: datetime = _timestamp()
 
 
@@ -216,20 +221,20 @@ class StoredPaymentMethod(SQLModel, table=True):
 
     payment_method_id: str = Field(primary_key=True, max_length=36)
     merchant_id: str = Field(foreign_key="merchants.merchant_id", max_length=64)
-    user_id: str = Field(index=True, max_length=128)
+    user_id: str = Field(index=True, max_length=columns.CHECKOUT_ID)
     # pending until the gateway answers (the API may answer 202 before), then active or
     # failed; only active methods can be charged or listed.
     status: str = Field(default=VaultStatus.ACTIVE, max_length=16)
     gateway_customer_id: str | None = Field(default=None, max_length=64)
     token_ciphertext: str | None = Field(default=None, sa_type=sa.Text)
-    failure_code: str | None = Field(default=None, max_length=32)
-    failure_message: str | None = Field(default=None, max_length=255)
-    instrument_type: str | None = Field(default=None, max_length=32)
-    brand: str | None = Field(default=None, max_length=32)
-    last4: str | None = Field(default=None, max_length=4)
-    expiration: str | None = Field(default=None, max_length=7)
-    wallet_type: str | None = Field(default=None, max_length=32)
-    display: str | None = Field(default=None, max_length=128)
+    failure_code: str | None = Field(default=None, max_length=columns.VAULT_FAILURE_CODE)
+    failure_message: str | None = Field(default=None, max_length=columns.FAILURE_MESSAGE)
+    instrument_type: str | None = Field(default=None, max_length=columns.INSTRUMENT_TYPE)
+    brand: str | None = Field(default=None, max_length=columns.BRAND)
+    last4: str | None = Field(default=None, max_length=columns.LAST4)
+    expiration: str | None = Field(default=None, max_length=columns.EXPIRATION)
+    wallet_type: str | None = Field(default=None, max_length=columns.WALLET)
+    display: str | None = Field(default=None, max_length=columns.INSTRUMENT_DISPLAY)
     created_at: datetime = _timestamp()
     deleted_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
 
@@ -266,15 +271,15 @@ class Refund(SQLModel, table=True):
     amount: int = Field(sa_type=sa.BigInteger)
     currency: str = Field(max_length=3)
     refund_status: str = Field(default=RefundStatus.INITIATED, index=True, max_length=16)
-    reason: str = Field(max_length=255)
+    reason: str = Field(max_length=columns.REASON)
     # In the charged currency, for a converted payment (at the payment's rate); else None.
     charged_amount: int | None = Field(default=None, sa_type=sa.BigInteger)
     # "refund" (a credit transaction) or "void" (the sale was cancelled before settlement).
     method: str | None = Field(default=None, max_length=16)
     gateway_transaction_id: str | None = Field(default=None, max_length=64)
-    failure_reason: str | None = Field(default=None, max_length=64)
-    failure_message: str | None = Field(default=None, max_length=255)
-    idempotency_key: str | None = Field(default=None, max_length=255)
+    failure_reason: str | None = Field(default=None, max_length=columns.FAILURE_REASON)
+    failure_message: str | None = Field(default=None, max_length=columns.FAILURE_MESSAGE)
+    idempotency_key: str | None = Field(default=None, max_length=columns.IDEMPOTENCY_KEY)
     request_fingerprint: str | None = Field(default=None, max_length=64)
     created_at: datetime = _timestamp()
     updated_at: datetime = _timestamp()
@@ -321,7 +326,7 @@ class IdempotencyRecord(SQLModel, table=True):
 
     merchant_id: str = Field(primary_key=True, foreign_key="merchants.merchant_id", max_length=64)
     scope: str = Field(primary_key=True, max_length=16)  # "payment" | "refund"
-    key: str = Field(primary_key=True, max_length=255)
+    key: str = Field(primary_key=True, max_length=columns.IDEMPOTENCY_KEY)
     resource_id: str = Field(max_length=36)
     request_fingerprint: str = Field(max_length=64)
     created_at: datetime = _timestamp()
@@ -335,5 +340,5 @@ class WebhookReceipt(SQLModel, table=True):
     __tablename__ = "webhook_receipts"
 
     digest: str = Field(primary_key=True, max_length=64)
-    kind: str = Field(max_length=64)
+    kind: str = Field(max_length=columns.WEBHOOK_KIND)
     received_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)

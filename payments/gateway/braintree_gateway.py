@@ -19,6 +19,11 @@ errors:
 
 A webhook whose signature does not verify, or that cannot be decoded, is ``InvalidWebhook``.
 
+What the gateway says is stored, so every text that lands in a bounded column (codes,
+statuses, messages, what is shown of an instrument) leaves here cut to that column's width
+(``payments.db.columns``): PostgreSQL would refuse a longer one, and the activity recording it
+would be retried for ever. Identifiers (transaction ids) are never cut: a cut id names nothing.
+
 The SDK is synchronous and thread-safe per call (one requests session per thread), so one
 instance can serve an activity thread pool.
 """
@@ -26,6 +31,7 @@ instance can serve an activity thread pool.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
@@ -55,6 +61,8 @@ from braintree.util.http import Http
 from braintree.util.xml_util import XmlUtil
 
 from payments.config import GatewaySettings
+from payments.db import columns
+from payments.db.columns import cut
 from payments.errors import (
     GatewayError,
     GatewayMisconfigured,
@@ -222,14 +230,27 @@ def _transaction_instrument(tx: Any) -> InstrumentDetails | None:
     if instrument_type is None:
         return None
     details = getattr(tx, _TRANSACTION_DETAILS.get(instrument_type, ""), None)
-    return _instrument(instrument_type, details)
+    return _fitted(_instrument(instrument_type, details))
 
 
 def _payment_method_instrument(method: Any) -> InstrumentDetails:
     for cls, instrument_type in _PAYMENT_METHOD_TYPES:
         if isinstance(method, cls):
-            return _instrument(instrument_type, method)
-    return InstrumentDetails(instrument_type=type(method).__name__)
+            return _fitted(_instrument(instrument_type, method))
+    return _fitted(InstrumentDetails(instrument_type=type(method).__name__))
+
+
+def _fitted(instrument: InstrumentDetails) -> InstrumentDetails:
+    """The instrument cut to the columns that show it (a PayPal display holds the payer's
+    e-mail address, which may be up to 254 characters)."""
+    return InstrumentDetails(
+        instrument_type=instrument.instrument_type[: columns.INSTRUMENT_TYPE],
+        brand=cut(instrument.brand, columns.BRAND),
+        last4=cut(instrument.last4, columns.LAST4),
+        expiration=cut(instrument.expiration, columns.EXPIRATION),
+        wallet=cut(instrument.wallet, columns.WALLET),
+        display=cut(instrument.display, columns.INSTRUMENT_DISPLAY),
+    )
 
 
 def _instrument(instrument_type: str, details: Any) -> InstrumentDetails:
@@ -431,6 +452,12 @@ class BraintreeGateway:
         outcome = self._call(
             "vault", lambda: self._vault(customer_id, payment_method_nonce), context
         )
+        # A refusal is stored on the payment method's row.
+        outcome = replace(
+            outcome,
+            error_code=cut(outcome.error_code, columns.VAULT_FAILURE_CODE),
+            error_message=cut(outcome.error_message, columns.FAILURE_MESSAGE),
+        )
         method = outcome.method
         log.info(
             "gateway_vault",
@@ -467,9 +494,13 @@ class BraintreeGateway:
         transaction = getattr(notification, "transaction", None)
         timestamp = getattr(notification, "timestamp", None)
         return WebhookEvent(
-            kind=str(notification.kind),
+            kind=str(notification.kind)[: columns.WEBHOOK_KIND],
             transaction_id=_attr(transaction, "id") if transaction is not None else None,
-            transaction_status=_attr(transaction, "status") if transaction is not None else None,
+            transaction_status=(
+                cut(_attr(transaction, "status"), columns.GATEWAY_STATUS)
+                if transaction is not None
+                else None
+            ),
             timestamp=(
                 timestamp.isoformat() if isinstance(timestamp, datetime) else _text(timestamp)
             ),
@@ -548,11 +579,16 @@ class BraintreeGateway:
         return GatewayTransaction(
             transaction_id=str(tx.id),
             type=str(tx.type),
-            status=str(tx.status),
+            status=str(tx.status)[: columns.GATEWAY_STATUS],
             amount=_money(tx.amount, currency),
             order_id=_text(getattr(tx, "order_id", None)),
-            processor_response_code=_text(getattr(tx, "processor_response_code", None)),
-            processor_response_text=_text(getattr(tx, "processor_response_text", None)),
+            processor_response_code=cut(
+                _attr(tx, "processor_response_code"), columns.PROCESSOR_RESPONSE_CODE
+            ),
+            # The decline message when the processor refuses.
+            processor_response_text=cut(
+                _attr(tx, "processor_response_text"), columns.FAILURE_MESSAGE
+            ),
             refunded_transaction_id=_text(getattr(tx, "refunded_transaction_id", None)),
             instrument=_transaction_instrument(tx),
         )
@@ -626,13 +662,16 @@ class BraintreeGateway:
         if result.transaction is not None:
             tx = self._transaction(result.transaction, currency)
             if tx.status == "gateway_rejected":
+                # The gateway's own refusal (fraud, avs, application_incomplete...): no
+                # processor saw the sale, so it has no processor response code. The reason
+                # is told in the message ("Gateway Rejected: fraud", Braintree's wording).
+                reason = _attr(result.transaction, "gateway_rejection_reason")
+                told = _text(result.message) or f"Gateway Rejected: {reason or 'unknown'}"
                 return SaleOutcome(
                     approved=False,
                     transaction=tx,
-                    decline_code=_text(
-                        getattr(result.transaction, "gateway_rejection_reason", None)
-                    ),
-                    decline_message=_text(result.message),
+                    decline_code=reason,
+                    decline_message=told[: columns.FAILURE_MESSAGE],
                     failure_reason="gateway_rejected",
                 )
             # processor_declined (2000-2999), failed (3000: processor network trouble), or a
@@ -641,7 +680,8 @@ class BraintreeGateway:
                 approved=False,
                 transaction=tx,
                 decline_code=tx.processor_response_code,
-                decline_message=tx.processor_response_text or _text(result.message),
+                decline_message=tx.processor_response_text
+                or cut(_text(result.message), columns.FAILURE_MESSAGE),
                 failure_reason=tx.status,
             )
         code, message = _first_error(result)
@@ -650,8 +690,9 @@ class BraintreeGateway:
         return SaleOutcome(
             approved=False,
             transaction=None,
-            decline_code=code,
-            decline_message=message,
+            # Stored as the payment's response code: no transaction, no processor code.
+            decline_code=cut(code, columns.PROCESSOR_RESPONSE_CODE),
+            decline_message=cut(message, columns.FAILURE_MESSAGE),
             failure_reason=_validation_failure_reason(code),
         )
 
@@ -669,13 +710,17 @@ class BraintreeGateway:
                 succeeded=False,
                 transaction=tx,
                 error_code=tx.processor_response_code,
-                error_message=tx.processor_response_text or _text(result.message),
+                error_message=tx.processor_response_text
+                or cut(_text(result.message), columns.FAILURE_MESSAGE),
             )
         code, message = _first_error(result)
         if code == API_REQUEST_KEY_IN_FLIGHT:
             raise GatewayUnavailable("braintree: the same request key is still in flight")
         return ReversalOutcome(
-            succeeded=False, transaction=None, error_code=code, error_message=message
+            succeeded=False,
+            transaction=None,
+            error_code=code,
+            error_message=cut(message, columns.FAILURE_MESSAGE),
         )
 
     @staticmethod

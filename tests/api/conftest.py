@@ -1,6 +1,6 @@
-"""The API in-process (ASGI) against a real, migrated SQLite database, with real keys; Temporal
-and Kafka addresses where nothing listens (what these tests check is decided before either is
-needed)."""
+"""The API in-process (ASGI) against a real, migrated SQLite database (``api_on_each_database``:
+on SQLite and on PostgreSQL), with real keys; Temporal and Kafka addresses where nothing
+listens (what these tests check is decided before either is needed)."""
 
 from __future__ import annotations
 
@@ -39,9 +39,12 @@ def closed_port() -> int:
     return port  # closed again: nothing listens there
 
 
-def api_settings(tmp_path: Path, **api: object) -> Settings:
-    url = f"sqlite:///{tmp_path / 'payments.db'}"
-    upgrade(url)
+def api_settings(tmp_path: Path, database_url: str | None = None, **api: object) -> Settings:
+    """Settings of an app on ``database_url`` (migrated), by default a new SQLite file."""
+    url = database_url
+    if url is None:
+        url = f"sqlite:///{tmp_path / 'payments.db'}"
+        upgrade(url)
     return Settings(
         database=DatabaseSettings(url=url),
         temporal=TemporalSettings(
@@ -117,6 +120,14 @@ async def _open(settings: Settings) -> AsyncIterator[Api]:
 @pytest.fixture
 async def api(tmp_path: Path) -> AsyncIterator[Api]:
     async for opened in _open(api_settings(tmp_path)):
+        yield opened
+
+
+@pytest.fixture
+async def api_on_each_database(tmp_path: Path, database_url: str) -> AsyncIterator[Api]:
+    """The API on each backend's session database (PostgreSQL refuses a string longer than
+    its column, where SQLite stores it)."""
+    async for opened in _open(api_settings(tmp_path, database_url)):
         yield opened
 
 

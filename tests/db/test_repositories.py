@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from payments.contracts import PaymentOutcome, RefundOutcome
+from payments.db import columns
 from payments.db.database import Database
 from payments.db.models import Payment, Refund, Role, utcnow
 from payments.db.repositories.idempotency import IdempotencyClaim
@@ -264,3 +265,25 @@ def test_open_payment_for_order(db: Database) -> None:
     assert db.payments.find_open_for_order(first.order_id, excluding=first.payment_id) is None
     db.payments.complete(PaymentOutcome(first.payment_id, succeeded=False))
     assert db.payments.find_open_for_order(first.order_id, excluding=second.payment_id) is None
+
+
+def test_a_refused_refund_keeps_the_start_of_a_long_gateway_message(db: Database) -> None:
+    payment = paid(db, 4999)
+    refund, _ = db.refunds.reserve(new_refund(payment, 1000), whole_remainder=False)
+    # RefundWorkflow puts the gateway's code before its message, which the adapter already
+    # cut to the column's width.
+    gateway_message = "Refund amount is too large. " + "x" * (columns.FAILURE_MESSAGE - 28)
+    told = f"91521: {gateway_message}"
+
+    stored, _ = db.refunds.complete(
+        RefundOutcome(
+            refund.refund_id,
+            succeeded=False,
+            failure_reason="gateway_refused",
+            failure_message=told,
+        )
+    )
+
+    assert stored.failure_message == told[: columns.FAILURE_MESSAGE]
+    again = db.refunds.get(refund.refund_id)
+    assert again is not None and again.failure_message == told[: columns.FAILURE_MESSAGE]

@@ -1,5 +1,6 @@
 """Workflow tests: the real workflows and activity classes on Temporal's time-skipping test
-server, with the gateway and the publisher swapped for fakes and a real (SQLite) database."""
+server, with the gateway and the publisher swapped for fakes and a real database. Every test
+runs on SQLite and on PostgreSQL (skipped when unreachable, unless TEST_REQUIRE_POSTGRES=1)."""
 
 from __future__ import annotations
 
@@ -22,8 +23,8 @@ from payments.config import DatabaseSettings, PolicySettings, Settings, Temporal
 from payments.contracts import RemovePaymentMethodRequest, VaultRequest, VaultResult
 from payments.db.database import Database
 from payments.db.engine import create_db_engine
-from payments.db.migrate import upgrade
 from payments.orders.client import Order, PaymentResult
+from tests.conftest import BACKENDS, migrated_database
 from tests.fakes import FakeGateway, RecordingPublisher
 from workers.payment_worker import WORKFLOWS, build_activities
 from workflows.payment_methods import RemovePaymentMethodWorkflow, VaultPaymentMethodWorkflow
@@ -47,11 +48,20 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
     await env.shutdown()
 
 
-@pytest.fixture(scope="session")
-def db(tmp_path_factory: pytest.TempPathFactory) -> Database:
-    url = f"sqlite:///{tmp_path_factory.mktemp('wf') / 'payments.db'}"
-    upgrade(url)
-    return Database(create_db_engine(DatabaseSettings(url=url)))
+@pytest.fixture(scope="session", params=BACKENDS)
+def db(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Database]:
+    """The workflow tests' own database on each backend. Not the one other test packages
+    share: reconciliation takes up every open payment and refund it finds, and would start
+    workflows for their rows on a task queue no worker serves after the test, which stops
+    the test server from skipping time for every test after it."""
+    with migrated_database(request.param, tmp_path_factory, "workflows") as url:
+        engine = create_db_engine(DatabaseSettings(url=url))
+        try:
+            yield Database(engine)
+        finally:
+            engine.dispose()
 
 
 @pytest.fixture(scope="session")

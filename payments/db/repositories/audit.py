@@ -9,13 +9,11 @@ from __future__ import annotations
 import structlog
 from sqlmodel import Session, col, select
 
+from payments.db import columns
 from payments.db.models import AuditEvent, Payment, Refund
 from payments.db.repositories.base import Repository
 
 log = structlog.get_logger(__name__)
-
-# Longer details are cut: the trail explains, it does not archive.
-DETAIL_LENGTH = 500
 
 
 def record_transition(
@@ -40,7 +38,7 @@ def record_transition(
             cause=cause,
             gateway_status=None if refund else payment.gateway_status,
             processor_response_code=None if refund else payment.processor_response_code,
-            detail=(detail or None) and detail[:DETAIL_LENGTH],
+            detail=(detail or None) and detail[: columns.AUDIT_DETAIL],
         )
     )
 
@@ -71,7 +69,7 @@ def record_refusal(
             to_status=to_status,
             accepted=False,
             cause=cause,
-            detail=message[:DETAIL_LENGTH],
+            detail=message[: columns.AUDIT_DETAIL],
         )
     )
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from sqlmodel import col, select
 
+from payments.db import columns
+from payments.db.columns import cut
 from payments.db.models import StoredPaymentMethod, utcnow
 from payments.db.repositories.base import Repository
 from payments.errors import NotFound
@@ -67,8 +69,8 @@ class PaymentMethodRepository(Repository):
             stored = session.get(StoredPaymentMethod, payment_method_id)
             if stored is not None and stored.status == VaultStatus.PENDING:
                 stored.status = VaultStatus.FAILED
-                stored.failure_code = (code or "refused")[:32]
-                stored.failure_message = message[:255] if message else None
+                stored.failure_code = (code or "refused")[: columns.VAULT_FAILURE_CODE]
+                stored.failure_message = cut(message or None, columns.FAILURE_MESSAGE)
                 session.add(stored)
         return stored
 

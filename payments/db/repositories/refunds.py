@@ -16,6 +16,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from payments.contracts import RefundOutcome
+from payments.db import columns
+from payments.db.columns import cut
 from payments.db.models import AuditEvent, Payment, Refund, utcnow
 from payments.db.repositories.audit import record_refusal, record_transition
 from payments.db.repositories.base import Repository, locked_payment
@@ -190,10 +192,19 @@ def _status_of(outcome: RefundOutcome) -> RefundStatus:
 
 def _complete(session: Session, outcome: RefundOutcome) -> tuple[Refund, Payment]:
     refund_id, status = outcome.refund_id, _status_of(outcome)
+    unknown = NotFound(f"refund {refund_id} not found", field="refund_id")
+    payment_id = session.exec(
+        select(Refund.payment_id).where(Refund.refund_id == refund_id)
+    ).first()
+    if payment_id is None:
+        raise unknown
+    # The refund is read only under the payment's lock: read before it, a completion that
+    # waited for the lock would act on the status from before the other one committed (on
+    # PostgreSQL) and count the refund twice. A refund's payment id never changes.
+    payment = locked_payment(session, payment_id)
     refund = session.get(Refund, refund_id)
-    if refund is None:
-        raise NotFound(f"refund {refund_id} not found", field="refund_id")
-    payment = locked_payment(session, refund.payment_id)
+    if refund is None:  # discarded meanwhile: its workflow was never started
+        raise unknown
     if refund.refund_status == status:
         return refund, payment
     if status not in REFUND_TRANSITIONS[refund.refund_status]:
@@ -207,7 +218,9 @@ def _complete(session: Session, outcome: RefundOutcome) -> tuple[Refund, Payment
     refund.method = outcome.method
     refund.gateway_transaction_id = outcome.gateway_transaction_id
     refund.failure_reason = outcome.failure_reason
-    refund.failure_message = outcome.failure_message
+    # RefundWorkflow writes the gateway's code before its message, which the adapter cut
+    # to this width already: the two together may not fit.
+    refund.failure_message = cut(outcome.failure_message, columns.FAILURE_MESSAGE)
     refund.updated_at = now
     session.add(refund)
     if status == RefundStatus.PROCESSED:
