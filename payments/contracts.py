@@ -182,6 +182,21 @@ class PaymentOutcome:
     attempts: int | None = None
     next_retry_at: str | None = None  # ISO 8601
 
+    @classmethod
+    def of_charge(cls, payment_id: str, charge: ChargeResult) -> PaymentOutcome:
+        """What a charge's answer records: approved or declined, with what the gateway said."""
+        return cls(
+            payment_id=payment_id,
+            succeeded=charge.approved,
+            transaction_id=charge.transaction_id,
+            processor_response_code=charge.processor_response_code,
+            failure_reason=charge.failure_reason,
+            failure_message=charge.failure_message,
+            gateway_status=charge.gateway_status,
+            decline_type=charge.decline_type,
+            instrument=charge.instrument,
+        )
+
 
 @dataclass(frozen=True)
 class RefundRequest:

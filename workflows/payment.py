@@ -190,7 +190,9 @@ class PaymentWorkflow:
                 ),
                 **GATEWAY,
             )
-            outcome = replace(_outcome_of(request.payment_id, charge), attempts=attempt)
+            outcome = replace(
+                PaymentOutcome.of_charge(request.payment_id, charge), attempts=attempt
+            )
             if charge.approved:
                 if charge.gateway_status in PAID_STATUSES:
                     return outcome
@@ -274,17 +276,3 @@ class PaymentWorkflow:
                     failure_reason=check.status,
                     failure_message=f"the gateway reports the transaction {check.status}",
                 )
-
-
-def _outcome_of(payment_id: str, charge: ChargeResult) -> PaymentOutcome:
-    return PaymentOutcome(
-        payment_id=payment_id,
-        succeeded=charge.approved,
-        transaction_id=charge.transaction_id,
-        processor_response_code=charge.processor_response_code,
-        failure_reason=charge.failure_reason,
-        failure_message=charge.failure_message,
-        gateway_status=charge.gateway_status,
-        decline_type=charge.decline_type,
-        instrument=charge.instrument,
-    )

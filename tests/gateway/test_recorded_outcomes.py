@@ -70,17 +70,7 @@ class Checkout:
         )
         recorded: PaymentSnapshot = env.run(
             self._ledger.record_payment_outcome,
-            PaymentOutcome(
-                payment_id=request.payment_id,
-                succeeded=charge.approved,
-                transaction_id=charge.transaction_id,
-                processor_response_code=charge.processor_response_code,
-                failure_reason=charge.failure_reason,
-                failure_message=charge.failure_message,
-                gateway_status=charge.gateway_status,
-                decline_type=charge.decline_type,
-                instrument=charge.instrument,
-            ),
+            PaymentOutcome.of_charge(request.payment_id, charge),  # as the workflow records it
         )
         stored = self.db.payments.get(recorded.payment_id)
         assert stored is not None

@@ -28,30 +28,24 @@ from pathlib import Path
 from temporalio.client import Client, WorkflowHistory
 from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
-from payments.config import DatabaseSettings, PolicySettings, Settings, TemporalSettings
+from payments.config import DatabaseSettings
 from payments.contracts import ReconciliationRequest
 from payments.db.database import Database
 from payments.db.engine import create_db_engine
 from payments.db.migrate import upgrade
-from payments.db.models import Refund
-from payments.gateway.types import GatewayTransaction
-from payments.money import Money
-from tests.fakes import FakeGateway, RecordingPublisher
 from tests.replay.recorded import DATA_CONVERTER, HISTORIES
 from tests.workflows.conftest import (
     Harness,
-    RecordingOrderService,
     run_removal,
     run_vault,
     test_server_path,
     wait_for_step,
+    worker_harness,
 )
 from tests.workflows.test_payment_workflow import request, run
-from tests.workflows.test_reconciliation_and_vault import orphan_payment
+from tests.workflows.test_reconciliation_and_vault import open_items
 from tests.workflows.test_refund_workflow import paid_payment, refund, reserve
-from workers.payment_worker import WORKFLOWS, build_activities
 from workflows.payment import PaymentWorkflow
 from workflows.reconciliation import ReconciliationWorkflow
 from workflows.refund import RefundWorkflow
@@ -191,40 +185,9 @@ async def reconciliation(harness: Harness) -> str:
     announced), an orphan it never saw (failed as abandoned, announced), an initiated refund
     without its workflow (started again) and a payment whose workflow still waits (nudged);
     then the purge of expired idempotency keys."""
-    charged = orphan_payment(harness)
-    harness.gateway.lost_sales[charged.order_id] = GatewayTransaction(
-        transaction_id="lost-1",
-        type="sale",
-        status="settled",
-        amount=Money(charged.amount, charged.currency),
-        order_id=charged.order_id,
-        processor_response_code="1000",
-        processor_response_text="Approved",
-    )
-    never_charged = orphan_payment(harness)
-    paid = await run(harness, request())
-    assert paid.transaction_id is not None
-    harness.gateway.settle(paid.transaction_id)
-    orphan_refund, _ = harness.db.refunds.reserve(
-        Refund(
-            refund_id=str(uuid.uuid4()),
-            merchant_id="default",
-            payment_id=paid.payment_id,
-            amount=1000,
-            currency="USD",
-            reason="recorded",
-        ),
-        whole_remainder=False,
-    )
-    harness.gateway.sale_status = "settlement_pending"
-    waiting = replace(request(), payment_token="fake-sepa-direct-debit-nonce")
-    running = await harness.client.start_workflow(
-        PaymentWorkflow.run,
-        waiting,
-        id=f"payment-{waiting.payment_id}",
-        task_queue=harness.task_queue,
-    )
-    await wait_for_step(running, "waiting_for_settlement")
+    items = await open_items(harness)
+    charged, never_charged, orphan_refund = items.charged, items.never_charged, items.orphan_refund
+    waiting, running = items.waiting, items.running
 
     workflow_id = f"reconciliation-{uuid.uuid4()}"
     report = await harness.client.execute_workflow(
@@ -274,34 +237,15 @@ PATHS: dict[str, RecordedPath] = {
 async def fresh_harness(
     client: Client, executor: ThreadPoolExecutor, files: Path
 ) -> AsyncIterator[Harness]:
-    """A worker on a task queue of its own, with the worker's wiring (build_activities) and a
-    new database, gateway, publisher and Order Service, as the workflow tests' harness; its
-    files are ``files`` with suffixes."""
+    """The workflow tests' harness over a new SQLite database of its own (``files``.db), so
+    that one path's leftovers never enter another's history."""
     url = f"sqlite:///{files}.db"
     upgrade(url)
     engine = create_db_engine(DatabaseSettings(url=url))
-    db = Database(engine)
-    gateway, publisher, orders = FakeGateway(), RecordingPublisher(), RecordingOrderService()
-    task_queue = f"tq-{uuid.uuid4()}"
-    settings = Settings(
-        # Token keys of its own, so that a developer's .data/ never takes part.
-        policy=PolicySettings(
-            dev_token_keys_file=files.with_suffix(".token-keys"),
-            dev_token_key_file=files.with_suffix(".token.key"),
-        ),
-        temporal=TemporalSettings(task_queue=task_queue),
-    )
+    await asyncio.to_thread(files.mkdir, parents=True, exist_ok=True)
     try:
-        async with Worker(
-            client,
-            task_queue=task_queue,
-            workflows=WORKFLOWS,
-            activities=build_activities(
-                client, settings, publisher=publisher, gateway=gateway, db=db, orders=orders
-            ),
-            activity_executor=executor,
-        ):
-            yield Harness(client, task_queue, gateway, publisher, db, orders)
+        async with worker_harness(client, Database(engine), executor, files) as harness:
+            yield harness
     finally:
         engine.dispose()
 

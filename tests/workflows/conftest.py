@@ -10,6 +10,7 @@ import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -93,15 +94,13 @@ class RecordingOrderService:
         self.updates.append((order_id, payment_id, payment_status, event_id))
 
 
-@pytest.fixture
-async def harness(
-    time_skipping_env: WorkflowEnvironment,
-    db: Database,
-    executor: ThreadPoolExecutor,
-    tmp_path: Path,
+@asynccontextmanager
+async def worker_harness(
+    client: Client, db: Database, executor: ThreadPoolExecutor, files: Path
 ) -> AsyncIterator[Harness]:
-    """The worker's own wiring (build_activities), with the gateway, the publisher and the
-    Order Service swapped for fakes."""
+    """A worker on a task queue of its own with the worker's own wiring (build_activities),
+    the gateway, the publisher and the Order Service swapped for fakes; its key files go
+    into the directory ``files``."""
     gateway = FakeGateway()
     publisher = RecordingPublisher()
     orders = RecordingOrderService()
@@ -110,25 +109,31 @@ async def harness(
         # The token key ring is generated here (environment local); the legacy Fernet key
         # file points here too, so that a developer's .data/ never takes part.
         policy=PolicySettings(
-            dev_token_keys_file=tmp_path / "token-keys", dev_token_key_file=tmp_path / "token.key"
+            dev_token_keys_file=files / "token-keys", dev_token_key_file=files / "token.key"
         ),
         temporal=TemporalSettings(task_queue=task_queue),
     )
     async with Worker(
-        time_skipping_env.client,
+        client,
         task_queue=task_queue,
         workflows=WORKFLOWS,
         activities=build_activities(
-            time_skipping_env.client,
-            settings,
-            publisher=publisher,
-            gateway=gateway,
-            db=db,
-            orders=orders,
+            client, settings, publisher=publisher, gateway=gateway, db=db, orders=orders
         ),
         activity_executor=executor,
     ):
-        yield Harness(time_skipping_env.client, task_queue, gateway, publisher, db, orders)
+        yield Harness(client, task_queue, gateway, publisher, db, orders)
+
+
+@pytest.fixture
+async def harness(
+    time_skipping_env: WorkflowEnvironment,
+    db: Database,
+    executor: ThreadPoolExecutor,
+    tmp_path: Path,
+) -> AsyncIterator[Harness]:
+    async with worker_harness(time_skipping_env.client, db, executor, tmp_path) as running:
+        yield running
 
 
 async def wait_for_step(handle: WorkflowHandle[Any, Any], step: str, seconds: float = 10) -> None:

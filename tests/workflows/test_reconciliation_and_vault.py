@@ -4,9 +4,13 @@ token, which is stored only encrypted."""
 from __future__ import annotations
 
 import uuid
-from dataclasses import replace
+from dataclasses import dataclass, replace
+
+from temporalio.client import WorkflowHandle
 
 from payments.contracts import (
+    PaymentRequest,
+    PaymentSnapshot,
     ReconciliationRequest,
 )
 from payments.db.models import Payment, Refund
@@ -39,13 +43,24 @@ def orphan_payment(harness: Harness) -> Payment:
     return payment
 
 
-async def test_reconciliation_repairs_what_no_workflow_will_finish(harness: Harness) -> None:
+@dataclass(frozen=True)
+class OpenItems:
+    """Every kind of open item reconciliation meets."""
+
+    charged: Payment  # an orphan the gateway charged (its answer was lost)
+    never_charged: Payment  # an orphan the gateway never saw
+    orphan_refund: Refund  # an initiated refund without its workflow
+    waiting: PaymentRequest  # a payment whose workflow still waits for settlement
+    running: WorkflowHandle[PaymentWorkflow, PaymentSnapshot]
+
+
+async def open_items(harness: Harness) -> OpenItems:
     charged = orphan_payment(harness)
     harness.gateway.lost_sales[charged.order_id] = GatewayTransaction(
-        transaction_id="lost-9",
+        transaction_id=f"lost-{uuid.uuid4().hex[:8]}",
         type="sale",
         status="settled",
-        amount=Money(2500, "USD"),
+        amount=Money(charged.amount, charged.currency),
         order_id=charged.order_id,
         processor_response_code="1000",
         processor_response_text="Approved",
@@ -80,6 +95,13 @@ async def test_reconciliation_repairs_what_no_workflow_will_finish(harness: Harn
         task_queue=harness.task_queue,
     )
     await wait_for_step(running, "waiting_for_settlement")
+    return OpenItems(charged, never_charged, orphan_refund, waiting, running)
+
+
+async def test_reconciliation_repairs_what_no_workflow_will_finish(harness: Harness) -> None:
+    items = await open_items(harness)
+    charged, never_charged, orphan_refund = items.charged, items.never_charged, items.orphan_refund
+    waiting, running = items.waiting, items.running
 
     # An idempotency key that has expired: reconciliation's housekeeping deletes it.
     expired_key = IdempotencyClaim("default", f"old-{uuid.uuid4()}", "f", ttl_seconds=0.001)
@@ -102,7 +124,10 @@ async def test_reconciliation_repairs_what_no_workflow_will_finish(harness: Harn
 
     repaired = harness.db.payments.get(charged.payment_id)
     assert repaired is not None
-    assert (repaired.payment_status, repaired.transaction_id) == ("success", "lost-9")
+    assert (repaired.payment_status, repaired.transaction_id) == (
+        "success",
+        harness.gateway.lost_sales[charged.order_id].transaction_id,
+    )
     abandoned = harness.db.payments.get(never_charged.payment_id)
     assert abandoned is not None
     assert (abandoned.payment_status, abandoned.failure_reason) == ("failure", "abandoned")
