@@ -9,10 +9,9 @@ import httpx
 import pytest
 
 from payments.contracts import PaymentOutcome
-from payments.db.models import Payment
 from payments.vocabulary import PaymentStatus
 from tests.api.conftest import BODY, Api
-from tests.support.rows import add_saved_method
+from tests.support.rows import add_saved_method, payment_row
 
 
 def assert_error(response: httpx.Response, status: int, type_: str) -> None:
@@ -21,17 +20,7 @@ def assert_error(response: httpx.Response, status: int, type_: str) -> None:
 
 
 def stored_payment(api: Api, merchant: str, status: PaymentStatus = PaymentStatus.SUCCESS) -> str:
-    payment, _ = api.db.payments.insert(
-        Payment(
-            payment_id=str(uuid.uuid4()),
-            merchant_id=merchant,
-            order_id=f"order-{uuid.uuid4().hex[:8]}",
-            user_id="user-1",
-            amount=4999,
-            currency="USD",
-            payment_method="credit_card",
-        )
-    )
+    payment, _ = api.db.payments.insert(payment_row(merchant_id=merchant, amount=4999))
     if status != PaymentStatus.PENDING:
         api.db.payments.complete(
             PaymentOutcome(

@@ -10,8 +10,8 @@ import httpx
 
 from payments.contracts import PaymentOutcome
 from payments.db import columns
-from payments.db.models import Payment
 from tests.api.conftest import BODY, Api
+from tests.support.rows import payment_row
 
 # Where nothing listens: a payment or refund that was stored is answered 503 (and removed).
 STORED_BUT_NOT_STARTED = 503
@@ -23,17 +23,7 @@ def assert_refused(response: httpx.Response, field: str) -> None:
 
 
 def paid_payment(api: Api) -> str:
-    payment, _ = api.db.payments.insert(
-        Payment(
-            payment_id=str(uuid.uuid4()),
-            merchant_id="acme",
-            order_id=f"order-{uuid.uuid4().hex[:8]}",
-            user_id="user-1",
-            amount=4999,
-            currency="USD",
-            payment_method="credit_card",
-        )
-    )
+    payment, _ = api.db.payments.insert(payment_row(merchant_id="acme", amount=4999))
     api.db.payments.complete(
         PaymentOutcome(payment.payment_id, succeeded=True, transaction_id="tx-bounded")
     )

@@ -10,7 +10,6 @@ other.)"""
 from __future__ import annotations
 
 import threading
-import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -23,8 +22,9 @@ from payments.config import DatabaseSettings
 from payments.contracts import PaymentOutcome, RefundOutcome
 from payments.db.database import Database
 from payments.db.engine import create_db_engine
-from payments.db.models import AuditEvent, Payment, Refund
+from payments.db.models import AuditEvent, Payment
 from payments.vocabulary import RefundMethod
+from tests.support.rows import payment_row, refund_row
 
 T = TypeVar("T")
 
@@ -67,17 +67,7 @@ def accepted_transitions(db: Database, payment_id: str, to_status: str) -> list[
 @pytest.fixture
 def paid_payment(engine: sa.Engine) -> Payment:
     db = Database(engine)
-    payment, _ = db.payments.insert(
-        Payment(
-            payment_id=str(uuid.uuid4()),
-            merchant_id="default",
-            order_id=f"order-{uuid.uuid4().hex[:8]}",
-            user_id="user-1",
-            amount=10_000,
-            currency="USD",
-            payment_method="credit_card",
-        )
-    )
+    payment, _ = db.payments.insert(payment_row(amount=10_000))
     return db.payments.complete(
         PaymentOutcome(payment.payment_id, succeeded=True, transaction_id="tx-concurrent")
     )
@@ -87,14 +77,7 @@ def test_a_refund_completed_twice_at_once_is_counted_once(
     engine: sa.Engine, database_url: str, paid_payment: Payment
 ) -> None:
     refund, _ = Database(engine).refunds.reserve(
-        Refund(
-            refund_id=str(uuid.uuid4()),
-            merchant_id=paid_payment.merchant_id,
-            payment_id=paid_payment.payment_id,
-            amount=1_000,
-            currency="USD",
-            reason="damaged item",
-        ),
+        refund_row(paid_payment, 1_000, reason="damaged item"),
         whole_remainder=False,
     )
     outcome = RefundOutcome(refund.refund_id, succeeded=True, method=RefundMethod.REFUND)
@@ -112,17 +95,7 @@ def test_a_payment_completed_twice_at_once_is_recorded_once(
     engine: sa.Engine, database_url: str
 ) -> None:
     db = Database(engine)
-    payment, _ = db.payments.insert(
-        Payment(
-            payment_id=str(uuid.uuid4()),
-            merchant_id="default",
-            order_id=f"order-{uuid.uuid4().hex[:8]}",
-            user_id="user-1",
-            amount=4_999,
-            currency="USD",
-            payment_method="credit_card",
-        )
-    )
+    payment, _ = db.payments.insert(payment_row(amount=4_999))
     outcome = PaymentOutcome(payment.payment_id, succeeded=True, transaction_id="tx-once")
 
     with meeting_at_the_row_lock(database_url) as racing:

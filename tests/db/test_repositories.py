@@ -23,6 +23,7 @@ from payments.errors import (
     RefundExceedsRemainder,
     RefundNotAllowed,
 )
+from tests.support.rows import refund_row
 
 DEFAULT = "default"  # created by the migration
 
@@ -54,15 +55,8 @@ def paid(db: Database, amount: int = 4999) -> Payment:
 
 
 def new_refund(payment: Payment, amount: int, key: str | None = None) -> Refund:
-    return Refund(
-        refund_id=str(uuid.uuid4()),
-        merchant_id=payment.merchant_id,
-        payment_id=payment.payment_id,
-        amount=amount,
-        currency=payment.currency,
-        reason="test",
-        idempotency_key=key,
-        request_fingerprint="f" if key else None,
+    return refund_row(
+        payment, amount, idempotency_key=key, request_fingerprint="f" if key else None
     )
 
 

@@ -20,11 +20,11 @@ from temporalio.client import Client
 from devtools.events import EventReader
 from payments.config import DatabaseSettings
 from payments.db.engine import create_db_engine
-from payments.db.models import Payment
 from payments.db.repositories.payments import PaymentRepository
 from payments.events.topics import PAYMENT_STATUS
 from tests.e2e.conftest import OrderStack, Stack
 from tests.e2e.test_payments_e2e import pay, payment_body, wait_status
+from tests.support.rows import payment_row
 
 pytestmark = pytest.mark.e2e
 
@@ -226,14 +226,10 @@ async def test_reconciliation_closes_an_abandoned_payment(
     )
     long_ago = datetime.now(UTC) - timedelta(hours=1)
     orphan, _ = payments.insert(
-        Payment(
-            payment_id=str(uuid.uuid4()),
+        payment_row(
             merchant_id="dev-merchant",
-            order_id=f"order-{uuid.uuid4().hex[:8]}",
             user_id="user-42",
             amount=1234,
-            currency="USD",
-            payment_method="credit_card",
             created_at=long_ago,
             updated_at=long_ago,
         )

@@ -4,8 +4,6 @@ reserved and what is refunded never exceed what was paid."""
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
@@ -13,8 +11,8 @@ from hypothesis import strategies as st
 
 from payments.contracts import PaymentOutcome, RefundOutcome
 from payments.db.database import Database
-from payments.db.models import Payment, Refund
 from payments.errors import RefundNotAllowed
+from tests.support.rows import payment_row, refund_row
 
 # One step: ask for a refund (an amount, or None: the whole remainder), then the gateway
 # processes it, fails it, or it stays in flight.
@@ -42,30 +40,13 @@ def db(engine: sa.Engine) -> Database:
 def test_refunds_never_sum_beyond_the_payment(
     db: Database, amount: int, steps: list[tuple[int | None, str]]
 ) -> None:
-    payment, _ = db.payments.insert(
-        Payment(
-            payment_id=str(uuid.uuid4()),
-            merchant_id="default",
-            order_id=f"order-{uuid.uuid4().hex[:8]}",
-            user_id="user-1",
-            amount=amount,
-            currency="USD",
-            payment_method="credit_card",
-        )
-    )
+    payment, _ = db.payments.insert(payment_row(amount=amount))
     db.payments.complete(PaymentOutcome(payment.payment_id, succeeded=True, transaction_id="t"))
     reserved: dict[str, tuple[int, str]] = {}
     for requested, fate in steps:
         try:
             refund, _ = db.refunds.reserve(
-                Refund(
-                    refund_id=str(uuid.uuid4()),
-                    merchant_id="default",
-                    payment_id=payment.payment_id,
-                    amount=requested or 0,
-                    currency="USD",
-                    reason="property",
-                ),
+                refund_row(payment, requested or 0, reason="property"),
                 whole_remainder=requested is None,
             )
         except RefundNotAllowed:

@@ -8,7 +8,6 @@ presented amount is refunded they add up to exactly the charge."""
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from decimal import Context, Decimal
 
@@ -23,6 +22,7 @@ from payments.db.models import Payment, Refund, utcnow
 from payments.errors import RefundNotAllowed
 from payments.money import Money
 from payments.service import convert
+from tests.support.rows import payment_row, refund_row
 
 # One currency of each exponent: yen (0), dollar (2), dinar (3).
 CURRENCIES = ["JPY", "USD", "KWD"]
@@ -85,14 +85,9 @@ def db(engine: sa.Engine) -> Database:
 
 def converted_payment(db: Database, amount: Money, rate: str, charged: Money) -> Payment:
     payment, _ = db.payments.insert(
-        Payment(
-            payment_id=str(uuid.uuid4()),
-            merchant_id="default",
-            order_id=f"order-{uuid.uuid4().hex[:8]}",
-            user_id="user-1",
+        payment_row(
             amount=amount.minor,
             currency=amount.currency,
-            payment_method="credit_card",
             charged_amount=charged.minor,
             charged_currency=charged.currency,
             exchange_rate=rate,
@@ -118,14 +113,7 @@ class Refunds:
         """The reserved refund, None when it was refused (over the remainder, nothing left)."""
         try:
             refund, _ = self._db.refunds.reserve(
-                Refund(
-                    refund_id=str(uuid.uuid4()),
-                    merchant_id=self.payment.merchant_id,
-                    payment_id=self.payment.payment_id,
-                    amount=amount or 0,
-                    currency=self.payment.currency,
-                    reason="shares",
-                ),
+                refund_row(self.payment, amount or 0, reason="shares"),
                 whole_remainder=amount is None,
             )
         except RefundNotAllowed:

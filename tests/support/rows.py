@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from payments.db.database import Database
-from payments.db.models import StoredPaymentMethod
+from payments.db.models import Payment, Refund, StoredPaymentMethod
 from payments.vocabulary import VaultStatus
 
 
@@ -30,3 +31,37 @@ def add_saved_method(
         )
     )
     return method_id
+
+
+def payment_row(
+    *,
+    amount: int = 4999,
+    currency: str = "USD",
+    merchant_id: str = "default",
+    user_id: str = "user-1",
+    **columns: Any,
+) -> Payment:
+    """A card payment of a new order as the API stores it before its workflow runs."""
+    return Payment(
+        payment_id=str(uuid.uuid4()),
+        merchant_id=merchant_id,
+        order_id=f"order-{uuid.uuid4().hex[:8]}",
+        user_id=user_id,
+        amount=amount,
+        currency=currency,
+        payment_method="credit_card",
+        **columns,
+    )
+
+
+def refund_row(payment: Payment, amount: int, *, reason: str = "test", **columns: Any) -> Refund:
+    """A refund of ``amount`` (minor units of the payment's currency) asked for now."""
+    return Refund(
+        refund_id=str(uuid.uuid4()),
+        merchant_id=payment.merchant_id,
+        payment_id=payment.payment_id,
+        amount=amount,
+        currency=payment.currency,
+        reason=reason,
+        **columns,
+    )

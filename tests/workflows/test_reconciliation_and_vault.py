@@ -18,6 +18,7 @@ from payments.db.repositories.idempotency import IdempotencyClaim
 from payments.events import topics
 from payments.gateway.types import GatewayTransaction
 from payments.money import Money
+from tests.support.rows import payment_row, refund_row
 from tests.workflows.conftest import Harness, run_removal, run_vault, wait_for_step
 from tests.workflows.test_payment_workflow import POLICY, request, run
 from workflows.payment import PaymentWorkflow
@@ -26,15 +27,7 @@ from workflows.refund import RefundWorkflow
 
 
 def orphan_payment_row() -> Payment:
-    return Payment(
-        payment_id=str(uuid.uuid4()),
-        merchant_id="default",
-        order_id=f"order-{uuid.uuid4().hex[:8]}",
-        user_id="user-1",
-        amount=2500,
-        currency="USD",
-        payment_method="credit_card",
-    )
+    return payment_row(amount=2500)
 
 
 def orphan_payment(harness: Harness) -> Payment:
@@ -70,17 +63,9 @@ async def open_items(harness: Harness) -> OpenItems:
     paid = await run(harness, request())
     assert paid.transaction_id is not None
     harness.gateway.settle(paid.transaction_id)
-    orphan_refund, _ = harness.db.refunds.reserve(
-        Refund(
-            refund_id=str(uuid.uuid4()),
-            merchant_id="default",
-            payment_id=paid.payment_id,
-            amount=1000,
-            currency="USD",
-            reason="test",
-        ),
-        whole_remainder=False,
-    )
+    paid_row = harness.db.payments.get(paid.payment_id)
+    assert paid_row is not None
+    orphan_refund, _ = harness.db.refunds.reserve(refund_row(paid_row, 1000), whole_remainder=False)
 
     waiting = replace(
         request(),
