@@ -61,6 +61,9 @@ class PaymentWorkflow:
         self._settlement_checks = 0
         self._cancel_requested = False
         self._attempts = 0
+        # When the workflow checks the gateway next by itself (ISO 8601, "" when it is not
+        # waiting for settlement): reconciliation leaves a payment alone until then.
+        self._next_check_at = ""
 
     @workflow.query
     def progress(self) -> dict[str, str | int]:
@@ -70,6 +73,7 @@ class PaymentWorkflow:
             "step": self._step,
             "settlement_checks": self._settlement_checks,
             "attempts": self._attempts,
+            "next_check_at": self._next_check_at,
         }
 
     @workflow.update
@@ -243,13 +247,16 @@ class PaymentWorkflow:
                     failure_message="the gateway did not settle the payment before the deadline",
                 )
             delay = schedule[min(self._settlement_checks, len(schedule) - 1)]
+            wait = timedelta(seconds=min(delay, remaining))
+            self._next_check_at = (workflow.now() + wait).isoformat()
             # Wakes on the timer (the scheduled check) or on a check_now signal; a signal
             # that came earlier (even before this wait) is not lost: the flag stays set.
             with contextlib.suppress(TimeoutError):
                 await workflow.wait_condition(
                     lambda: self._check_requested,
-                    timeout=timedelta(seconds=min(delay, remaining)),
+                    timeout=wait,
                 )
+            self._next_check_at = ""
             self._check_requested = False
             self._settlement_checks += 1
             self._step = "checking_settlement"

@@ -38,6 +38,8 @@ class RefundWorkflow:
         self._status: str = RefundStatus.INITIATED
         self._step = "starting"
         self._settlement_checks = 0
+        # When the workflow asks the gateway again by itself (ISO 8601, "" when not waiting).
+        self._next_check_at = ""
 
     @workflow.query
     def progress(self) -> dict[str, str | int]:
@@ -45,6 +47,7 @@ class RefundWorkflow:
             "status": self._status,
             "step": self._step,
             "settlement_checks": self._settlement_checks,
+            "next_check_at": self._next_check_at,
         }
 
     @workflow.run
@@ -133,4 +136,7 @@ class RefundWorkflow:
                 )
             self._step = "waiting_for_settlement"
             self._settlement_checks += 1
-            await workflow.sleep(timedelta(seconds=policy.settlement_poll_seconds))
+            wait = timedelta(seconds=policy.settlement_poll_seconds)
+            self._next_check_at = (workflow.now() + wait).isoformat()
+            await workflow.sleep(wait)
+            self._next_check_at = ""
