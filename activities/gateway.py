@@ -217,6 +217,28 @@ class GatewayActivities:
         )
 
     @activity.defn
+    def find_charge(self, request: ChargeRequest) -> ChargeResult | None:
+        """The last word on a sale whose attempts ran out of time (the nonce has expired):
+        the sale the gateway made for it, or None when there is none."""
+        sale = self._earlier_sale(
+            request.gateway_order_id or request.order_id,
+            Money(request.amount_minor, request.currency),
+        )
+        if sale is None:
+            log.warning(
+                "no sale at the gateway after the charge ran out of time",
+                payment_id=request.payment_id,
+                attempt=request.attempt,
+            )
+            return None
+        log.info(
+            "sale found at the gateway after the charge ran out of time",
+            payment_id=request.payment_id,
+            transaction_id=sale.transaction_id,
+        )
+        return _charge_result(SaleOutcome(approved=True, transaction=sale))
+
+    @activity.defn
     def check_transaction(self, transaction_id: str) -> TransactionCheck:
         found = _call(lambda: self._gateway.find(transaction_id))
         return TransactionCheck(

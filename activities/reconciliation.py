@@ -50,7 +50,9 @@ class PaymentWorkflowControl(Protocol):
 
     async def nudge_payment(self, payment_id: str) -> bool: ...
 
-    async def start_refund(self, refund_id: str, payment_id: str, *, restart: bool) -> None: ...
+    async def start_refund(
+        self, refund_id: str, payment_id: str, *, created_at: datetime, restart: bool
+    ) -> None: ...
 
 
 class ReconciliationActivities:
@@ -152,7 +154,9 @@ class ReconciliationActivities:
             return Finding("refund", refund_id, "no longer initiated", "none")
         if await self._workflows.refund_is_running(refund_id):
             return Finding("refund", refund_id, "initiated, workflow running", "none")
-        await self._workflows.start_refund(refund_id, refund.payment_id, restart=True)
+        await self._workflows.start_refund(
+            refund_id, refund.payment_id, created_at=refund.created_at, restart=True
+        )
         return Finding("refund", refund_id, "initiated, workflow gone", "restarted")
 
     @activity.defn

@@ -183,9 +183,12 @@ class PolicySettings(BaseSettings):
         default_factory=lambda: {"JPY": 1_500_000, "KWD": 3_000}
     )
     default_amount_cap_major: int = 10_000
-    # A refund of an unsettled transaction waits for settlement up to this long, polling at
-    # the interval, before it fails.
-    refund_settlement_poll_seconds: float = 10.0
+    # A partial refund of an unsettled sale waits for settlement up to this long from its
+    # creation, asking the gateway after these delays (the last repeats: hourly; a card sale
+    # settles in the gateway's nightly batch) and at once on a settlement webhook.
+    refund_settlement_check_schedule_seconds: list[float] = Field(
+        default_factory=lambda: [10.0, 60.0, 300.0, 900.0, 3600.0]
+    )
     refund_settlement_deadline_seconds: float = 7 * 24 * 3600
     # A payment the gateway has accepted but not settled (bank transfers) is checked again
     # on this schedule (seconds; the last step repeats), at once when a webhook, an event on
@@ -224,8 +227,8 @@ class PolicySettings(BaseSettings):
     def refund_policy(self) -> RefundPolicy:
         """What a refund workflow started now waits by (carried in its input)."""
         return RefundPolicy(
-            settlement_poll_seconds=self.refund_settlement_poll_seconds,
             settlement_deadline_seconds=self.refund_settlement_deadline_seconds,
+            settlement_check_schedule_seconds=list(self.refund_settlement_check_schedule_seconds),
         )
 
 

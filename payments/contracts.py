@@ -7,7 +7,7 @@ histories recorded by an older version still decode.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from payments.gateway.types import InstrumentDetails
 from payments.vocabulary import DeclineType, GatewayRefundOutcome, RefundMethod
@@ -30,10 +30,42 @@ class PaymentPolicy:
 class RefundPolicy:
     """What a refund workflow waits by, from ``PolicySettings`` when the refund starts."""
 
-    # A partial refund of a sale that has not settled yet waits for settlement: the workflow
-    # asks the gateway again every poll interval, and gives up after the deadline.
-    settlement_poll_seconds: float
+    # A partial refund of a sale that has not settled yet waits for settlement, up to the
+    # deadline (counted from the refund's creation): asked again after these delays (the
+    # last repeats), and at once when a webhook says the sale settled.
     settlement_deadline_seconds: float
+    settlement_check_schedule_seconds: list[float] = field(default_factory=list)
+    # Only in inputs of refunds started before the schedule: one fixed interval.
+    settlement_poll_seconds: float | None = None
+
+    def check_schedule(self) -> list[float]:
+        if self.settlement_check_schedule_seconds:
+            return self.settlement_check_schedule_seconds
+        return [self.settlement_poll_seconds or 3600.0]
+
+
+@dataclass(frozen=True)
+class SettlementWaitState:
+    """Where a wait for settlement stands; carried into the next run of a workflow that
+    continues as new, so that neither the deadline nor the schedule starts over."""
+
+    deadline_at: str  # ISO 8601, UTC: absolute, whatever run is waiting
+    checks: int = 0  # made so far, in every run: which step of the schedule comes next
+    check_requested: bool = False  # a signal arrived that no check has answered yet
+
+
+@dataclass(frozen=True)
+class PaymentContinuation:
+    """Where a payment's previous run left off when it continued as new (its history had
+    grown long): waiting for an accepted sale to settle, or to retry a soft decline."""
+
+    attempt: int
+    # Waiting for settlement: the accepted sale and the wait's state.
+    charge: ChargeResult | None = None
+    settlement: SettlementWaitState | None = None
+    # Waiting to retry: the soft decline (already recorded) and when to charge again.
+    declined: PaymentOutcome | None = None
+    retry_at: str | None = None  # ISO 8601, UTC
 
 
 @dataclass(frozen=True)
@@ -75,6 +107,8 @@ class PaymentRequest:
     pending_check_schedule_seconds: list[float] | None = None
     pending_deadline_seconds: float | None = None
     retry_schedule_seconds: list[float] | None = None
+    # Set only by the workflow itself when it continues as new: where to pick up.
+    continued: PaymentContinuation | None = None
 
     def waits_by(self) -> PaymentPolicy:
         if self.policy is not None:
@@ -209,6 +243,13 @@ class RefundRequest:
     policy: RefundPolicy | None = None
     settlement_poll_seconds: float | None = None
     settlement_deadline_seconds: float | None = None
+    # When a wait for settlement gives up (ISO 8601, UTC): the refund's creation plus the
+    # policy's deadline, so that a run started again by reconciliation keeps the first
+    # run's deadline. None in histories of earlier refunds: from the wait's start.
+    deadline_at: str | None = None
+    # Set only by the workflow itself when it continues as new: the checked refund and its
+    # wait for settlement.
+    continued: RefundContinuation | None = None
 
     def waits_by(self) -> RefundPolicy:
         if self.policy is not None:
@@ -217,6 +258,12 @@ class RefundRequest:
             settlement_poll_seconds=self.settlement_poll_seconds or 0.0,
             settlement_deadline_seconds=self.settlement_deadline_seconds or 0.0,
         )
+
+
+@dataclass(frozen=True)
+class RefundContinuation:
+    plan: RefundPlan
+    settlement: SettlementWaitState
 
 
 @dataclass(frozen=True)

@@ -53,7 +53,7 @@ log = structlog.get_logger(__name__)
 class WorkflowStarter(Protocol):
     async def start_payment(self, request: PaymentRequest) -> None: ...
     async def start_refund(
-        self, refund_id: str, payment_id: str, *, restart: bool = False
+        self, refund_id: str, payment_id: str, *, created_at: datetime, restart: bool = False
     ) -> None: ...
     async def exists(self, workflow_id: str) -> bool: ...
 
@@ -320,7 +320,9 @@ class PaymentService:
         await self._start_or_undo(
             "refund",
             f"refund-{stored.refund_id}",
-            lambda: self._workflows.start_refund(stored.refund_id, stored.payment_id),
+            lambda: self._workflows.start_refund(
+                stored.refund_id, stored.payment_id, created_at=stored.created_at
+            ),
             undo=lambda: self._db.refunds.discard_unstarted(stored.refund_id),
             created=created,
         )

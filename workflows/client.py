@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from temporalio.client import (
     Client,
@@ -138,14 +138,21 @@ class PaymentWorkflows:
                 ),
             )
 
-    async def start_refund(self, refund_id: str, payment_id: str, *, restart: bool = False) -> None:
+    async def start_refund(
+        self, refund_id: str, payment_id: str, *, created_at: datetime, restart: bool = False
+    ) -> None:
         """``restart``: run again even if an earlier run closed (reconciliation found the
-        refund still initiated with no workflow); safe, the gateway call reuses its key."""
+        refund still initiated with no workflow); safe, the gateway call reuses its key.
+        The wait for settlement ends ``created_at`` (the refund row's) plus the policy's
+        deadline, whichever run is waiting."""
         client = await self._connection.client()
+        policy = self._policy.refund_policy()
+        deadline = created_at + timedelta(seconds=policy.settlement_deadline_seconds)
         request = RefundRequest(
             refund_id=refund_id,
             payment_id=payment_id,
-            policy=self._policy.refund_policy(),
+            policy=policy,
+            deadline_at=deadline.isoformat(),
         )
         with contextlib.suppress(WorkflowAlreadyStartedError):
             await client.start_workflow(
@@ -208,8 +215,9 @@ class PaymentWorkflows:
         return True
 
     async def cancel_payment(self, payment_id: str) -> None:
-        """Ask a payment waiting to retry a soft decline to stop; Conflict if it is not
-        waiting (the workflow's update validator refuses, atomically with its state)."""
+        """Stop a payment waiting to retry a soft decline; returns once the workflow has
+        recorded the failure. Conflict if it is not waiting (the workflow's update validator
+        refuses, atomically with its state)."""
         client = await self._connection.client()
         try:
             await client.get_workflow_handle(payment_workflow_id(payment_id)).execute_update(

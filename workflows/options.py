@@ -75,6 +75,12 @@ GATEWAY = _retried_until_done(
     ],
 )
 
+# The sale: retried like every gateway call while its outcome is unknown, but only for the
+# life of the checkout's payment method nonce (Braintree's expire after three hours). After
+# that the workflow asks the gateway once whether the sale happened, and otherwise fails the
+# payment (gateway_unreachable): never a charge long after the customer has gone.
+CHARGE = ActivityOptions(**GATEWAY, schedule_to_close_timeout=timedelta(hours=3))
+
 # Publishing waits for the broker's acknowledgement; while Kafka is down the step is retried
 # (capped at 30 s) so that every status change is announced once the broker is back.
 EVENTS = _retried_until_done(

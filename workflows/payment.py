@@ -23,7 +23,8 @@ from dataclasses import replace
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, RetryState, TimeoutType
+from temporalio.exceptions import TimeoutError as TemporalTimeout
 
 with workflow.unsafe.imports_passed_through():
     from activities.events import EventActivities
@@ -36,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
         ChargeResult,
         FraudCheckRequest,
         OrderUpdate,
+        PaymentContinuation,
         PaymentOutcome,
         PaymentRequest,
         PaymentSnapshot,
@@ -49,7 +51,11 @@ with workflow.unsafe.imports_passed_through():
         PaymentStatus,
     )
 
-from workflows.options import EVENTS, FRAUD, GATEWAY, LEDGER, ORDERS
+from workflows.options import CHARGE, EVENTS, FRAUD, GATEWAY, LEDGER, ORDERS
+from workflows.settlement import SettlementWait, parse_instant
+
+# Soft-decline retries per run before it continues as new (each adds ~15 events).
+RETRIES_PER_RUN = 50
 
 
 @workflow.defn
@@ -57,54 +63,86 @@ class PaymentWorkflow:
     def __init__(self) -> None:
         self._status: str = PaymentStatus.PENDING
         self._step = "starting"
+        # A check_now signal that came before the wait for settlement began.
         self._check_requested = False
-        self._settlement_checks = 0
+        self._settlement: SettlementWait | None = None
         self._cancel_requested = False
         self._attempts = 0
-        # When the workflow checks the gateway next by itself (ISO 8601, "" when it is not
-        # waiting for settlement): reconciliation leaves a payment alone until then.
-        self._next_check_at = ""
+        self._final: PaymentSnapshot | None = None
 
     @workflow.query
     def progress(self) -> dict[str, str | int]:
-        """Where the payment is; visible in the Temporal UI's Queries tab."""
+        """Where the payment is; visible in the Temporal UI's Queries tab. ``next_check_at``:
+        when the workflow checks the gateway next by itself (ISO 8601, "" when it is not
+        waiting for settlement); reconciliation leaves a payment alone until then."""
+        wait = self._settlement
         return {
             "status": self._status,
             "step": self._step,
-            "settlement_checks": self._settlement_checks,
+            "settlement_checks": wait.checks if wait is not None else 0,
             "attempts": self._attempts,
-            "next_check_at": self._next_check_at,
+            "next_check_at": wait.next_check_at if wait is not None else "",
         }
 
     @workflow.update
-    def cancel(self) -> str:
-        """Stop a payment that waits to retry a soft decline (POST /payment/{id}/cancel)."""
+    async def cancel(self) -> PaymentSnapshot | str:
+        """Stop a payment that waits to retry a soft decline (POST /payment/{id}/cancel).
+        Answers once the failure is recorded, with the payment as stored."""
         self._cancel_requested = True
-        return "cancelled"
+        # Runs of earlier versions answered at once, before recording.
+        if not workflow.patched("cancel-answers-once-recorded"):
+            return "cancelled"
+        await workflow.wait_condition(lambda: self._final is not None)
+        assert self._final is not None
+        return self._final
 
     @cancel.validator
     def _only_while_waiting_to_retry(self) -> None:
-        if self._step != "waiting_to_retry":
+        if self._step != "waiting_to_retry" or self._cancel_requested:
             raise ValueError(f"the payment is not waiting to retry (step: {self._step})")
 
     @workflow.signal
     def check_now(self) -> None:
         """Something may have changed at the gateway: check before the next timer."""
-        self._check_requested = True
+        if self._settlement is not None:
+            self._settlement.request_check()
+        else:
+            self._check_requested = True
 
     @workflow.run
     async def run(self, request: PaymentRequest) -> PaymentSnapshot:
-        self._step = "recording"
-        pending = await workflow.execute_activity_method(
-            LedgerActivities.record_payment_pending, request, **LEDGER
-        )
-        if pending.status != PaymentStatus.PENDING:  # already decided: nothing may happen twice
-            self._status = pending.status
-            return pending
-        await workflow.execute_activity_method(
-            EventActivities.publish_payment_status, pending, **EVENTS
-        )
+        if request.continued is not None:
+            outcome = await self._pick_up(request, request.continued)
+        else:
+            self._step = "recording"
+            pending = await workflow.execute_activity_method(
+                LedgerActivities.record_payment_pending, request, **LEDGER
+            )
+            if pending.status != PaymentStatus.PENDING:  # already decided: nothing twice
+                self._status = pending.status
+                return pending
+            await workflow.execute_activity_method(
+                EventActivities.publish_payment_status, pending, **EVENTS
+            )
+            outcome = await self._check_fraud_then_charge(request)
 
+        self._step = "recording_outcome"
+        final = await workflow.execute_activity_method(
+            LedgerActivities.record_payment_outcome, outcome, **LEDGER
+        )
+        self._status = final.status
+        self._final = final
+        self._step = "announcing"
+        await workflow.execute_activity_method(
+            EventActivities.publish_payment_status, final, **EVENTS
+        )
+        if request.update_order_service:
+            self._step = "updating_order"
+            await self._update_order(request, final)
+        self._step = "done"
+        return final
+
+    async def _check_fraud_then_charge(self, request: PaymentRequest) -> PaymentOutcome:
         self._step = "fraud_check"
         decision = await workflow.execute_activity_method(
             FraudActivities.check_fraud,
@@ -118,30 +156,29 @@ class PaymentWorkflow:
             ),
             **FRAUD,
         )
-        if decision.approved:
-            outcome = await self._charge(request)
-        else:
-            outcome = PaymentOutcome(
+        if not decision.approved:
+            return PaymentOutcome(
                 payment_id=request.payment_id,
                 succeeded=False,
                 failure_reason=decision.reason,
                 failure_message=decision.message,
             )
+        return await self._charge(request, first_attempt=1)
 
-        self._step = "recording_outcome"
-        final = await workflow.execute_activity_method(
-            LedgerActivities.record_payment_outcome, outcome, **LEDGER
-        )
-        self._status = final.status
-        self._step = "announcing"
-        await workflow.execute_activity_method(
-            EventActivities.publish_payment_status, final, **EVENTS
-        )
-        if request.update_order_service:
-            self._step = "updating_order"
-            await self._update_order(request, final)
-        self._step = "done"
-        return final
+    async def _pick_up(
+        self, request: PaymentRequest, continued: PaymentContinuation
+    ) -> PaymentOutcome:
+        """The previous run continued as new while waiting: wait on where it left off."""
+        self._attempts = continued.attempt
+        if continued.charge is not None and continued.settlement is not None:
+            self._settlement = SettlementWait(
+                request.waits_by().pending_check_schedule_seconds, continued.settlement
+            )
+            return await self._await_settlement(request, continued.charge, continued.attempt)
+        assert continued.declined is not None and continued.retry_at is not None
+        if await self._wait_to_retry(parse_instant(continued.retry_at) - workflow.now()):
+            return _cancelled(continued.declined)
+        return await self._charge(request, first_attempt=continued.attempt + 1)
 
     async def _update_order(self, request: PaymentRequest, final: PaymentSnapshot) -> None:
         """Tell the Order Service the outcome. Retried while it is down; an update that can
@@ -170,30 +207,38 @@ class PaymentWorkflow:
                 exc.cause,
             )
 
-    async def _charge(self, request: PaymentRequest) -> PaymentOutcome:
+    async def _charge(self, request: PaymentRequest, *, first_attempt: int) -> PaymentOutcome:
         """Charge once; with retry_soft_declines, charge a soft decline again after each
         delay of the schedule (durable timers), unless cancelled meanwhile."""
         schedule = request.waits_by().retry_schedule_seconds if request.retry_soft_declines else []
-        attempt = 0
+        attempt = first_attempt - 1
         while True:
             attempt += 1
             self._attempts = attempt
             self._step = "charging"
-            charge = await workflow.execute_activity_method(
-                GatewayActivities.charge,
-                ChargeRequest(
-                    payment_id=request.payment_id,
-                    order_id=request.order_id,
-                    user_id=request.user_id,
-                    amount_minor=request.amount_minor,
-                    currency=request.currency,
-                    payment_token=request.payment_token,
-                    payment_method_id=request.payment_method_id,
-                    attempt=attempt,
-                    gateway_order_id=request.gateway_order_id,
-                ),
-                **GATEWAY,
+            charge_request = ChargeRequest(
+                payment_id=request.payment_id,
+                order_id=request.order_id,
+                user_id=request.user_id,
+                amount_minor=request.amount_minor,
+                currency=request.currency,
+                payment_token=request.payment_token,
+                payment_method_id=request.payment_method_id,
+                attempt=attempt,
+                gateway_order_id=request.gateway_order_id,
             )
+            charge = await self._charge_within_deadline(charge_request)
+            if charge is None:
+                return PaymentOutcome(
+                    payment_id=request.payment_id,
+                    succeeded=False,
+                    failure_reason="gateway_unreachable",
+                    failure_message=(
+                        "the gateway could not be reached before the checkout's payment "
+                        "method expired; nothing was charged"
+                    ),
+                    attempts=attempt,
+                )
             outcome = replace(
                 PaymentOutcome.of_charge(request.payment_id, charge), attempts=attempt
             )
@@ -206,37 +251,74 @@ class PaymentWorkflow:
                     replace(outcome, still_pending=True),
                     **LEDGER,
                 )
-                return replace(await self._await_settlement(request, charge), attempts=attempt)
+                self._settlement = SettlementWait.starting_now(
+                    request.waits_by().pending_check_schedule_seconds,
+                    request.waits_by().pending_deadline_seconds,
+                    check_requested=self._check_requested,
+                )
+                return await self._await_settlement(request, charge, attempt)
             if charge.decline_type != DeclineType.SOFT or attempt > len(schedule):
                 return outcome  # hard declines are never retried; nor is anything without retry
             delay = timedelta(seconds=schedule[attempt - 1])
-            next_retry_at = workflow.now() + delay
+            retry_at = workflow.now() + delay
             await workflow.execute_activity_method(
                 LedgerActivities.record_payment_outcome,
-                replace(outcome, still_pending=True, next_retry_at=next_retry_at.isoformat()),
+                replace(outcome, still_pending=True, next_retry_at=retry_at.isoformat()),
                 **LEDGER,
             )
-            self._step = "waiting_to_retry"
+            if attempt - first_attempt + 1 >= RETRIES_PER_RUN and workflow.patched(
+                "soft-decline-retries-continue-as-new"
+            ):
+                workflow.continue_as_new(
+                    replace(
+                        request,
+                        continued=PaymentContinuation(
+                            attempt=attempt, declined=outcome, retry_at=retry_at.isoformat()
+                        ),
+                    )
+                )
+            if await self._wait_to_retry(delay):
+                return _cancelled(outcome)
+
+    async def _charge_within_deadline(self, charge: ChargeRequest) -> ChargeResult | None:
+        """The sale, retried while the gateway's answer is unknown, but not past the life of
+        the checkout's nonce (CHARGE's schedule-to-close): then one last lookup decides. A
+        sale found is the charge; none means nothing was charged (None), and nothing will
+        be: the service never charges long after the checkout has gone."""
+        try:
+            return await workflow.execute_activity_method(
+                GatewayActivities.charge, charge, **CHARGE
+            )
+        except ActivityError as exc:
+            # Out of time: either the last attempt was cut off, or the next retry would
+            # have started past the bound (then the cause is the last attempt's failure).
+            timed_out = exc.retry_state == RetryState.TIMEOUT or (
+                isinstance(exc.cause, TemporalTimeout)
+                and exc.cause.type == TimeoutType.SCHEDULE_TO_CLOSE
+            )
+            if not timed_out:
+                raise
+        self._step = "final_lookup"
+        return await workflow.execute_activity_method(
+            GatewayActivities.find_charge, charge, **GATEWAY
+        )
+
+    async def _wait_to_retry(self, delay: timedelta) -> bool:
+        """A durable timer of ``delay``; True if cancelled meanwhile."""
+        self._step = "waiting_to_retry"
+        if delay > timedelta(0):
             with contextlib.suppress(TimeoutError):
                 await workflow.wait_condition(lambda: self._cancel_requested, timeout=delay)
-            if self._cancel_requested:
-                return replace(
-                    outcome,
-                    failure_reason="cancelled",
-                    failure_message="cancelled while waiting to retry a soft decline",
-                )
+        return self._cancel_requested
 
     async def _await_settlement(
-        self, request: PaymentRequest, charge: ChargeResult
+        self, request: PaymentRequest, charge: ChargeResult, attempt: int
     ) -> PaymentOutcome:
-        assert charge.transaction_id is not None
-        policy = request.waits_by()
-        deadline = workflow.now() + timedelta(seconds=policy.pending_deadline_seconds)
-        schedule = policy.pending_check_schedule_seconds or [3600.0]
+        assert charge.transaction_id is not None and self._settlement is not None
+        wait = self._settlement
         while True:
             self._step = "waiting_for_settlement"
-            remaining = (deadline - workflow.now()).total_seconds()
-            if remaining <= 0:
+            if not await wait.until_next_check():
                 return PaymentOutcome(
                     payment_id=request.payment_id,
                     succeeded=False,
@@ -245,20 +327,8 @@ class PaymentWorkflow:
                     instrument=charge.instrument,
                     failure_reason="settlement_timeout",
                     failure_message="the gateway did not settle the payment before the deadline",
+                    attempts=attempt,
                 )
-            delay = schedule[min(self._settlement_checks, len(schedule) - 1)]
-            wait = timedelta(seconds=min(delay, remaining))
-            self._next_check_at = (workflow.now() + wait).isoformat()
-            # Wakes on the timer (the scheduled check) or on a check_now signal; a signal
-            # that came earlier (even before this wait) is not lost: the flag stays set.
-            with contextlib.suppress(TimeoutError):
-                await workflow.wait_condition(
-                    lambda: self._check_requested,
-                    timeout=wait,
-                )
-            self._next_check_at = ""
-            self._check_requested = False
-            self._settlement_checks += 1
             self._step = "checking_settlement"
             check = await workflow.execute_activity_method(
                 GatewayActivities.check_transaction, charge.transaction_id, **GATEWAY
@@ -271,6 +341,7 @@ class PaymentWorkflow:
                     processor_response_code=charge.processor_response_code,
                     gateway_status=check.status,
                     instrument=charge.instrument,
+                    attempts=attempt,
                 )
             if check.status in SETTLEMENT_FAILED_STATUSES:
                 return PaymentOutcome(
@@ -282,4 +353,22 @@ class PaymentWorkflow:
                     instrument=charge.instrument,
                     failure_reason=check.status,
                     failure_message=f"the gateway reports the transaction {check.status}",
+                    attempts=attempt,
                 )
+            if wait.should_continue_as_new():
+                workflow.continue_as_new(
+                    replace(
+                        request,
+                        continued=PaymentContinuation(
+                            attempt=attempt, charge=charge, settlement=wait.state()
+                        ),
+                    )
+                )
+
+
+def _cancelled(declined: PaymentOutcome) -> PaymentOutcome:
+    return replace(
+        declined,
+        failure_reason="cancelled",
+        failure_message="cancelled while waiting to retry a soft decline",
+    )

@@ -5,13 +5,16 @@ Workflow id ``refund-{refund_id}``. The API has already reserved the amount (ref
 was paid. Steps: announce initiated → re-check against the payment → gateway:
 - the whole payment before settlement: void the sale (nothing was moved yet);
 - settled (or settling): refund the amount;
-- a partial refund before settlement: sleep durably and ask again until the sale settles,
-  up to a deadline (a worker restart does not lose the wait);
+- a partial refund before settlement: wait durably for the sale to settle (the shared
+  settlement wait, workflows/settlement.py: a backoff schedule, woken by ``check_now``, an
+  absolute deadline counted from the refund's creation and carried in the input, so a run
+  restarted by reconciliation does not start it over; a long wait continues as new);
 → record processed or failed → announce.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 from temporalio import workflow
@@ -22,14 +25,17 @@ with workflow.unsafe.imports_passed_through():
     from activities.ledger import LedgerActivities
     from payments.contracts import (
         GatewayRefundRequest,
+        RefundContinuation,
         RefundOutcome,
         RefundPlan,
         RefundRequest,
         RefundSnapshot,
+        SettlementWaitState,
     )
     from payments.vocabulary import GatewayRefundOutcome, RefundMethod, RefundStatus
 
 from workflows.options import EVENTS, GATEWAY, LEDGER
+from workflows.settlement import SettlementWait, parse_instant
 
 
 @workflow.defn
@@ -37,44 +43,58 @@ class RefundWorkflow:
     def __init__(self) -> None:
         self._status: str = RefundStatus.INITIATED
         self._step = "starting"
-        self._settlement_checks = 0
-        # When the workflow asks the gateway again by itself (ISO 8601, "" when not waiting).
-        self._next_check_at = ""
+        # A check_now signal that came before the wait for settlement began.
+        self._check_requested = False
+        self._settlement: SettlementWait | None = None
 
     @workflow.query
     def progress(self) -> dict[str, str | int]:
+        """``next_check_at``: when the workflow asks the gateway again by itself (ISO 8601,
+        "" when not waiting)."""
+        wait = self._settlement
         return {
             "status": self._status,
             "step": self._step,
-            "settlement_checks": self._settlement_checks,
-            "next_check_at": self._next_check_at,
+            "settlement_checks": wait.checks if wait is not None else 0,
+            "next_check_at": wait.next_check_at if wait is not None else "",
         }
+
+    @workflow.signal
+    def check_now(self) -> None:
+        """The sale may have settled (a webhook): ask the gateway before the next timer."""
+        if self._settlement is not None:
+            self._settlement.request_check()
+        else:
+            self._check_requested = True
 
     @workflow.run
     async def run(self, request: RefundRequest) -> RefundSnapshot:
-        initiated = await workflow.execute_activity_method(
-            LedgerActivities.refund_snapshot, request, **LEDGER
-        )
-        if initiated.status != RefundStatus.INITIATED:
-            self._status = initiated.status
-            return initiated
-        await workflow.execute_activity_method(
-            EventActivities.publish_refund_status, initiated, **EVENTS
-        )
-
-        self._step = "checking"
-        plan = await workflow.execute_activity_method(
-            LedgerActivities.plan_refund, request, **LEDGER
-        )
-        if plan.allowed:
-            outcome = await self._give_back(plan, request)
+        if request.continued is not None:
+            outcome = await self._give_back(request.continued.plan, request)
         else:
-            outcome = RefundOutcome(
-                refund_id=request.refund_id,
-                succeeded=False,
-                failure_reason=plan.failure_reason,
-                failure_message=plan.failure_message,
+            initiated = await workflow.execute_activity_method(
+                LedgerActivities.refund_snapshot, request, **LEDGER
             )
+            if initiated.status != RefundStatus.INITIATED:
+                self._status = initiated.status
+                return initiated
+            await workflow.execute_activity_method(
+                EventActivities.publish_refund_status, initiated, **EVENTS
+            )
+
+            self._step = "checking"
+            plan = await workflow.execute_activity_method(
+                LedgerActivities.plan_refund, request, **LEDGER
+            )
+            if plan.allowed:
+                outcome = await self._give_back(plan, request)
+            else:
+                outcome = RefundOutcome(
+                    refund_id=request.refund_id,
+                    succeeded=False,
+                    failure_reason=plan.failure_reason,
+                    failure_message=plan.failure_message,
+                )
 
         self._step = "recording_outcome"
         final = await workflow.execute_activity_method(
@@ -88,10 +108,26 @@ class RefundWorkflow:
         self._step = "done"
         return final
 
+    def _settlement_wait(self, request: RefundRequest) -> SettlementWait:
+        policy = request.waits_by()
+        if request.continued is not None:
+            return SettlementWait(policy.check_schedule(), request.continued.settlement)
+        deadline = (
+            parse_instant(request.deadline_at)
+            if request.deadline_at is not None
+            else workflow.now() + timedelta(seconds=policy.settlement_deadline_seconds)
+        )
+        state = SettlementWaitState(deadline.isoformat(), 0, self._check_requested)
+        return SettlementWait(policy.check_schedule(), state)
+
     async def _give_back(self, plan: RefundPlan, request: RefundRequest) -> RefundOutcome:
         assert plan.transaction_id is not None
-        policy = request.waits_by()
-        deadline = workflow.now() + timedelta(seconds=policy.settlement_deadline_seconds)
+        wait = self._settlement = self._settlement_wait(request)
+        if request.continued is not None:
+            # The previous run had just been told "not settled": wait before asking again.
+            self._step = "waiting_for_settlement"
+            if not await wait.until_next_check():
+                return _settlement_timeout(plan)
         while True:
             self._step = "refunding"
             result = await workflow.execute_activity_method(
@@ -127,16 +163,22 @@ class RefundWorkflow:
                         else result.error_message
                     ),
                 )
-            if workflow.now() >= deadline:
-                return RefundOutcome(
-                    refund_id=plan.refund_id,
-                    succeeded=False,
-                    failure_reason="settlement_timeout",
-                    failure_message="the payment did not settle before the refund deadline",
+            if wait.should_continue_as_new():
+                workflow.continue_as_new(
+                    replace(
+                        request,
+                        continued=RefundContinuation(plan=plan, settlement=wait.state()),
+                    )
                 )
             self._step = "waiting_for_settlement"
-            self._settlement_checks += 1
-            wait = timedelta(seconds=policy.settlement_poll_seconds)
-            self._next_check_at = (workflow.now() + wait).isoformat()
-            await workflow.sleep(wait)
-            self._next_check_at = ""
+            if not await wait.until_next_check():
+                return _settlement_timeout(plan)
+
+
+def _settlement_timeout(plan: RefundPlan) -> RefundOutcome:
+    return RefundOutcome(
+        refund_id=plan.refund_id,
+        succeeded=False,
+        failure_reason="settlement_timeout",
+        failure_message="the payment did not settle before the refund deadline",
+    )

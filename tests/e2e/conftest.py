@@ -136,7 +136,9 @@ def stack(
     settings = free_stack_settings(data_dir, database=DatabaseSettings(url=database_url))
     settings = settings.model_copy(
         update={
-            "policy": settings.policy.model_copy(update={"refund_settlement_poll_seconds": 1.0}),
+            "policy": settings.policy.model_copy(
+                update={"refund_settlement_check_schedule_seconds": [1.0]}
+            ),
             # The tests poll hundreds of payments at once with one key: a rate limit for
             # them, not a checkout's (tests/api checks the limits themselves).
             "api": settings.api.model_copy(update={"rate_limit": "2000/second"}),

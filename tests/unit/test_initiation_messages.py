@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -41,7 +42,9 @@ class RecordingStarter:
             raise NotSent("Temporal is not reachable")
         self.started.append(request)
 
-    async def start_refund(self, refund_id: str, payment_id: str, *, restart: bool = False) -> None:
+    async def start_refund(
+        self, refund_id: str, payment_id: str, *, created_at: datetime, restart: bool = False
+    ) -> None:
         raise AssertionError("no refunds here")
 
     async def exists(self, workflow_id: str) -> bool:

@@ -52,10 +52,13 @@ def test_a_refund_started_before_the_policy_object_keeps_its_own_waits() -> None
     assert request.waits_by() == RefundPolicy(
         settlement_poll_seconds=30.0, settlement_deadline_seconds=600.0
     )
+    assert request.waits_by().check_schedule() == [30.0]
 
 
 def test_a_new_request_carries_the_settings_as_one_policy() -> None:
-    settings = PolicySettings(pending_deadline_seconds=99.0, refund_settlement_poll_seconds=7.0)
+    settings = PolicySettings(
+        pending_deadline_seconds=99.0, refund_settlement_check_schedule_seconds=[7.0, 70.0]
+    )
     payment = PaymentRequest(
         payment_id="p-2",
         order_id="o-2",
@@ -69,4 +72,4 @@ def test_a_new_request_carries_the_settings_as_one_policy() -> None:
     assert payment.waits_by().pending_deadline_seconds == 99.0
     assert payment.waits_by().retry_schedule_seconds == settings.retry_schedule_seconds
     refund = RefundRequest(refund_id="r-2", payment_id="p-2", policy=settings.refund_policy())
-    assert refund.waits_by().settlement_poll_seconds == 7.0
+    assert refund.waits_by().check_schedule() == [7.0, 70.0]

@@ -39,6 +39,7 @@ ACTIVITY_TYPES = {
     "publish_payment_status",
     "publish_refund_status",
     "check_transaction",
+    "find_charge",
     "vault_payment_method",
     "record_vault_failure",
     "remove_payment_method",

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import replace
+from typing import Any
 
 from payments.config import PolicySettings
 from payments.contracts import RefundRequest, RefundSnapshot
@@ -36,7 +37,7 @@ def reserve(harness: Harness, payment_id: str, amount: int | None) -> str:
 
 
 async def refund(
-    harness: Harness, payment_id: str, refund_id: str, **timing: float
+    harness: Harness, payment_id: str, refund_id: str, **timing: Any
 ) -> RefundSnapshot:
     return await harness.client.execute_workflow(
         RefundWorkflow.run,
@@ -59,7 +60,7 @@ async def partial_refund_polled_hourly(
         harness,
         payment_id,
         reserve(harness, payment_id, 1000),
-        settlement_poll_seconds=3600,
+        settlement_check_schedule_seconds=[3600.0],
         settlement_deadline_seconds=deadline_hours * 3600,
     )
 

@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 from temporalio.client import WorkflowUpdateFailedError
 
-from payments.contracts import PaymentRequest
+from payments.contracts import PaymentRequest, PaymentSnapshot
 from tests.workflows.conftest import Harness, run_vault, wait_for_step
 from tests.workflows.test_payment_workflow import POLICY, request, run
 from tests.workflows.test_pending_payments import workflow_seconds
@@ -81,7 +81,12 @@ async def test_cancel_stops_a_pending_retry(harness: Harness) -> None:
     assert waiting is not None
     assert (waiting.payment_status, waiting.attempts) == ("pending", 1)
     assert waiting.next_retry_at is not None
-    assert await handle.execute_update(PaymentWorkflow.cancel) == "cancelled"
+    # The update answers once the failure is recorded: the row says so already.
+    answer = await handle.execute_update(PaymentWorkflow.cancel)
+    assert isinstance(answer, PaymentSnapshot)
+    assert (answer.status, answer.failure_reason) == ("failure", "cancelled")
+    stored = harness.db.payments.get(req.payment_id)
+    assert stored is not None and stored.payment_status == "failure"
     result = await handle.result()
     assert (result.status, result.failure_reason) == ("failure", "cancelled")
     assert [op for op, _ in harness.gateway.calls].count("sale") == 1
