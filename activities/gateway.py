@@ -9,7 +9,8 @@ the decision in the workflow:
 - GatewayRequestRejected (the gateway says the request itself is malformed: a 400...) is
   permanent: a failed charge, a refused vault or refund (reason/code "invalid_request"), and a
   non-retryable ApplicationError for lookups and deletions;
-- GatewayMisconfigured / GatewayNotFound become non-retryable ApplicationErrors;
+- GatewayMisconfigured / GatewayNotFound become non-retryable ApplicationErrors, and so does
+  GatewayAdapterBug (a programming error in the adapter, which a retry would only repeat);
 - a saved payment method whose stored token does not decrypt (TokenDecryptionFailed) is
   permanent too: a failed charge ("payment_method_unreadable", no gateway call), a
   non-retryable ApplicationError on removal;
@@ -40,6 +41,7 @@ from payments.contracts import (
 from payments.crypto import TokenCipher, TokenDecryptionFailed
 from payments.errors import (
     ErrorTypes,
+    GatewayAdapterBug,
     GatewayMisconfigured,
     GatewayNotFound,
     GatewayRequestRejected,
@@ -91,6 +93,9 @@ def _call(operation: Callable[[], T], *, rejection_is_a_result: bool = False) ->
         raise non_retryable(exc.message, ErrorTypes.GATEWAY_MISCONFIGURED) from exc
     except GatewayNotFound as exc:
         raise non_retryable(exc.message, ErrorTypes.GATEWAY_NOT_FOUND) from exc
+    except GatewayAdapterBug as exc:
+        # Logged with its traceback by the adapter; the attempt fails for good.
+        raise non_retryable(exc.message, ErrorTypes.GATEWAY_ADAPTER_BUG) from exc
     except GatewayRequestRejected as exc:
         if rejection_is_a_result:
             raise
