@@ -50,6 +50,12 @@ class TemporalSettings(BaseSettings):
     # TEMPORAL_TLS*, TEMPORAL_CONFIG_FILE/TEMPORAL_PROFILE), read by temporalio.envconfig.
     payload_keys: SecretStr | None = None
     dev_payload_keys_file: Path = DATA_DIR / "temporal-payload-keys.dev"
+    # On SIGTERM/SIGINT the worker stops polling and gives the activities it is running this
+    # long to finish (a charge waiting for the gateway's answer reports it instead of being
+    # run again elsewhere); then it cancels what is left and exits. A gateway call ends
+    # within the gateway activities' start-to-close (20 s), hence 25 s; the process manager's
+    # grace period must be longer (docker-compose: stop_grace_period 30s).
+    graceful_shutdown_seconds: float = Field(default=25.0, ge=0)
 
 
 class KafkaSettings(BaseSettings):

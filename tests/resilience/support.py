@@ -94,6 +94,9 @@ class ResilienceStack:
     async def kill(self, name: str) -> None:
         await asyncio.to_thread(processes.kill, self.group, name)
 
+    async def terminate(self, name: str) -> int:
+        return await asyncio.to_thread(processes.terminate, self.group, name)
+
     async def restart(self, name: str) -> None:
         await asyncio.to_thread(processes.restart, self.group, name)
 

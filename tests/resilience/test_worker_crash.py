@@ -1,4 +1,5 @@
-"""The worker is killed with SIGKILL while 50 payments are in flight, then started again.
+"""The worker is killed with SIGKILL while 50 payments are in flight, then started again; and
+stopped with SIGTERM while a charge waits for the gateway's answer.
 
 Proves: every payment still reaches its correct terminal state (approvals ``success`` with
 their transaction, declines ``failure`` / ``processor_declined`` / 2000), every workflow
@@ -41,6 +42,7 @@ from tests.resilience.support import (
     retried_completions,
     running_stack,
     wait_all_terminal,
+    wait_terminal,
     workflow_status,
 )
 
@@ -52,6 +54,7 @@ IN_FLIGHT_SALES = 3  # sales the sandbox makes at once but answers late
 LATE_ANSWER_SECONDS = 5.0  # the window in which the worker is killed
 # A charge cut off by the kill is completed by the restarted worker within this long.
 TAKEOVER_BOUND_SECONDS = 30.0
+SLOW_ANSWER_SECONDS = 5.0  # the gateway's answer to the charge running at SIGTERM
 
 
 @pytest.fixture(scope="module")
@@ -151,4 +154,45 @@ async def test_worker_killed_with_50_payments_in_flight(stack: ResilienceStack) 
     print(f"interrupted charges completed {takeovers} s after the kill")
     assert takeovers, "no charge was taken over by the restarted worker"
     assert max(takeovers) < TAKEOVER_BOUND_SECONDS, takeovers
+    stack.assert_no_crash()
+
+
+async def test_sigterm_lets_the_running_charge_finish(stack: ResilienceStack) -> None:
+    """SIGTERM (a deployment, a scale-down) while a charge waits for the gateway's slow
+    answer: the worker stops polling but lets the charge finish and report its outcome, then
+    exits by itself within its grace period. The charge runs once (attempt 1): no second
+    attempt on another worker, no lookup at the gateway."""
+    async with stack.api_client() as api:
+        warm = await initiate(api, payment_body())
+        await wait_all_terminal(api, [warm["payment_id"]], seconds=30)
+        sales_before = await stack.sale_count()
+        await stack.add_sandbox_fault(
+            operation="sale",
+            kind="delay",
+            delay_seconds=SLOW_ANSWER_SECONDS,
+            after_processing=True,
+        )
+        body = payment_body(amount="23.45")
+        payment = await initiate(api, body)
+        deadline = time.monotonic() + 30
+        while await stack.sale_count() == sales_before:  # the sale is made, its answer late
+            assert time.monotonic() < deadline, "the charge never reached the gateway"
+            await asyncio.sleep(0.02)
+
+        signalled = time.monotonic()
+        exit_code = await stack.terminate("worker")
+        stopped_after = time.monotonic() - signalled
+        print(f"worker exited {stopped_after:.1f} s after SIGTERM with {exit_code}")
+
+        await stack.restart("worker")  # the workflow's next steps need a worker
+        final = await wait_terminal(api, payment["payment_id"], seconds=60)
+
+    client = await stack.temporal()
+    attempts = await activity_attempts(client, f"payment-{payment['payment_id']}")
+    assert attempts.get("charge") == 1, attempts
+    assert exit_code == 0
+    assert stopped_after < stack.settings.temporal.graceful_shutdown_seconds
+    assert final["payment_status"] == "success", final
+    [sale] = await stack.sales(body["order_id"])
+    assert final["transaction_id"] == sale["id"]
     stack.assert_no_crash()
