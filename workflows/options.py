@@ -107,5 +107,6 @@ ORDERS = _retried_until_done(
 
 # Vaulting a payment method: the same retries as every gateway call, but a customer is waiting
 # to save a card, so after ten minutes without an answer the vault is given up (the method is
-# marked failed; the customer tokenizes again). Nothing was charged.
+# marked failed; the customer tokenizes again). Nothing was charged. The deadline may cut an
+# attempt mid-call: the workflow then deletes whatever was vaulted under its token.
 VAULT = ActivityOptions(**GATEWAY, schedule_to_close_timeout=timedelta(minutes=10))

@@ -484,18 +484,23 @@ class BraintreeGateway:
             {"order_id": order_id},
         )
 
-    def vault(self, *, customer_id: str, payment_method_nonce: str) -> VaultOutcome:
+    def vault(
+        self, *, customer_id: str, payment_method_nonce: str, token: str | None = None
+    ) -> VaultOutcome:
         """Store the nonce's payment method for ``customer_id``, creating the customer (with
-        that id) if Braintree does not know it. Cards are verified first (verify_card): one
-        that fails verification is refused with the processor's code ("2000").
+        that id) if Braintree does not know it, under ``token`` when given (Braintree's own
+        otherwise). Cards are verified first (verify_card): one that fails verification is
+        refused with the processor's code ("2000").
 
         Not idempotent (payment_method.create takes no request key): after GatewayUnavailable
         a retry with a single-use nonce may answer 93107 (nonce consumed) although the first
-        attempt vaulted it; look at the customer's methods before vaulting again.
+        attempt vaulted it. Vault under a token of our choosing and look it up
+        (``find_payment_method``) before vaulting again; the same token is also what deletes
+        a method vaulted too late.
         """
         context = {"customer_id": customer_id}
         outcome = self._call(
-            "vault", lambda: self._vault(customer_id, payment_method_nonce), context
+            "vault", lambda: self._vault(customer_id, payment_method_nonce, token), context
         )
         # A refusal is stored on the payment method's row.
         outcome = replace(
@@ -512,6 +517,22 @@ class BraintreeGateway:
             error_code=outcome.error_code,
         )
         return outcome
+
+    def find_payment_method(self, token: str) -> VaultedPaymentMethod | None:
+        """The vaulted payment method ``token`` (any customer's), None if unknown."""
+
+        def find() -> VaultedPaymentMethod | None:
+            try:
+                method = self._sdk.payment_method.find(token)
+            except NotFoundError:
+                return None
+            return VaultedPaymentMethod(
+                token=str(_required(method, "token")),
+                customer_id=str(_required(method, "customer_id")),
+                instrument=_payment_method_instrument(method),
+            )
+
+        return self._call("find_payment_method", find, {})
 
     def delete_payment_method(self, token: str) -> None:
         """Remove a vaulted payment method. Idempotent: an unknown token is already deleted."""
@@ -642,17 +663,20 @@ class BraintreeGateway:
             instrument=_transaction_instrument(tx),
         )
 
-    def _vault(self, customer_id: str, payment_method_nonce: str) -> VaultOutcome:
+    def _vault(
+        self, customer_id: str, payment_method_nonce: str, token: str | None
+    ) -> VaultOutcome:
         refused = self._ensure_customer(customer_id)
         if refused is not None:
             return refused
-        result = self._sdk.payment_method.create(
-            {
-                "customer_id": customer_id,
-                "payment_method_nonce": payment_method_nonce,
-                "options": {"verify_card": True},
-            }
-        )
+        params: dict[str, Any] = {
+            "customer_id": customer_id,
+            "payment_method_nonce": payment_method_nonce,
+            "options": {"verify_card": True},
+        }
+        if token is not None:
+            params["token"] = token
+        result = self._sdk.payment_method.create(params)
         if result is None:
             raise GatewayUnavailable("braintree payment_method.create: empty response")
         if result.is_success:

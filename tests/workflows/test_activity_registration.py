@@ -41,6 +41,7 @@ ACTIVITY_TYPES = {
     "check_transaction",
     "vault_payment_method",
     "record_vault_failure",
+    "discard_abandoned_vault",
     "remove_payment_method",
     "list_open_items",
     "reconcile_payment",
