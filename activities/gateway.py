@@ -315,9 +315,10 @@ class GatewayActivities:
         """On a retry, what an earlier attempt vaulted under the request's token (its answer
         was lost): taken instead of vaulting the single-use nonce again, which the gateway
         would refuse as consumed and leave the earlier method orphaned."""
-        if request.gateway_token is None or activity.info().attempt == 1:
+        token = request.gateway_token
+        if token is None or activity.info().attempt == 1:
             return None
-        found = _call(lambda: self._gateway.find_payment_method(request.gateway_token or ""))
+        found = _call(lambda: self._gateway.find_payment_method(token))
         if found is None or found.customer_id != customer_id:
             return None
         log.info(
