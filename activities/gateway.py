@@ -9,7 +9,8 @@ the decision in the workflow:
 - GatewayRequestRejected (the gateway says the request itself is malformed: a 400...) is
   permanent: a failed charge, a refused vault or refund (reason/code "invalid_request"), and a
   non-retryable ApplicationError for lookups and deletions;
-- GatewayMisconfigured / GatewayNotFound become non-retryable ApplicationErrors;
+- GatewayMisconfigured / GatewayNotFound become non-retryable ApplicationErrors, and so does
+  GatewayAdapterBug (a programming error in the adapter, which a retry would only repeat);
 - a saved payment method whose stored token does not decrypt (TokenDecryptionFailed) is
   permanent too: a failed charge ("payment_method_unreadable", no gateway call), a
   non-retryable ApplicationError on removal;
@@ -40,6 +41,7 @@ from payments.contracts import (
 from payments.crypto import TokenCipher, TokenDecryptionFailed
 from payments.errors import (
     ErrorTypes,
+    GatewayAdapterBug,
     GatewayMisconfigured,
     GatewayNotFound,
     GatewayRequestRejected,
@@ -50,6 +52,7 @@ from payments.gateway.types import (
     PaymentGateway,
     ReversalOutcome,
     SaleOutcome,
+    VaultedPaymentMethod,
     VaultOutcome,
 )
 from payments.money import Money
@@ -91,6 +94,9 @@ def _call(operation: Callable[[], T], *, rejection_is_a_result: bool = False) ->
         raise non_retryable(exc.message, ErrorTypes.GATEWAY_MISCONFIGURED) from exc
     except GatewayNotFound as exc:
         raise non_retryable(exc.message, ErrorTypes.GATEWAY_NOT_FOUND) from exc
+    except GatewayAdapterBug as exc:
+        # Logged with its traceback by the adapter; the attempt fails for good.
+        raise non_retryable(exc.message, ErrorTypes.GATEWAY_ADAPTER_BUG) from exc
     except GatewayRequestRejected as exc:
         if rejection_is_a_result:
             raise
@@ -267,13 +273,20 @@ class GatewayActivities:
                 error_code=stored.failure_code,
                 error_message=stored.failure_message,
             )
+        customer_id = customer_id_for(request.merchant_id, request.user_id)
         try:
-            outcome = _call(
-                lambda: self._gateway.vault(
-                    customer_id=customer_id_for(request.merchant_id, request.user_id),
-                    payment_method_nonce=request.payment_token,
-                ),
-                rejection_is_a_result=True,
+            earlier = self._earlier_vault(request, customer_id)
+            outcome = (
+                VaultOutcome(succeeded=True, method=earlier)
+                if earlier is not None
+                else _call(
+                    lambda: self._gateway.vault(
+                        customer_id=customer_id,
+                        payment_method_nonce=request.payment_token,
+                        token=request.gateway_token,
+                    ),
+                    rejection_is_a_result=True,
+                )
             )
         except GatewayRequestRejected as exc:
             log.warning(
@@ -299,13 +312,58 @@ class GatewayActivities:
                 merchant_id=request.merchant_id or self._default_merchant_id,
                 user_id=request.user_id,
             )
-        self._payment_methods.activate(
+        recorded = self._payment_methods.activate(
             method_id,
             gateway_customer_id=vaulted.customer_id,
             token_ciphertext=self._cipher.encrypt(vaulted.token, payment_method_id=method_id),
             instrument=vaulted.instrument,
         )
+        if recorded.status != VaultStatus.ACTIVE:
+            # Vaulted too late: the workflow gave up meanwhile and the customer was told the
+            # method failed (this attempt's result goes nowhere). Nothing will ever use it.
+            log.warning("vaulted_after_giving_up", payment_method_id=method_id)
+            _call(lambda: self._gateway.delete_payment_method(vaulted.token))
+            return VaultResult(
+                succeeded=False,
+                payment_method_id=method_id,
+                error_code=recorded.failure_code,
+                error_message=recorded.failure_message,
+            )
         return VaultResult(succeeded=True, payment_method_id=method_id)
+
+    def _earlier_vault(
+        self, request: VaultRequest, customer_id: str
+    ) -> VaultedPaymentMethod | None:
+        """On a retry, what an earlier attempt vaulted under the request's token (its answer
+        was lost): taken instead of vaulting the single-use nonce again, which the gateway
+        would refuse as consumed and leave the earlier method orphaned."""
+        token = request.gateway_token
+        if token is None or activity.info().attempt == 1:
+            return None
+        found = _call(lambda: self._gateway.find_payment_method(token))
+        if found is None or found.customer_id != customer_id:
+            return None
+        log.info(
+            "vault found at the gateway after an unknown outcome",
+            payment_method_id=request.payment_method_id,
+        )
+        return found
+
+    @activity.defn
+    def discard_abandoned_vault(self, request: VaultRequest) -> str:
+        """After the vault workflow gave up (the method is failed, the customer was told so):
+        delete from the gateway what an attempt may still have vaulted under the request's
+        token. Idempotent (an unknown token is already deleted). "kept" if the method was
+        recorded active after all, "no_token" for a vault started without a token of ours
+        (nothing identifies its method), else "deleted"."""
+        stored = self._payment_methods.get(request.payment_method_id)
+        if stored is not None and stored.status == VaultStatus.ACTIVE:
+            return "kept"
+        if request.gateway_token is None:
+            return "no_token"
+        token = request.gateway_token
+        _call(lambda: self._gateway.delete_payment_method(token))
+        return "deleted"
 
     @activity.defn
     def remove_payment_method(self, request: RemovePaymentMethodRequest) -> str:

@@ -410,8 +410,17 @@ def start_stack(
         ready = http_ready(f"{sandbox_url}/_sandbox/healthz")
         argv = python_module_argv("devtools.sandbox")
         group.start(ProcessSpec("sandbox", argv, env=env, ready=ready))
-    for name, module in (("worker", "workers.payment_worker"), ("consumer", "workers.consumer")):
-        group.start(ProcessSpec(name, python_module_argv(module), env=env))
+    # The worker lets running activities finish when told to stop: not SIGKILLed before.
+    worker_grace = settings.temporal.graceful_shutdown_seconds + 5.0
+    group.start(
+        ProcessSpec(
+            "worker",
+            python_module_argv("workers.payment_worker"),
+            env=env,
+            stop_timeout=worker_grace,
+        )
+    )
+    group.start(ProcessSpec("consumer", python_module_argv("workers.consumer"), env=env))
     ready = http_ready(f"{api_url}/healthz")
     api = python_module_argv("api")
     group.start(ProcessSpec("api", api, env=env, ready=ready, ready_timeout=60.0))

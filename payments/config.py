@@ -19,6 +19,7 @@ from payments.money import MINOR_UNITS
 
 DATA_DIR = Path(".data")
 DEV_ONLY_PRIVATE_KEY = "development-only-private-key"  # the local sandbox's key
+GATEWAY_TIMEOUT_MAX_SECONDS = 15
 
 
 class DatabaseSettings(BaseSettings):
@@ -49,6 +50,12 @@ class TemporalSettings(BaseSettings):
     # TEMPORAL_TLS*, TEMPORAL_CONFIG_FILE/TEMPORAL_PROFILE), read by temporalio.envconfig.
     payload_keys: SecretStr | None = None
     dev_payload_keys_file: Path = DATA_DIR / "temporal-payload-keys.dev"
+    # On SIGTERM/SIGINT the worker stops polling and gives the activities it is running this
+    # long to finish (a charge waiting for the gateway's answer reports it instead of being
+    # run again elsewhere); then it cancels what is left and exits. A gateway call ends
+    # within the gateway activities' start-to-close (20 s), hence 25 s; the process manager's
+    # grace period must be longer (docker-compose: stop_grace_period 30s).
+    graceful_shutdown_seconds: float = Field(default=25.0, ge=0)
 
 
 class KafkaSettings(BaseSettings):
@@ -94,7 +101,10 @@ class GatewaySettings(BaseSettings):
     # Where the local sandbox listens (environment=local only).
     local_host: str = "127.0.0.1"
     local_port: int = 8090
-    timeout_seconds: int = 10
+    # The SDK's HTTP timeout, per request. Bounded: the gateway activities' start-to-close
+    # (workflows/options.py GATEWAY, 20 s) must leave room for it plus the activity's other
+    # calls, or Temporal would abandon attempts before the SDK reports the timeout.
+    timeout_seconds: int = Field(default=10, ge=1, le=GATEWAY_TIMEOUT_MAX_SECONDS)
     # Currency → Braintree merchant account that settles it (BRAINTREE_MERCHANT_ACCOUNTS, as
     # JSON). A sale goes to its currency's account; without one, to the merchant's default
     # account, which charges in that account's own currency. With environment=local every

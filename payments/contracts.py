@@ -334,6 +334,10 @@ class VaultRequest:
     user_id: str
     payment_token: str  # a nonce, single use
     merchant_id: str | None = None  # None: vaulted before merchants existed
+    # The gateway token to vault under, chosen by the workflow: a retry finds what an earlier
+    # attempt vaulted, and a method vaulted after the workflow gave up can be deleted. None:
+    # the gateway chooses (vaults started before it existed).
+    gateway_token: str | None = None
 
 
 @dataclass(frozen=True)

@@ -170,6 +170,16 @@ class GatewayMisconfigured(GatewayError):
     code = "gateway_misconfigured"
 
 
+class GatewayAdapterBug(GatewayError):
+    """A programming error in the service's own gateway code (an AttributeError, KeyError or
+    TypeError raised by the adapter, or the SDK refusing arguments the adapter built), as
+    opposed to the SDK failing to read a malformed answer. The same call fails the same way
+    every time: never retried, logged as a bug."""
+
+    code = "gateway_adapter_bug"
+    http_status = HTTPStatus.INTERNAL_SERVER_ERROR
+
+
 class GatewayNotFound(GatewayError):
     code = "gateway_not_found"
     # The gateway does not know the transaction: not the client's mistake, and not an
@@ -205,6 +215,9 @@ class ErrorTypes:
     GATEWAY_REQUEST_REJECTED = "GatewayRequestRejected"
     # A saved payment method whose stored gateway token no configured key decrypts.
     PAYMENT_METHOD_UNREADABLE = "PaymentMethodUnreadable"
+    # A bug in the gateway adapter (GatewayAdapterBug, the class name as above): retrying
+    # runs the same code into the same error.
+    GATEWAY_ADAPTER_BUG = "GatewayAdapterBug"
 
 
 class GatewayRequestRejected(GatewayError):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -45,6 +46,10 @@ class FakeGateway:
     # Sales made "behind our back" (an earlier attempt whose answer was lost), by order id.
     lost_sales: dict[str, GatewayTransaction] = field(default_factory=dict)
     vaulted: dict[str, VaultedPaymentMethod] = field(default_factory=dict)
+    # Vaults whose answer is lost after the method was stored (then GatewayUnavailable).
+    vault_answers_lost: int = 0
+    # Run while a vault is in flight, after the method was stored: a test acts "meanwhile".
+    during_vault: Callable[[], None] | None = None
     calls: list[tuple[str, str]] = field(default_factory=list)  # (operation, request_key)
     transactions: dict[str, GatewayTransaction] = field(default_factory=dict)
     by_key: dict[str, GatewayTransaction] = field(default_factory=dict)
@@ -132,21 +137,38 @@ class FakeGateway:
                 found.append(self.lost_sales[order_id])
             return found
 
-    def vault(self, *, customer_id: str, payment_method_nonce: str) -> VaultOutcome:
+    def vault(
+        self, *, customer_id: str, payment_method_nonce: str, token: str | None = None
+    ) -> VaultOutcome:
         with self._lock:
             self.calls.append(("vault", customer_id))
             self._maybe_rejected("vault")
+            if self.vault_answers_lost == 0:
+                self._maybe_unavailable()
             if payment_method_nonce != "fake-valid-visa-nonce":
                 return VaultOutcome(False, None, "91565", "Unknown or expired nonce")
+            if token is not None and token in self.vaulted:
+                return VaultOutcome(False, None, "91705", "Token is in use.")
             method = VaultedPaymentMethod(
-                token=f"token{next(self._ids)}",
+                token=token or f"token{next(self._ids)}",
                 customer_id=customer_id,
                 instrument=InstrumentDetails(
                     "credit_card", "Visa", "1881", "12/2030", None, "Visa ending 1881"
                 ),
             )
             self.vaulted[method.token] = method
-            return VaultOutcome(True, method)
+            if self.vault_answers_lost > 0:
+                self.vault_answers_lost -= 1
+                raise GatewayUnavailable("injected: the vault's answer was lost")
+        if self.during_vault is not None:
+            self.during_vault()
+        return VaultOutcome(True, method)
+
+    def find_payment_method(self, token: str) -> VaultedPaymentMethod | None:
+        with self._lock:
+            self.calls.append(("find_payment_method", token))
+            self._maybe_unavailable()
+            return self.vaulted.get(token)
 
     def delete_payment_method(self, token: str) -> None:
         with self._lock:

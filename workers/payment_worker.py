@@ -2,8 +2,9 @@
 
 Reads settings, builds the database engine, the braintree gateway, the Kafka producer and the
 Temporal client once, injects them into the activity classes, makes sure the reconciliation
-schedule exists, and runs the workflows on the task queue until SIGINT/SIGTERM, then drains
-and exits.
+schedule exists, and runs the workflows on the task queue until SIGINT/SIGTERM; then it stops
+polling, lets the activities it runs finish (up to TEMPORAL_GRACEFUL_SHUTDOWN_SECONDS) and
+exits.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import asyncio
 import inspect
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from typing import Any
 
 import structlog
@@ -135,6 +137,8 @@ def build_worker(
         ),
         activity_executor=executor,
         max_concurrent_activities=ACTIVITY_THREADS,
+        # Leaving the worker's context (on SIGTERM) waits this long for running activities.
+        graceful_shutdown_timeout=timedelta(seconds=settings.temporal.graceful_shutdown_seconds),
     )
 
 
@@ -190,7 +194,11 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
         )
         async with worker:
             await stop.wait()
-            log.info("worker stopping")
+            log.info(
+                "worker stopping",
+                graceful_shutdown_seconds=settings.temporal.graceful_shutdown_seconds,
+            )
+        log.info("worker stopped")
     if orders is not None:
         await orders.aclose()
     await producer.stop()

@@ -61,10 +61,21 @@ FRAUD = LEDGER
 # Gateway calls carry an idempotency key, so a retry after a timeout or a 5xx cannot charge
 # twice; the outcome of a failed call is unknown, so we never conclude "failed" from it and
 # retry until the gateway answers (backoff capped at 5 min; operators see the attempts in the
-# Temporal UI). Start-to-close exceeds the SDK's HTTP timeout so the SDK reports first.
-# Bad credentials or an unknown transaction will not heal: not retried.
+# Temporal UI). Bad credentials, an unknown transaction or a bug in our adapter will not heal:
+# not retried.
+#
+# Start-to-close is the SDK's HTTP timeout (BRAINTREE_TIMEOUT_SECONDS: 10 s by default, 15 s
+# at most) plus a margin of 10 s (5 s at least), so that the SDK reports a slow
+# gateway first, and so that an attempt whose worker died (kill -9, lost machine) is handed to
+# another worker soon: after this timeout plus the first retry interval, about 22 s, instead
+# of a minute. The margin covers the other calls of the busiest activities: a retried charge
+# searches the order's sales (two requests) before its sale, a refund finds the sale before
+# voiding or refunding it; each takes well under a second when the gateway is healthy, so one
+# call may run into the SDK's timeout and the attempt still ends here. An attempt that does
+# not is only retried (every call is idempotent), never failed.
+GATEWAY_START_TO_CLOSE = timedelta(seconds=20)
 GATEWAY = _retried_until_done(
-    start_to_close=timedelta(seconds=60),
+    start_to_close=GATEWAY_START_TO_CLOSE,
     first_retry_after=timedelta(seconds=2),
     longest_wait=timedelta(minutes=5),
     non_retryable=[
@@ -72,6 +83,7 @@ GATEWAY = _retried_until_done(
         ErrorTypes.GATEWAY_NOT_FOUND,
         # The gateway refused the request itself as malformed: it would refuse it again.
         ErrorTypes.GATEWAY_REQUEST_REJECTED,
+        ErrorTypes.GATEWAY_ADAPTER_BUG,
     ],
 )
 
@@ -101,5 +113,6 @@ ORDERS = _retried_until_done(
 
 # Vaulting a payment method: the same retries as every gateway call, but a customer is waiting
 # to save a card, so after ten minutes without an answer the vault is given up (the method is
-# marked failed; the customer tokenizes again). Nothing was charged.
+# marked failed; the customer tokenizes again). Nothing was charged. The deadline may cut an
+# attempt mid-call: the workflow then deletes whatever was vaulted under its token.
 VAULT = ActivityOptions(**GATEWAY, schedule_to_close_timeout=timedelta(minutes=10))

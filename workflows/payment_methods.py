@@ -8,6 +8,8 @@ the API has already made it unusable in the database.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
@@ -16,7 +18,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.ledger import LedgerActivities
     from payments.contracts import RemovePaymentMethodRequest, VaultRequest, VaultResult
 
-from workflows.options import GATEWAY, LEDGER, VAULT
+from workflows.options import GATEWAY, GATEWAY_START_TO_CLOSE, LEDGER, VAULT
 
 
 @workflow.defn
@@ -24,8 +26,16 @@ class VaultPaymentMethodWorkflow:
     @workflow.run
     async def run(self, request: VaultRequest) -> VaultResult:
         """The vault activity records the gateway's answer on the payment method's row
-        (active or failed). If the gateway never answers in time, or the call cannot be
-        made, the row must not stay pending: it is marked failed here."""
+        (active or failed). The workflow has no execution timeout: it always ends, with the
+        outcome recorded. If the gateway never answers in time (VAULT's schedule-to-close),
+        or the call cannot be made, the row must not stay pending: it is marked failed here,
+        and whatever an attempt may still have vaulted is deleted from the gateway.
+
+        The method is vaulted under a token chosen here (random, the same in every attempt):
+        a retry finds what an earlier attempt vaulted, and the clean-up knows what to delete.
+        Choosing it issues no command."""
+        if request.gateway_token is None:
+            request = replace(request, gateway_token=workflow.uuid4().hex)
         try:
             return await workflow.execute_activity_method(
                 GatewayActivities.vault_payment_method, request, **VAULT
@@ -41,7 +51,22 @@ class VaultPaymentMethodWorkflow:
             await workflow.execute_activity_method(
                 LedgerActivities.record_vault_failure, failed, **LEDGER
             )
+            # Asked only on this path, so that histories that never gave up are unchanged.
+            if workflow.patched("vault-gave-up-deletes-orphan"):
+                await self._discard_orphan(request)
             return failed
+
+    @staticmethod
+    async def _discard_orphan(request: VaultRequest) -> None:
+        """The schedule-to-close may have cut an attempt mid-call: its thread still runs on
+        its worker, and the gateway may still vault. Wait until any such call has ended (each
+        SDK call times out well within GATEWAY's start-to-close), then delete the token's
+        method. A late attempt that vaults meanwhile finds the row failed and deletes its
+        method itself."""
+        await workflow.sleep(GATEWAY_START_TO_CLOSE)
+        await workflow.execute_activity_method(
+            GatewayActivities.discard_abandoned_vault, request, **GATEWAY
+        )
 
 
 @workflow.defn

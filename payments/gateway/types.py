@@ -125,8 +125,15 @@ class PaymentGateway(Protocol):
         after an unknown outcome)."""
         ...
 
-    def vault(self, *, customer_id: str, payment_method_nonce: str) -> VaultOutcome:
-        """Store the nonce's payment method for ``customer_id`` (created if missing)."""
+    def vault(
+        self, *, customer_id: str, payment_method_nonce: str, token: str | None = None
+    ) -> VaultOutcome:
+        """Store the nonce's payment method for ``customer_id`` (created if missing), under
+        ``token`` if given (else the gateway picks one)."""
+        ...
+
+    def find_payment_method(self, token: str) -> VaultedPaymentMethod | None:
+        """The vaulted payment method ``token``, None if the gateway has none."""
         ...
 
     def delete_payment_method(self, token: str) -> None:

@@ -13,6 +13,7 @@ import uuid
 import httpx
 import pytest
 
+from payments.errors import GatewayUnavailable
 from payments.gateway.braintree_gateway import BraintreeGateway
 from payments.gateway.types import InstrumentDetails, SaleOutcome
 from tests.gateway.sales import gateway_on_own_sandbox, new_key, refund_whole, status_after, usd
@@ -254,6 +255,39 @@ def test_wallets_and_bank_accounts_are_vaulted_with_their_details(
     assert outcome.transaction.instrument == INSTRUMENTS[nonce]
     pending = "settlement_pending" if nonce in BANK_NONCES else "submitted_for_settlement"
     assert outcome.transaction.status == pending
+
+
+def test_a_method_vaulted_under_our_token_is_found_by_it_after_a_lost_answer(
+    gateway: BraintreeGateway, admin: httpx.Client, customer_id: str
+) -> None:
+    """The vault's answer is lost after the gateway stored the method (longer than the SDK's
+    timeout): the token we chose finds it; vaulting the spent nonce again would not."""
+    token = uuid.uuid4().hex
+    admin.post(
+        "/_sandbox/faults",
+        json={
+            "operation": "payment_method",
+            "kind": "delay",
+            "delay_seconds": 3,  # the test gateway's SDK timeout is 2 s
+            "after_processing": True,
+        },
+    ).raise_for_status()
+    with pytest.raises(GatewayUnavailable):
+        gateway.vault(
+            customer_id=customer_id, payment_method_nonce="fake-valid-visa-nonce", token=token
+        )
+
+    found = gateway.find_payment_method(token)
+
+    assert found is not None
+    assert (found.token, found.customer_id) == (token, customer_id)
+    assert found.instrument == INSTRUMENTS["fake-valid-visa-nonce"]
+    again = gateway.vault(
+        customer_id=customer_id, payment_method_nonce="fake-valid-visa-nonce", token=token
+    )
+    assert not again.succeeded  # consumed nonce, token in use: never a second method
+    gateway.delete_payment_method(token)
+    assert gateway.find_payment_method(token) is None
 
 
 def test_an_existing_customer_gets_another_method(

@@ -15,6 +15,7 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +93,9 @@ class ResilienceStack:
     # ProcessGroup is synchronous: keep the event loop (and the test's clients) running.
     async def kill(self, name: str) -> None:
         await asyncio.to_thread(processes.kill, self.group, name)
+
+    async def terminate(self, name: str) -> int:
+        return await asyncio.to_thread(processes.terminate, self.group, name)
 
     async def restart(self, name: str) -> None:
         await asyncio.to_thread(processes.restart, self.group, name)
@@ -236,6 +240,32 @@ async def activity_attempts(client: Client, workflow_id: str) -> dict[str, int]:
             name = scheduled[started.scheduled_event_id]
             attempts[name] = max(attempts.get(name, 0), started.attempt)
     return attempts
+
+
+async def retried_completions(
+    client: Client, workflow_id: str, activity_type: str
+) -> list[datetime]:
+    """When the server recorded the completion of each ``activity_type`` activity of a
+    workflow that needed more than one attempt (Temporal writes a retried activity's started
+    event, with its attempt number, only when the attempt ends)."""
+    scheduled: dict[int, str] = {}
+    attempts: dict[int, int] = {}
+    completed: list[datetime] = []
+    async for event in client.get_workflow_handle(workflow_id).fetch_history_events():
+        if event.HasField("activity_task_scheduled_event_attributes"):
+            attributes = event.activity_task_scheduled_event_attributes
+            scheduled[event.event_id] = attributes.activity_type.name
+        elif event.HasField("activity_task_started_event_attributes"):
+            started = event.activity_task_started_event_attributes
+            attempts[started.scheduled_event_id] = started.attempt
+        elif event.HasField("activity_task_completed_event_attributes"):
+            done = event.activity_task_completed_event_attributes
+            if (
+                scheduled[done.scheduled_event_id] == activity_type
+                and attempts.get(done.scheduled_event_id, 1) > 1
+            ):
+                completed.append(event.event_time.ToDatetime(tzinfo=UTC))
+    return completed
 
 
 async def workflow_step(client: Client, workflow_id: str) -> str:

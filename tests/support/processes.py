@@ -19,6 +19,12 @@ def kill(group: ProcessGroup, name: str) -> None:
     group[name].stop(signal.SIGKILL)
 
 
+def terminate(group: ProcessGroup, name: str) -> int:
+    """SIGTERM the child, as a process manager stops it, and wait for it to exit (SIGKILL after
+    its spec's stop_timeout); its exit code."""
+    return group[name].stop(signal.SIGTERM)
+
+
 def restart(group: ProcessGroup, name: str) -> Child:
     """Stop ``name`` if it still runs, start it again with the same command and wait until it
     is ready."""

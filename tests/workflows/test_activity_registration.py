@@ -42,6 +42,7 @@ ACTIVITY_TYPES = {
     "find_charge",
     "vault_payment_method",
     "record_vault_failure",
+    "discard_abandoned_vault",
     "remove_payment_method",
     "list_open_items",
     "reconcile_payment",

@@ -11,7 +11,7 @@ from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ActivityError, ApplicationError, RetryState
 
 from payments.crypto import TokenCipher
-from payments.errors import ErrorTypes
+from payments.errors import ErrorTypes, GatewayAdapterBug
 from payments.keyring import KeyRing, new_key_entry
 from payments.vocabulary import VaultStatus
 from tests.support.rows import add_saved_method
@@ -133,3 +133,28 @@ async def test_removal_of_an_unreadable_method_fails_without_retrying(harness: H
 
     assert error_type == ErrorTypes.PAYMENT_METHOD_UNREADABLE
     assert harness.gateway.calls == []
+
+
+# --- a bug in the gateway adapter ---------------------------------------------------------------
+async def test_adapter_bug_fails_the_charge_at_its_first_attempt(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not retried as if the gateway were down: the attempt fails for good (the workflow
+    fails, the payment stays pending for reconciliation and an operator)."""
+
+    def broken_sale(**kwargs: object) -> None:
+        harness.gateway.calls.append(("sale", "broken"))
+        raise GatewayAdapterBug("braintree sale failed: KeyError: a bug in the gateway adapter")
+
+    monkeypatch.setattr(harness.gateway, "sale", broken_sale)
+
+    with pytest.raises(WorkflowFailureError) as failed:
+        await run(harness, request())
+
+    activity_error = failed.value.cause
+    assert isinstance(activity_error, ActivityError)
+    assert activity_error.retry_state == RetryState.NON_RETRYABLE_FAILURE
+    application_error = activity_error.cause
+    assert isinstance(application_error, ApplicationError)
+    assert application_error.type == ErrorTypes.GATEWAY_ADAPTER_BUG
+    assert harness.gateway.calls == [("sale", "broken")]

@@ -41,13 +41,15 @@ class PaymentMethodRepository(Repository):
         token_ciphertext: str,
         instrument: InstrumentDetails,
     ) -> StoredPaymentMethod:
-        """The gateway vaulted it: store its token (encrypted) and what may be shown.
-        Idempotent (a retried activity finds it active)."""
+        """The gateway vaulted it: store its token (encrypted) and what may be shown. Only a
+        pending method becomes active: one already active stays as it is (a retried activity),
+        and one failed meanwhile (the vault was given up, the customer told so) stays failed.
+        The row as it is now."""
         with self._transaction() as session:
             stored = session.get(StoredPaymentMethod, payment_method_id)
             if stored is None:
                 raise NotFound(f"payment method {payment_method_id} not found")
-            if stored.status != VaultStatus.ACTIVE:
+            if stored.status == VaultStatus.PENDING:
                 stored.status = VaultStatus.ACTIVE
                 stored.gateway_customer_id = gateway_customer_id
                 stored.token_ciphertext = token_ciphertext
