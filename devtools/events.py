@@ -1,5 +1,12 @@
-"""A real Kafka consumer for end-to-end tests: reads every topic of a stack from the start,
-deduplicating by event_id as the Order and Notification services are told to."""
+"""A real Kafka consumer for end-to-end tests: reads every topic of a stack from the start and
+keeps every delivery, duplicates included, so that a test can count them.
+
+The service publishes at least once (a publish activity retried after the broker stored the
+message but its acknowledgement was lost sends it again, with the same deterministic
+``event_id``), and its consumers are told to dedupe by ``event_id``. ``of`` shows what a naive
+consumer would see (every delivery); ``distinct`` shows what a deduplicating consumer sees,
+after checking that every redelivery is the same event, so that deduplicating loses nothing.
+"""
 
 from __future__ import annotations
 
@@ -27,8 +34,9 @@ class EventReader:
             auto_offset_reset="earliest",
             enable_auto_commit=False,
         )
+        # Every delivery per topic, in the order read, duplicates included.
         self.events: dict[str, list[Event]] = {}
-        self.deliveries: dict[str, int] = {}  # event_id -> times seen
+        self.deliveries: dict[str, int] = {}  # event_id -> times delivered
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -54,13 +62,24 @@ class EventReader:
                     event["_key"] = message.key.decode() if message.key else None
                     seen = self.deliveries.get(event["event_id"], 0)
                     self.deliveries[event["event_id"]] = seen + 1
-                    if seen == 0:
-                        self.events.setdefault(event["_topic"], []).append(event)
+                    self.events.setdefault(event["_topic"], []).append(event)
 
     def of(self, topic: str, **match: Any) -> list[Event]:
+        """Every delivery of the matching events, duplicates included, in the order read."""
         return [
             e for e in self.events.get(topic, []) if all(e.get(k) == v for k, v in match.items())
         ]
+
+    def distinct(self, topic: str, **match: Any) -> list[Event]:
+        """The matching events as a consumer deduplicating by ``event_id`` sees them: the
+        first delivery of each. Raises if a redelivery differs from the first (then
+        deduplicating by ``event_id`` would drop information)."""
+        first: dict[str, Event] = {}
+        for event in self.of(topic, **match):
+            kept = first.setdefault(event["event_id"], event)
+            if kept != event:
+                raise AssertionError(f"event {event['event_id']} redelivered changed: {event}")
+        return list(first.values())
 
     async def wait_for(
         self,

@@ -31,11 +31,13 @@ def postgres_available() -> str | None:
         return f"PostgreSQL not reachable at {POSTGRES_ADMIN_URL}: {exc}".splitlines()[0]
 
 
-def create_postgres_database(prefix: str) -> tuple[str, str]:
-    """Create a fresh database; returns (its URL, its name)."""
+def create_postgres_database(prefix: str, *, template: str | None = None) -> tuple[str, str]:
+    """Create a fresh database, empty or a copy of the database ``template`` (which nobody
+    may be connected to); returns (its URL, its name)."""
     name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    copy_of = f' TEMPLATE "{template}"' if template is not None else ""
     with psycopg.connect(_libpq(POSTGRES_ADMIN_URL), autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"{copy_of}')
     url = make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
     return url, name
 

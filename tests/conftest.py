@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 import pytest
@@ -46,6 +47,31 @@ def migrated_database(
         yield url
     finally:
         drop_postgres_database(database)
+
+
+@contextmanager
+def database_copy(template_url: str, directory: Path) -> Iterator[str]:
+    """A database of its own for one test: a copy of the migrated database at
+    ``template_url`` (nobody may be connected to it), made in milliseconds instead of a
+    migration; yields its URL and drops it after. SQLite files go into ``directory``."""
+    url = sa.make_url(template_url)
+    if url.get_backend_name() == "sqlite":
+        assert url.database is not None
+        path = directory / "payments.db"
+        # The backup API, not a file copy: it takes what the WAL holds too.
+        with (
+            closing(sqlite3.connect(url.database)) as source,
+            closing(sqlite3.connect(path)) as target,
+        ):
+            source.backup(target)
+        yield f"sqlite:///{path}"
+        return
+    assert url.database is not None
+    copy_url, copy_name = create_postgres_database("copy", template=url.database)
+    try:
+        yield copy_url
+    finally:
+        drop_postgres_database(copy_name)
 
 
 BACKENDS = ["sqlite", "postgres"]

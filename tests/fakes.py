@@ -6,8 +6,8 @@ publish to the real broker.
 
 from __future__ import annotations
 
-import itertools
 import threading
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -23,6 +23,12 @@ from payments.gateway.types import (
     WebhookEvent,
 )
 from payments.money import Money
+
+
+def _new_id(prefix: str) -> str:
+    """Unique across fakes, as the gateway's ids are: a test that found another test's
+    transaction or token by its id would pass or fail by the order the tests ran in."""
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
 
 
 @dataclass
@@ -53,7 +59,6 @@ class FakeGateway:
     calls: list[tuple[str, str]] = field(default_factory=list)  # (operation, request_key)
     transactions: dict[str, GatewayTransaction] = field(default_factory=dict)
     by_key: dict[str, GatewayTransaction] = field(default_factory=dict)
-    _ids: itertools.count[int] = field(default_factory=itertools.count)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def _maybe_unavailable(self) -> None:
@@ -90,7 +95,7 @@ class FakeGateway:
             code = self.decline_sequence.pop(0) if self.decline_sequence else self.decline_code
             declined = code is not None
             tx = GatewayTransaction(
-                transaction_id=f"tx{next(self._ids)}",
+                transaction_id=_new_id("tx"),
                 type="sale",
                 status="processor_declined" if declined else self.sale_status,
                 amount=amount,
@@ -150,7 +155,7 @@ class FakeGateway:
             if token is not None and token in self.vaulted:
                 return VaultOutcome(False, None, "91705", "Token is in use.")
             method = VaultedPaymentMethod(
-                token=token or f"token{next(self._ids)}",
+                token=token or _new_id("token"),
                 customer_id=customer_id,
                 instrument=InstrumentDetails(
                     "credit_card", "Visa", "1881", "12/2030", None, "Visa ending 1881"
@@ -193,7 +198,7 @@ class FakeGateway:
             if amount is not None and amount.minor <= 0:  # as Braintree answers
                 return ReversalOutcome(False, None, "81531", "Amount must be greater than zero.")
             credit = GatewayTransaction(
-                transaction_id=f"tx{next(self._ids)}",
+                transaction_id=_new_id("tx"),
                 type="credit",
                 status="submitted_for_settlement",
                 amount=amount or sale.amount,

@@ -110,9 +110,11 @@ async def test_bank_settlement_declined(api: httpx.AsyncClient) -> None:
 
 
 async def test_verify_payment_and_external_events_nudge_a_pending_payment(
-    api: httpx.AsyncClient, stack: Stack
+    api: httpx.AsyncClient, stack: Stack, events: EventReader
 ) -> None:
-    payment = await pending_bank_payment(api)
+    # A transfer the bank will decline (4001.00-5000.99): whatever another producer claims
+    # meanwhile, the one correct outcome is the gateway's, failure, whenever the claim comes.
+    payment = await pending_bank_payment(api, amount="4500.00")
     payment_id = payment["payment_id"]
     before = await signals_of(stack, payment_id)
 
@@ -123,7 +125,7 @@ async def test_verify_payment_and_external_events_nudge_a_pending_payment(
 
     producer = AIOKafkaProducer(bootstrap_servers=stack.kafka_bootstrap)
     await producer.start()
-    try:  # an update from another producer (a gateway connector), not ours
+    try:  # an update from another producer (a gateway connector), not ours, and a false one
         await producer.send_and_wait(
             stack.topic(PAYMENT_STATUS),
             json.dumps({"payment_id": payment_id, "status": "success"}).encode(),
@@ -136,11 +138,13 @@ async def test_verify_payment_and_external_events_nudge_a_pending_payment(
             break
         await asyncio.sleep(0.1)
     assert await signals_of(stack, payment_id) >= before + 2
-    # The claim is checked against the gateway, not believed: still pending until it settles.
-    assert (await api.get(f"/payment/{payment_id}")).json()["payment_status"] in (
-        "pending",
-        "success",
-    )
+    # The claim is checked against the gateway, not believed.
+    done = await wait_status(api, f"/payment/{payment_id}", "payment_status", seconds=30)
+    assert (done["payment_status"], done["failure_reason"]) == ("failure", "settlement_declined")
+    [failure] = await events.wait_for(PAYMENT_STATUS, payment_id=payment_id, status="failure")
+    assert failure["failure_reason"] == "settlement_declined"
+    # Nobody was ever told it succeeded (only the forged message, which is no event of ours).
+    assert events.of(PAYMENT_STATUS, payment_id=payment_id, status="success") == []
 
 
 async def test_forged_webhook_is_refused(api: httpx.AsyncClient) -> None:

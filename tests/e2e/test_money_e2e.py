@@ -81,12 +81,17 @@ async def test_refund_idempotency_key(api: httpx.AsyncClient) -> None:
 async def test_payment_in_a_currency_without_merchant_account_is_converted(
     api: httpx.AsyncClient, admin_api: httpx.AsyncClient, stack: Stack
 ) -> None:
+    # No other test gives SEK a rate (each database backend has a stack of its own). Without
+    # one, a currency without a merchant account is refused, and nothing is written.
+    assert (await admin_api.get("/exchange-rates/SEK/USD")).status_code == 404
+    order_id = f"order-{uuid.uuid4().hex[:10]}"
     refused = await api.post(
-        "/initiate-payment", json=payment_body(currency="SEK", amount="100.00")
+        "/initiate-payment", json=payment_body(currency="SEK", amount="100.00", order_id=order_id)
     )
-    if refused.status_code == 422:  # no SEK rate yet in this stack
-        assert refused.json()["error"]["field"] == "currency"
-        assert "no merchant account for SEK" in refused.json()["error"]["message"]
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["error"]["field"] == "currency"
+    assert "no merchant account for SEK" in refused.json()["error"]["message"]
+    assert (await api.get("/payments", params={"order_id": order_id})).json()["items"] == []
     assert (await api.put("/exchange-rates/SEK/USD", json={"rate": "0.0951"})).status_code == 403
     rate = await admin_api.put("/exchange-rates/SEK/USD", json={"rate": "0.0951"})
     assert rate.status_code == 200, rate.text

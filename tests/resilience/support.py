@@ -23,6 +23,7 @@ import httpx
 from temporalio.client import Client
 
 from devtools.processes import ProcessGroup
+from devtools.sandbox.settings import SandboxSettings
 from devtools.stack import StackEndpoints, free_stack_settings, start_stack
 from payments.config import Settings
 from tests.support import processes
@@ -116,9 +117,12 @@ class ResilienceStack:
 
 
 @contextlib.contextmanager
-def running_stack(data_dir: Path, **overrides: object) -> Iterator[ResilienceStack]:
-    """The whole stack for :func:`free_stack_settings` (``overrides`` replace whole groups),
-    stopped on exit. Synchronous: use it from a sync fixture, never inside a running loop."""
+def running_stack(
+    data_dir: Path, *, sandbox: SandboxSettings | None = None, **overrides: object
+) -> Iterator[ResilienceStack]:
+    """The whole stack for :func:`free_stack_settings` (``overrides`` replace whole groups,
+    ``sandbox`` says how the gateway sandbox behaves), stopped on exit. Synchronous: use it
+    from a sync fixture, never inside a running loop."""
     settings = free_stack_settings(data_dir)
     # The tests poll every payment in flight at once with one key: no checkout's rate limit.
     settings.api.rate_limit = "2000/second"
@@ -127,7 +131,9 @@ def running_stack(data_dir: Path, **overrides: object) -> Iterator[ResilienceSta
     log_path = data_dir / "stack.log"
     with ProcessGroup(log_path) as group:
         try:
-            endpoints = start_stack(group, settings, temporal_ui=False, temporal_persistent=False)
+            endpoints = start_stack(
+                group, settings, temporal_ui=False, temporal_persistent=False, sandbox=sandbox
+            )
         except Exception:
             print(f"--- stack log ({log_path}) ---\n{log_path.read_text()[-LOG_TAIL_CHARS:]}")
             raise

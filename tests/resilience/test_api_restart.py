@@ -1,16 +1,18 @@
 """The API process is killed (SIGKILL) in the middle of POST /initiate-payment and started
 again; the client retries with the same Idempotency-Key and body.
 
-Proves: the retry answers 202 with the original payment (the first answer's if there was one,
-the row the first attempt wrote if it got that far), the order has exactly one payment
-(GET /payments?order_id=) that succeeds, and the gateway holds exactly one sale for it.
+Proves: the retry answers 202 with the original payment when the first attempt stored one,
+and a new one when it did not; the order has exactly one payment (GET /payments?order_id=)
+that succeeds, and the gateway holds exactly one sale for it.
 
-Two ways to land the kill:
-- right after sending, after a few different delays: the request may not have arrived, may be
-  half-way, or may have been answered; every outcome of the first request is accepted;
-- deterministically between "row written" and "workflow started": the Temporal server is frozen
-  (SIGSTOP) so that the API's start of the workflow hangs after the row is stored; the API is
-  killed then, Temporal resumed. The retry finds the pending row and (re)starts its workflow.
+Where the kill lands is controlled, never left to timing, so each case has one outcome:
+- before the request was read: the API is frozen (SIGSTOP) when the request is sent, then
+  killed. Nothing was stored; the retry makes the payment.
+- between "row written" and "workflow started": the Temporal server is frozen so that the
+  API's start of the workflow hangs after the row is stored; the API is killed then, Temporal
+  resumed. The retry finds the pending row and (re)starts its workflow.
+- after it answered 202: the answer is lost to the client (as if the connection broke just
+  after), the API is killed and started again. The retry is a replay of that payment.
 """
 
 from __future__ import annotations
@@ -51,53 +53,52 @@ async def _post(
             return exc
 
 
-async def _retry_gets_the_original(
-    stack: ResilienceStack,
-    body: dict[str, Any],
-    key: str,
-    first: httpx.Response | BaseException,
-    written: str | None = None,
+async def _retry_makes_one_payment(
+    stack: ResilienceStack, body: dict[str, Any], key: str, *, stored: str | None
 ) -> None:
-    """``written``: the payment the first attempt is known to have stored."""
-    expected_id = written
-    if isinstance(first, httpx.Response):
-        assert first.status_code == 202, first.text
-        expected_id = first.json()["payment_id"]
-    else:
-        assert isinstance(first, httpx.TransportError), repr(first)
+    """The client's retry after the kill. ``stored``: the payment the first attempt stored
+    (the retry must return it, as a replay), None when it stored nothing (the retry makes
+    it)."""
+    async with stack.api_client() as api:
+        listed = await api.get("/payments", params={"order_id": body["order_id"]})
+        assert listed.status_code == 200, listed.text
+        assert [p["payment_id"] for p in listed.json()["items"]] == ([stored] if stored else [])
 
     retry = await _post(stack, body, key)
     assert isinstance(retry, httpx.Response), repr(retry)
     assert retry.status_code == 202, retry.text
-    if expected_id is not None:
-        assert retry.json()["payment_id"] == expected_id
-    expected_id = retry.json()["payment_id"]
+    payment_id = retry.json()["payment_id"]
+    if stored is None:
+        assert "Idempotent-Replayed" not in retry.headers
+    else:
+        assert payment_id == stored
+        assert retry.headers["Idempotent-Replayed"] == "true"
 
     async with stack.api_client() as api:
-        final = await wait_all_terminal(api, [expected_id], seconds=30)
-        assert final[expected_id]["payment_status"] == "success", final
+        final = await wait_all_terminal(api, [payment_id], seconds=30)
+        assert final[payment_id]["payment_status"] == "success", final
         listed = await api.get("/payments", params={"order_id": body["order_id"]})
         assert listed.status_code == 200, listed.text
-        assert [p["payment_id"] for p in listed.json()["items"]] == [expected_id]
+        assert [p["payment_id"] for p in listed.json()["items"]] == [payment_id]
     [sale] = await stack.sales(body["order_id"])
-    assert sale["id"] == final[expected_id]["transaction_id"]
+    assert sale["id"] == final[payment_id]["transaction_id"]
     temporal = await stack.temporal()
-    assert await workflow_status(temporal, f"payment-{expected_id}") == "COMPLETED"
+    assert await workflow_status(temporal, f"payment-{payment_id}") == "COMPLETED"
 
 
-@pytest.mark.parametrize("kill_after_seconds", [0.0, 0.02, 0.1])
-async def test_api_killed_right_after_the_request_was_sent(
-    stack: ResilienceStack, kill_after_seconds: float
-) -> None:
+async def test_api_killed_before_it_read_the_request(stack: ResilienceStack) -> None:
     body = payment_body()
     key = f"checkout-{body['order_id']}"
-    first_attempt = asyncio.create_task(_post(stack, body, key))
-    await asyncio.sleep(kill_after_seconds)
-    await stack.kill("api")
-    first = await first_attempt
-    print(f"kill after {kill_after_seconds} s: first attempt -> {first!r}")
+    with stack.frozen("api"):
+        # The kernel accepts the connection; the frozen process never reads the request.
+        first_attempt = asyncio.create_task(_post(stack, body, key))
+        await asyncio.sleep(0.5)
+        assert not first_attempt.done()
+        await stack.kill("api")
+        first = await first_attempt
+    assert isinstance(first, httpx.TransportError), repr(first)
     await stack.restart("api")
-    await _retry_gets_the_original(stack, body, key, first)
+    await _retry_makes_one_payment(stack, body, key, stored=None)
     stack.assert_no_crash()
 
 
@@ -126,5 +127,17 @@ async def test_api_killed_after_the_row_was_written_before_the_workflow_started(
     assert temporal_server.running and temporal_server.returncode is None
     assert isinstance(first, httpx.TransportError), repr(first)
     await stack.restart("api")
-    await _retry_gets_the_original(stack, body, key, first, written=payment_id)
+    await _retry_makes_one_payment(stack, body, key, stored=payment_id)
+    stack.assert_no_crash()
+
+
+async def test_api_killed_after_it_answered(stack: ResilienceStack) -> None:
+    body = payment_body()
+    key = f"checkout-{body['order_id']}"
+    first = await _post(stack, body, key)
+    assert isinstance(first, httpx.Response) and first.status_code == 202, repr(first)
+    # The client never saw that answer (its connection broke just after); the API dies.
+    await stack.kill("api")
+    await stack.restart("api")
+    await _retry_makes_one_payment(stack, body, key, stored=first.json()["payment_id"])
     stack.assert_no_crash()

@@ -25,7 +25,7 @@ from payments.contracts import RemovePaymentMethodRequest, VaultRequest, VaultRe
 from payments.db.database import Database
 from payments.db.engine import create_db_engine
 from payments.orders.client import Order, PaymentResult
-from tests.conftest import BACKENDS, migrated_database
+from tests.conftest import BACKENDS, database_copy, migrated_database
 from tests.fakes import FakeGateway, RecordingPublisher
 from workers.payment_worker import WORKFLOWS, build_activities
 from workflows.payment_methods import RemovePaymentMethodWorkflow, VaultPaymentMethodWorkflow
@@ -50,14 +50,23 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
-def db(
+def migrated_template(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Database]:
-    """The workflow tests' own database on each backend. Not the one other test packages
-    share: reconciliation takes up every open payment and refund it finds, and would start
-    workflows for their rows on a task queue no worker serves after the test, which stops
-    the test server from skipping time for every test after it."""
+) -> Iterator[str]:
+    """A migrated database on each backend that no test touches: each test works on a copy
+    (``db``)."""
     with migrated_database(request.param, tmp_path_factory, "workflows") as url:
+        yield url
+
+
+@pytest.fixture
+def db(migrated_template: str, tmp_path: Path) -> Iterator[Database]:
+    """The test's own database. Not shared with any other test: reconciliation takes up
+    every open payment and refund it finds, and would start workflows for other tests' rows
+    on a task queue no worker serves after them (which stops the test server from skipping
+    time for every test after it); and what a test finds must not depend on which ran
+    before it."""
+    with database_copy(migrated_template, tmp_path) as url:
         engine = create_db_engine(DatabaseSettings(url=url))
         try:
             yield Database(engine)
