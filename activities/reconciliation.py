@@ -223,13 +223,16 @@ class ReconciliationActivities:
             )
             is None
         ]
-        if not any(s.status in APPROVED_STATUSES for s in candidates):
+        rivals = self._db.reconciliation.open_rivals(payment) if candidates else []
+        if not rivals:
             return candidates, None
-        rivals = self._db.reconciliation.open_rivals(payment)
-        if rivals:
-            sale = next(s for s in candidates if s.status in APPROVED_STATUSES)
-            return [], (f"workflow gone, sale {sale.transaction_id} could be payment {rivals[0]}'s")
-        return candidates, None
+        approved = [s for s in candidates if s.status in APPROVED_STATUSES]
+        if approved:
+            sale, rival = approved[0].transaction_id, rivals[0]
+            return [], f"workflow gone, sale {sale} could be payment {rival}'s"
+        # Only refused sales, which may be the other payment's: none is recorded on this one
+        # (nothing was charged either way).
+        return [], None
 
     async def _closed_by_reconciliation(self, payment_id: str) -> bool:
         trail = await asyncio.to_thread(self._db.audit.trail, payment_id)
