@@ -314,16 +314,19 @@ class PaymentWorkflows:
 
         async def update(current: ScheduleUpdateInput) -> ScheduleUpdate | None:
             schedule = current.description.schedule
-            changes: dict[str, object] = {}
-            if _intervals(schedule.spec) != _intervals(spec):
-                changes["spec"] = spec
-            if not await self._starts_with(client, schedule.action, request):
-                changes["action"] = action
-            if not changes:
+            spec_changed = _intervals(schedule.spec) != _intervals(spec)
+            action_changed = not await self._starts_with(client, schedule.action, request)
+            if not (spec_changed or action_changed):
                 return None  # no update at all: nothing changes, not even its state
             # The schedule as described, state (paused, note) and policy included, with only
             # what changed replaced.
-            return ScheduleUpdate(schedule=dataclasses.replace(schedule, **changes))  # type: ignore[arg-type]
+            return ScheduleUpdate(
+                schedule=dataclasses.replace(
+                    schedule,
+                    spec=spec if spec_changed else schedule.spec,
+                    action=action if action_changed else schedule.action,
+                )
+            )
 
         await client.get_schedule_handle(schedule_id).update(update)
 
