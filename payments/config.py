@@ -14,7 +14,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from payments.contracts import PaymentPolicy, RefundPolicy
+from payments.contracts import PaymentPolicy, ReconciliationRequest, RefundPolicy
 from payments.money import MINOR_UNITS
 
 DATA_DIR = Path(".data")
@@ -225,6 +225,14 @@ class PolicySettings(BaseSettings):
     # refund must be before it is looked at (younger ones are still in their workflow's hands).
     reconciliation_interval_seconds: float = 300
     reconciliation_min_age_seconds: float = 120
+    # Open items are read a page at a time and reconciled a few at a time (each is a gateway
+    # look-up or a Temporal query: the gateway and Temporal are spared bursts). The page
+    # bounds a run's history (a pass continues as new after a few pages), hence the cap.
+    reconciliation_page_size: int = Field(default=50, ge=1, le=100)
+    reconciliation_concurrency: int = Field(default=10, ge=1, le=100)
+    # A running payment checks the gateway on its own schedule; reconciliation tells it to
+    # check only when that check is this late (its worker was down or overloaded).
+    reconciliation_overdue_grace_seconds: float = Field(default=120, ge=0)
 
     def payment_policy(self) -> PaymentPolicy:
         """What a payment workflow started now waits by (carried in its input)."""
@@ -232,6 +240,15 @@ class PolicySettings(BaseSettings):
             pending_check_schedule_seconds=list(self.pending_check_schedule_seconds),
             pending_deadline_seconds=self.pending_deadline_seconds,
             retry_schedule_seconds=list(self.retry_schedule_seconds),
+        )
+
+    def reconciliation_request(self) -> ReconciliationRequest:
+        """What the reconciliation schedule starts each pass with."""
+        return ReconciliationRequest(
+            min_age_seconds=self.reconciliation_min_age_seconds,
+            page_size=self.reconciliation_page_size,
+            concurrency=self.reconciliation_concurrency,
+            overdue_after_seconds=self.reconciliation_overdue_grace_seconds,
         )
 
     def refund_policy(self) -> RefundPolicy:

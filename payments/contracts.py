@@ -355,7 +355,60 @@ class RemovePaymentMethodRequest:
 
 @dataclass(frozen=True)
 class ReconciliationRequest:
+    """The input of ReconciliationWorkflow: the schedule's settings (PolicySettings
+    reconciliation_*), and, in a run that continues a pass, where the pass stands."""
+
     min_age_seconds: float  # PolicySettings.reconciliation_min_age_seconds
+    # Open items are read this many at a time (oldest first) and reconciled at most
+    # ``concurrency`` at a time.
+    page_size: int = 50
+    concurrency: int = 10
+    # A running payment is told to check the gateway only once its own next check is
+    # this late (it checks by itself otherwise).
+    overdue_after_seconds: float = 120.0
+    resume: ReconciliationPass | None = None
+
+
+@dataclass(frozen=True)
+class ReconciliationPass:
+    """A reconciliation pass as it carries on from one run to the next (continue-as-new):
+    where it is and what it has found so far, so that its one report covers every run."""
+
+    report_id: str
+    started_at: str
+    # Open items last changed before this (the pass's start less the minimum age).
+    older_than: str
+    kind: str = "payment"  # the items being paged through: "payment", then "refund"
+    cursor: str | None = None  # after which item the next page starts
+    checked_payments: int = 0
+    checked_refunds: int = 0
+    repaired: int = 0
+    # A bounded selection (the report lists them); ``unlisted`` counts the others.
+    findings: list[Finding] = field(default_factory=list)
+    unlisted: int = 0
+
+
+@dataclass(frozen=True)
+class OpenItemsPageRequest:
+    kind: str  # "payment" | "refund"
+    older_than: str  # ISO 8601: last changed before this
+    cursor: str | None  # None: from the oldest
+    limit: int
+
+
+@dataclass(frozen=True)
+class OpenItemsPage:
+    ids: list[str]
+    cursor: str | None  # None: this was the last page
+
+
+@dataclass(frozen=True)
+class PaymentToReconcile:
+    payment_id: str
+    # The reconciliation's clock (ISO 8601), against which a running payment's next check
+    # is overdue or not, and how late that check may be before the payment is nudged.
+    as_of: str
+    overdue_after_seconds: float
 
 
 @dataclass(frozen=True)
@@ -395,6 +448,11 @@ class ReconciliationReportData:
     started_at: str
     finished_at: str
     findings: list[Finding]
+    # The whole pass's counts when ``findings`` lists only some of it (None: count the
+    # findings, as reports of a single run did).
+    checked_payments: int | None = None
+    checked_refunds: int | None = None
+    repaired: int | None = None
 
 
 @dataclass(frozen=True)

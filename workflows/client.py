@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from datetime import datetime, timedelta
 
 from temporalio.client import (
     Client,
     Schedule,
+    ScheduleAction,
     ScheduleActionStartWorkflow,
     ScheduleAlreadyRunningError,
     ScheduleIntervalSpec,
@@ -24,6 +26,8 @@ from temporalio.client import (
     ScheduleUpdateInput,
     WorkflowExecutionStatus,
     WorkflowFailureError,
+    WorkflowQueryFailedError,
+    WorkflowQueryRejectedError,
     WorkflowUpdateFailedError,
 )
 from temporalio.common import WorkflowIDReusePolicy
@@ -40,6 +44,7 @@ from payments.contracts import (
     VaultRequest,
 )
 from payments.errors import Conflict, NotSent
+from payments.keyring import DecryptionFailed
 from payments.money import Money
 from workflows.connection import TemporalConnectOptions, temporal_connect_options
 from workflows.payment import PaymentWorkflow
@@ -48,9 +53,18 @@ from workflows.reconciliation import ReconciliationWorkflow
 from workflows.refund import RefundWorkflow
 
 
+def _intervals(spec: ScheduleSpec) -> list[tuple[timedelta, timedelta]]:
+    return [(i.every, i.offset or timedelta(0)) for i in spec.intervals]
+
+
 def reconciliation_schedule_id(task_queue: str) -> str:
     """One schedule per deployment (task queue) sharing a Temporal namespace."""
     return f"reconciliation-{task_queue}"
+
+
+# How long reconciliation waits for a running payment to say when it checks next. A worker
+# answers a query in milliseconds; none answers while the payment's worker is down.
+PROGRESS_QUERY_TIMEOUT = timedelta(seconds=5)
 
 
 def payment_workflow_id(payment_id: str) -> str:
@@ -214,6 +228,20 @@ class PaymentWorkflows:
             raise
         return True
 
+    async def payment_next_check_at(self, payment_id: str) -> str | None:
+        """When the running payment checks the gateway next by itself (ISO 8601; "" when it
+        is not waiting to), from its ``progress`` query: no history event. None when no
+        worker answered in time or the workflow is gone."""
+        client = await self._connection.client()
+        handle = client.get_workflow_handle(payment_workflow_id(payment_id))
+        try:
+            progress = await handle.query(
+                PaymentWorkflow.progress, rpc_timeout=PROGRESS_QUERY_TIMEOUT
+            )
+        except (RPCError, WorkflowQueryFailedError, WorkflowQueryRejectedError):
+            return None
+        return str(progress.get("next_check_at", ""))
+
     async def cancel_payment(self, payment_id: str) -> None:
         """Stop a payment waiting to retry a soft decline; returns once the workflow has
         recorded the failure. Conflict if it is not waiting (the workflow's update validator
@@ -259,35 +287,78 @@ class PaymentWorkflows:
         return True
 
     async def ensure_reconciliation_schedule(self) -> None:
-        """Create the reconciliation schedule, or bring its interval up to date."""
+        """Create the reconciliation schedule if missing; otherwise bring its interval and
+        the pass's settings up to date when they changed, and leave the rest as it is: an
+        operator's pause (and its note) holds across worker restarts."""
         client = await self._connection.client()
-        schedule = Schedule(
-            action=ScheduleActionStartWorkflow(
-                ReconciliationWorkflow.run,
-                ReconciliationRequest(min_age_seconds=self._policy.reconciliation_min_age_seconds),
-                id=f"reconciliation-run-{self._task_queue}",
-                task_queue=self._task_queue,
-            ),
-            spec=ScheduleSpec(
-                intervals=[
-                    ScheduleIntervalSpec(
-                        every=timedelta(seconds=self._policy.reconciliation_interval_seconds)
-                    )
-                ]
-            ),
-            # A slow run is never doubled by the next tick.
-            policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+        request = self._policy.reconciliation_request()
+        spec = ScheduleSpec(
+            intervals=[
+                ScheduleIntervalSpec(
+                    every=timedelta(seconds=self._policy.reconciliation_interval_seconds)
+                )
+            ]
         )
+        action = ScheduleActionStartWorkflow(
+            ReconciliationWorkflow.run,
+            request,
+            id=f"reconciliation-run-{self._task_queue}",
+            task_queue=self._task_queue,
+        )
+        schedule_id = reconciliation_schedule_id(self._task_queue)
         try:
-            await client.create_schedule(reconciliation_schedule_id(self._task_queue), schedule)
-        except ScheduleAlreadyRunningError:
-
-            def update(_: ScheduleUpdateInput) -> ScheduleUpdate:
-                return ScheduleUpdate(schedule=schedule)
-
-            await client.get_schedule_handle(reconciliation_schedule_id(self._task_queue)).update(
-                update
+            await client.create_schedule(
+                schedule_id,
+                Schedule(
+                    action=action,
+                    spec=spec,
+                    # A slow run is never doubled by the next tick.
+                    policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+                ),
             )
+            return
+        except ScheduleAlreadyRunningError:
+            pass
+
+        async def update(current: ScheduleUpdateInput) -> ScheduleUpdate | None:
+            schedule = current.description.schedule
+            spec_changed = _intervals(schedule.spec) != _intervals(spec)
+            action_changed = not await self._starts_with(client, schedule.action, request)
+            if not (spec_changed or action_changed):
+                return None  # no update at all: nothing changes, not even its state
+            # The schedule as described, state (paused, note) and policy included, with only
+            # what changed replaced.
+            return ScheduleUpdate(
+                schedule=dataclasses.replace(
+                    schedule,
+                    spec=spec if spec_changed else schedule.spec,
+                    action=action if action_changed else schedule.action,
+                )
+            )
+
+        await client.get_schedule_handle(schedule_id).update(update)
+
+    async def _starts_with(
+        self, client: Client, action: ScheduleAction, request: ReconciliationRequest
+    ) -> bool:
+        """Whether the schedule's action starts this deployment's reconciliation with
+        ``request`` (its input is encrypted: compared decoded)."""
+        if not (
+            isinstance(action, ScheduleActionStartWorkflow)
+            and action.workflow == "ReconciliationWorkflow"
+            and action.id == f"reconciliation-run-{self._task_queue}"
+            and action.task_queue == self._task_queue
+            and len(action.args) == 1
+        ):
+            return False
+        try:
+            [current] = await client.data_converter.decode(
+                list(action.args), [ReconciliationRequest]
+            )
+        except (DecryptionFailed, TypeError, ValueError, RuntimeError):
+            # Written with a key no longer in the ring, or in another shape: replaced.
+            return False
+        return bool(current == request)
 
     async def run_reconciliation_now(self) -> None:
         client = await self._connection.client()

@@ -183,7 +183,7 @@ async def remove_payment_method(harness: Harness) -> str:
 async def reconciliation(harness: Harness) -> str:
     """One run meeting every kind of open item: an orphan the gateway charged (recorded and
     announced), an orphan it never saw (failed as abandoned, announced), an initiated refund
-    without its workflow (started again) and a payment whose workflow still waits (nudged);
+    without its workflow (started again) and a payment whose workflow still waits (left alone);
     then the purge of expired idempotency keys."""
     items = await open_items(harness)
     charged, never_charged, orphan_refund = items.charged, items.never_charged, items.orphan_refund
@@ -204,7 +204,7 @@ async def reconciliation(harness: Harness) -> str:
             charged.payment_id: "recorded_success",
             never_charged.payment_id: "recorded_failure",
             orphan_refund.refund_id: "restarted",
-            waiting.payment_id: "nudged",
+            waiting.payment_id: "none",
         },
     )
     restarted = harness.client.get_workflow_handle_for(

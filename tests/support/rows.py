@@ -39,13 +39,15 @@ def payment_row(
     currency: str = "USD",
     merchant_id: str = "default",
     user_id: str = "user-1",
+    order_id: str | None = None,
     **columns: Any,
 ) -> Payment:
-    """A card payment of a new order as the API stores it before its workflow runs."""
+    """A card payment of a new order (or of ``order_id``) as the API stores it before its
+    workflow runs."""
     return Payment(
         payment_id=str(uuid.uuid4()),
         merchant_id=merchant_id,
-        order_id=f"order-{uuid.uuid4().hex[:8]}",
+        order_id=order_id or f"order-{uuid.uuid4().hex[:8]}",
         user_id=user_id,
         amount=amount,
         currency=currency,

@@ -1,5 +1,5 @@
-"""Keyset pagination, newest first: stable under inserts, unlike OFFSET. A cursor is the
-(created_at, id) of the last row of the page before."""
+"""Keyset pagination, newest first (or oldest first): stable under inserts, unlike OFFSET. A
+cursor is the (created_at, id) of the last row of the page before."""
 
 from __future__ import annotations
 
@@ -50,6 +50,22 @@ def newest_first(
             sa.or_(created < after_created, sa.and_(created == after_created, key < after_key))
         )
     return query.order_by(created.desc(), key.desc())
+
+
+def oldest_first(
+    query: SelectOfScalar[T],
+    created: Mapped[Any],
+    key: Mapped[Any],
+    cursor: str | None,
+) -> SelectOfScalar[T]:
+    """``query`` ordered oldest first, starting after ``cursor`` (a walk over every row, as
+    reconciliation makes: rows added meanwhile come after the cursor)."""
+    if cursor is not None:
+        after_created, after_key = decode_cursor(cursor)
+        query = query.where(
+            sa.or_(created > after_created, sa.and_(created == after_created, key > after_key))
+        )
+    return query.order_by(created, key)
 
 
 def page_of(rows: Sequence[T], limit: int, cursor_of: Callable[[T], str]) -> Page[T]:
