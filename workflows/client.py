@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any
 
 from temporalio.client import (
     Client,
@@ -217,11 +219,16 @@ class PaymentWorkflows:
     async def nudge_payment(self, payment_id: str) -> bool:
         """Ask a pending payment to check the gateway now. False if its workflow is not
         running (nothing to nudge)."""
+        return await self._nudge(payment_workflow_id(payment_id), PaymentWorkflow.check_now)
+
+    async def nudge_refund(self, refund_id: str) -> bool:
+        """Ask a refund waiting for its sale to settle to try now (False if not running)."""
+        return await self._nudge(refund_workflow_id(refund_id), RefundWorkflow.check_now)
+
+    async def _nudge(self, workflow_id: str, signal: Callable[[Any], None]) -> bool:
         client = await self._connection.client()
         try:
-            await client.get_workflow_handle(payment_workflow_id(payment_id)).signal(
-                PaymentWorkflow.check_now
-            )
+            await client.get_workflow_handle(workflow_id).signal(signal)
         except RPCError as exc:
             if exc.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION):
                 return False

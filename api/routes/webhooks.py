@@ -4,7 +4,8 @@ No API key (Braintree cannot send one): the signature, verified with the SDK, is
 authentication. On top of it, a notification older than API_WEBHOOK_MAX_AGE_SECONDS is
 refused (a captured one replayed later), and a notification already handled is a no-op (a
 replay within the window). Nothing a webhook says is believed: it only makes a pending
-payment's workflow ask the gateway now.
+payment's workflow (or the refunds waiting for a paid payment's sale to settle) ask the
+gateway now.
 """
 
 from __future__ import annotations
@@ -17,7 +18,14 @@ from urllib.parse import parse_qs
 import structlog
 from fastapi import APIRouter, Request
 
-from api.deps import ContainerDep, GatewayDep, PaymentsDep, WebhookReceiptsDep, WorkflowsDep
+from api.deps import (
+    ContainerDep,
+    GatewayDep,
+    PaymentsDep,
+    RefundsDep,
+    WebhookReceiptsDep,
+    WorkflowsDep,
+)
 from api.errors import ERRORS
 from payments.errors import InvalidWebhook, StaleWebhook
 from payments.vocabulary import PaymentStatus
@@ -34,6 +42,7 @@ async def braintree_webhook(
     request: Request,
     gateway: GatewayDep,
     payments: PaymentsDep,
+    refunds: RefundsDep,
     receipts: WebhookReceiptsDep,
     workflows: WorkflowsDep,
     container: ContainerDep,
@@ -65,7 +74,7 @@ async def braintree_webhook(
         log.info("webhook replay ignored", kind=event.kind)
         return {"status": "duplicate", "kind": event.kind}
     try:
-        return await _nudge(event.kind, event.transaction_id, payments, workflows)
+        return await _nudge(event.kind, event.transaction_id, payments, refunds, workflows)
     except BaseException:
         # Not handled (the database or Temporal failed): Braintree sends it again, and that
         # delivery must not pass for a replay.
@@ -77,15 +86,26 @@ async def _nudge(
     kind: str,
     transaction_id: str | None,
     payments: PaymentsDep,
+    refunds: RefundsDep,
     workflows: WorkflowsDep,
 ) -> dict[str, str]:
+    """A pending payment checks its sale now; the refunds of a paid one that wait for the
+    sale to settle try now. Anything else: nothing to wake."""
     if transaction_id is None:
         return {"status": "ignored", "kind": kind}
     payment = await asyncio.to_thread(payments.find_by_transaction, transaction_id)
-    if payment is None or payment.payment_status != PaymentStatus.PENDING:
+    if payment is None:
         return {"status": "ignored", "kind": kind}
-    nudged = await workflows.nudge_payment(payment.payment_id)
-    log.info("webhook received", kind=kind, payment_id=payment.payment_id, nudged=nudged)
+    if payment.payment_status == PaymentStatus.PENDING:
+        nudged = await workflows.nudge_payment(payment.payment_id)
+        log.info("webhook received", kind=kind, payment_id=payment.payment_id, nudged=nudged)
+        return {"status": "accepted", "kind": kind}
+    waiting = await asyncio.to_thread(refunds.initiated_ids, payment.payment_id)
+    if payment.payment_status != PaymentStatus.SUCCESS or not waiting:
+        return {"status": "ignored", "kind": kind}
+    for refund_id in waiting:
+        nudged = await workflows.nudge_refund(refund_id)
+        log.info("webhook received", kind=kind, refund_id=refund_id, nudged=nudged)
     return {"status": "accepted", "kind": kind}
 
 

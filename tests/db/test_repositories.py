@@ -281,3 +281,12 @@ def test_a_refused_refund_keeps_the_start_of_a_long_gateway_message(db: Database
     assert stored.failure_message == told[: columns.FAILURE_MESSAGE]
     again = db.refunds.get(refund.refund_id)
     assert again is not None and again.failure_message == told[: columns.FAILURE_MESSAGE]
+
+
+def test_the_refunds_a_settlement_webhook_wakes(db: Database) -> None:
+    payment = paid(db)
+    waiting, _ = db.refunds.reserve(new_refund(payment, 100), whole_remainder=False)
+    done, _ = db.refunds.reserve(new_refund(payment, 200), whole_remainder=False)
+    db.refunds.complete(RefundOutcome(done.refund_id, succeeded=False, failure_reason="x"))
+    assert db.refunds.initiated_ids(payment.payment_id) == [waiting.refund_id]
+    assert db.refunds.initiated_ids("no-such-payment") == []

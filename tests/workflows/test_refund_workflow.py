@@ -9,7 +9,7 @@ from payments.contracts import RefundRequest, RefundSnapshot
 from payments.db.models import Refund
 from payments.events import topics
 from payments.money import Money
-from tests.workflows.conftest import Harness
+from tests.workflows.conftest import Harness, wait_for_step
 from tests.workflows.test_payment_workflow import request, run
 from workflows.refund import RefundWorkflow
 
@@ -133,3 +133,32 @@ async def test_a_refund_worth_nothing_of_the_charge_gives_nothing_back(harness: 
     assert (rest.status, rest.payment_refunded_minor) == ("processed", 1000)
     credits = [t for t in harness.gateway.transactions.values() if t.type == "credit"]
     assert [c.amount for c in credits] == [Money(325, "USD")]
+
+
+async def test_a_nudge_wakes_a_refund_waiting_for_settlement(harness: Harness) -> None:
+    """A settlement webhook signals check_now: the refund tries at once, not at its next
+    hourly check."""
+    payment_id = await paid_payment(harness)
+    refund_id = reserve(harness, payment_id, 1000)
+    handle = await harness.client.start_workflow(
+        RefundWorkflow.run,
+        RefundRequest(
+            refund_id=refund_id,
+            payment_id=payment_id,
+            policy=replace(
+                PolicySettings().refund_policy(), settlement_check_schedule_seconds=[3600.0]
+            ),
+        ),
+        id=f"refund-{refund_id}",
+        task_queue=harness.task_queue,
+    )
+    await wait_for_step(handle, "waiting_for_settlement")
+    sale = harness.db.payments.get(payment_id)
+    assert sale is not None and sale.transaction_id is not None
+    harness.gateway.settle(sale.transaction_id)
+    await handle.signal(RefundWorkflow.check_now)
+    result = await handle.result()
+    assert (result.status, result.method) == ("processed", "refund")
+    events = (await handle.fetch_history()).events
+    waited = events[-1].event_time.ToDatetime() - events[0].event_time.ToDatetime()
+    assert waited.total_seconds() < 3600

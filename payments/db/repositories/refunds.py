@@ -132,6 +132,19 @@ class RefundRepository(Repository):
         with self._transaction() as session:
             return session.get(Refund, refund_id)
 
+    def initiated_ids(self, payment_id: str) -> list[str]:
+        """The payment's refunds still in their workflow's hands (some may wait for the
+        sale to settle)."""
+        with self._transaction() as session:
+            return list(
+                session.scalars(
+                    sa.select(col(Refund.refund_id)).where(
+                        col(Refund.payment_id) == payment_id,
+                        col(Refund.refund_status) == RefundStatus.INITIATED,
+                    )
+                )
+            )
+
     def complete(self, outcome: RefundOutcome) -> tuple[Refund, Payment]:
         """Record the outcome under the payment's row lock: processed (by ``method``, refund
         or void) or failed; a processed refund adds its amount to the payment's
