@@ -43,7 +43,7 @@ from tests.workflows.conftest import (
     wait_for_step,
     worker_harness,
 )
-from tests.workflows.test_payment_workflow import request, run
+from tests.workflows.test_payment_workflow import POLICY, request, run
 from tests.workflows.test_reconciliation_and_vault import open_items
 from tests.workflows.test_refund_workflow import paid_payment, refund, reserve
 from workflows.payment import PaymentWorkflow
@@ -120,9 +120,10 @@ async def payment_soft_decline_cancelled(harness: Harness) -> str:
         PaymentWorkflow.run, req, id=f"payment-{req.payment_id}", task_queue=harness.task_queue
     )
     await wait_for_step(handle, "waiting_to_retry")
+    answer = await handle.execute_update(PaymentWorkflow.cancel)
     expect(
         "payment_soft_decline_cancelled",
-        await handle.execute_update(PaymentWorkflow.cancel),
+        getattr(answer, "failure_reason", answer),
         "cancelled",
     )
     result = await handle.result()
@@ -162,6 +163,44 @@ async def refund_partial_waits_for_settlement(harness: Harness) -> str:
         (result.status, result.method),
         ("processed", "refund"),
     )
+    return f"refund-{refund_id}"
+
+
+async def payment_pending_across_runs(harness: Harness) -> str:
+    """A bank transfer checked every ten minutes settles on the 130th check: the wait
+    continues as new after 100; the history kept is the run that picked it up."""
+    harness.gateway.sale_status = "settlement_pending"
+    harness.gateway.settle_on_find = 130
+    req = replace(
+        request(),
+        payment_method="bank_transfer",
+        payment_token="fake-sepa-direct-debit-nonce",
+        policy=replace(POLICY, pending_check_schedule_seconds=[600.0]),
+    )
+    expect("payment_pending_across_runs", (await run(harness, req)).status, "success")
+    return f"payment-{req.payment_id}"
+
+
+async def payment_retries_across_runs(harness: Harness) -> str:
+    """55 soft declines an hour apart, then approved: the retries continue as new after 50."""
+    harness.gateway.decline_sequence = ["2001"] * 55 + [None]
+    req = replace(
+        request(),
+        retry_soft_declines=True,
+        policy=replace(POLICY, retry_schedule_seconds=[3600.0] * 60),
+    )
+    expect("payment_retries_across_runs", (await run(harness, req)).status, "success")
+    return f"payment-{req.payment_id}"
+
+
+async def refund_waits_across_runs(harness: Harness) -> str:
+    """A partial refund of a sale that settles on the 120th hourly check: the wait continues
+    as new after 100 checks."""
+    payment_id = await paid_payment(harness)
+    harness.gateway.settle_on_find = 120
+    refund_id = reserve(harness, payment_id, 1000)
+    result = await refund(harness, payment_id, refund_id)
+    expect("refund_waits_across_runs", (result.status, result.method), ("processed", "refund"))
     return f"refund-{refund_id}"
 
 
@@ -226,6 +265,9 @@ PATHS: dict[str, RecordedPath] = {
         refund_settled_payment,
         refund_void,
         refund_partial_waits_for_settlement,
+        payment_pending_across_runs,
+        payment_retries_across_runs,
+        refund_waits_across_runs,
         vault_payment_method,
         remove_payment_method,
         reconciliation,
