@@ -21,10 +21,9 @@ from payments.config import PolicySettings
 from payments.contracts import PaymentSnapshot, RefundRequest
 from payments.errors import GatewayUnavailable
 from payments.gateway.types import GatewayTransaction
-from payments.money import Money
 from tests.workflows.conftest import Harness
 from tests.workflows.test_payment_workflow import POLICY, request
-from tests.workflows.test_pending_payments import bank_request
+from tests.workflows.test_pending_payments import bank_request, lost_sale
 from tests.workflows.test_refund_workflow import paid_payment, reserve
 from workflows.payment import PaymentWorkflow
 from workflows.refund import RefundWorkflow
@@ -246,15 +245,7 @@ async def test_a_sale_made_before_the_nonce_expired_is_found_by_the_last_lookup(
     gateway_unreachable_while_charging(harness)
     req = request()
     # The first attempt's sale went through; its answer was lost.
-    lost = GatewayTransaction(
-        transaction_id=f"lost-{uuid.uuid4().hex[:8]}",
-        type="sale",
-        status="submitted_for_settlement",
-        amount=Money(req.amount_minor, req.currency),
-        order_id=req.order_id,
-        processor_response_code="1000",
-        processor_response_text="Approved",
-    )
+    lost = lost_sale(req, f"lost-{uuid.uuid4().hex[:8]}")
     harness.gateway.lost_sales[req.order_id] = lost
     result: PaymentSnapshot = await harness.client.execute_workflow(
         PaymentWorkflow.run, req, id=f"payment-{req.payment_id}", task_queue=harness.task_queue

@@ -28,6 +28,19 @@ async def workflow_seconds(handle: WorkflowHandle[Any, Any]) -> float:
     return (events[-1].event_time.ToDatetime() - events[0].event_time.ToDatetime()).total_seconds()
 
 
+def lost_sale(req: PaymentRequest, transaction_id: str) -> GatewayTransaction:
+    """The approved sale an attempt made at the gateway although its answer never came."""
+    return GatewayTransaction(
+        transaction_id=transaction_id,
+        type="sale",
+        status="submitted_for_settlement",
+        amount=Money(req.amount_minor, req.currency),
+        order_id=req.order_id,
+        processor_response_code="1000",
+        processor_response_text="Approved",
+    )
+
+
 def bank_request(**policy: Any) -> PaymentRequest:
     """A bank transfer, waiting by SCHEDULE for 14 days unless ``policy`` says otherwise."""
     waits = replace(
@@ -100,15 +113,7 @@ async def test_unknown_outcome_takes_the_sale_that_happened(harness: Harness) ->
     req = request()
     # The first attempt's sale went through but its answer was lost (a timeout).
     harness.gateway.unavailable_times = 1
-    harness.gateway.lost_sales[req.order_id] = GatewayTransaction(
-        transaction_id="lost-1",
-        type="sale",
-        status="submitted_for_settlement",
-        amount=Money(req.amount_minor, req.currency),
-        order_id=req.order_id,
-        processor_response_code="1000",
-        processor_response_text="Approved",
-    )
+    harness.gateway.lost_sales[req.order_id] = lost_sale(req, "lost-1")
     result = await run(harness, req)
     assert (result.status, result.transaction_id) == ("success", "lost-1")
     assert [op for op, _ in harness.gateway.calls] == ["sale", "search"]
