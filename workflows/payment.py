@@ -172,7 +172,12 @@ class PaymentWorkflow:
         self._attempts = continued.attempt
         if continued.charge is not None and continued.settlement is not None:
             self._settlement = SettlementWait(
-                request.waits_by().pending_check_schedule_seconds, continued.settlement
+                request.waits_by().pending_check_schedule_seconds,
+                replace(
+                    continued.settlement,
+                    # A signal may have reached this run before the wait was rebuilt.
+                    check_requested=continued.settlement.check_requested or self._check_requested,
+                ),
             )
             return await self._await_settlement(request, continued.charge, continued.attempt)
         assert continued.declined is not None and continued.retry_at is not None

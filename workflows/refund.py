@@ -111,7 +111,12 @@ class RefundWorkflow:
     def _settlement_wait(self, request: RefundRequest) -> SettlementWait:
         policy = request.waits_by()
         if request.continued is not None:
-            return SettlementWait(policy.check_schedule(), request.continued.settlement)
+            carried = request.continued.settlement
+            # A signal may have reached this run before the wait was rebuilt.
+            return SettlementWait(
+                policy.check_schedule(),
+                replace(carried, check_requested=carried.check_requested or self._check_requested),
+            )
         deadline = (
             parse_instant(request.deadline_at)
             if request.deadline_at is not None
