@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -368,9 +369,17 @@ class PaymentWorkflows:
         return bool(current == request)
 
     async def run_reconciliation_now(self) -> None:
+        """Start a pass at once (POST /reconciliation/run), under an id of its own: the
+        schedule's trigger names its run by the second, so a second trigger, or the
+        schedule's tick, in the same second was dropped. A pass beside another is harmless:
+        every repair is idempotent."""
         client = await self._connection.client()
-        await client.get_schedule_handle(reconciliation_schedule_id(self._task_queue)).trigger(
-            overlap=ScheduleOverlapPolicy.ALLOW_ALL
+        await client.start_workflow(
+            ReconciliationWorkflow.run,
+            self._policy.reconciliation_request(),
+            id=f"reconciliation-run-{self._task_queue}-now-{uuid.uuid4()}",
+            task_queue=self._task_queue,
+            static_summary="Reconciliation asked for by an operator",
         )
 
     async def ping(self) -> None:

@@ -6,6 +6,7 @@ data converter, as the worker connects."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -88,3 +89,22 @@ async def test_worker_start_keeps_an_operators_pause(dev_server: WorkflowEnviron
     assert updated.schedule.state.note == "gateway maintenance until 18:00"
 
     await handle.delete()
+
+
+async def test_every_run_now_starts_a_pass(dev_server: WorkflowEnvironment) -> None:
+    """POST /reconciliation/run in the same second as another, or as the schedule's tick:
+    each starts a pass of its own (a schedule trigger names its run by the second, so the
+    second one was dropped while the API answered 202)."""
+    client = dev_server.client
+    task_queue = f"payments-{uuid.uuid4()}"
+    await start_worker(client, task_queue, reconciliation_interval_seconds=300)
+    workflows = PaymentWorkflows(TemporalConnection.of(client), task_queue, PolicySettings())
+    await workflows.run_reconciliation_now()
+    await workflows.run_reconciliation_now()
+    query = f"WorkflowType = 'ReconciliationWorkflow' AND TaskQueue = '{task_queue}'"
+    for _ in range(100):  # visibility follows within moments
+        started = [w.id async for w in client.list_workflows(query)]
+        if len(started) >= 2:
+            break
+        await asyncio.sleep(0.1)
+    assert len(set(started)) == 2, started
