@@ -51,7 +51,15 @@ with workflow.unsafe.imports_passed_through():
         PaymentStatus,
     )
 
-from workflows.options import CHARGE, EVENTS, FRAUD, GATEWAY, LEDGER, ORDERS
+from workflows.options import (
+    CHARGE,
+    EVENTS,
+    FRAUD,
+    GATEWAY,
+    GATEWAY_START_TO_CLOSE,
+    LEDGER,
+    ORDERS,
+)
 from workflows.settlement import SettlementWait, parse_instant
 
 # Soft-decline retries per run before it continues as new (each adds ~15 events).
@@ -304,6 +312,10 @@ class PaymentWorkflow:
             if not timed_out:
                 raise
         self._step = "final_lookup"
+        # The attempt the bound cut off may still be inside the SDK's call on its worker
+        # (a thread is not stopped): its sale could land after a lookup made now. Every
+        # attempt ends within the start-to-close (SDK timeout plus margin), so wait that.
+        await workflow.sleep(GATEWAY_START_TO_CLOSE)
         return await workflow.execute_activity_method(
             GatewayActivities.find_charge, charge, **GATEWAY
         )

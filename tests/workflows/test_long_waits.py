@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from temporalio import activity
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
@@ -247,7 +248,14 @@ async def test_a_sale_made_before_the_nonce_expired_is_found_by_the_last_lookup(
     # The first attempt's sale went through; its answer was lost.
     lost = lost_sale(req, f"lost-{uuid.uuid4().hex[:8]}")
     harness.gateway.lost_sales[req.order_id] = lost
-    result: PaymentSnapshot = await harness.client.execute_workflow(
+    handle = await harness.client.start_workflow(
         PaymentWorkflow.run, req, id=f"payment-{req.payment_id}", task_queue=harness.task_queue
     )
+    result: PaymentSnapshot = await handle.result()
     assert (result.status, result.transaction_id) == ("success", lost.transaction_id)
+    # The lookup waits until an attempt cut off by the bound has ended: a timer first.
+    timer = EventType.EVENT_TYPE_TIMER_STARTED
+    scheduled = EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    history = (await handle.fetch_history()).events
+    commands = [e.event_type for e in history if e.event_type in (timer, scheduled)]
+    assert commands[-4:] == [timer, scheduled, scheduled, scheduled]  # find, record, announce
