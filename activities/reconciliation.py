@@ -68,7 +68,7 @@ class PaymentWorkflowControl(Protocol):
 
     async def start_refund(
         self, refund_id: str, payment_id: str, *, created_at: datetime, restart: bool
-    ) -> None: ...
+    ) -> object: ...
 
 
 class ReconciliationActivities:

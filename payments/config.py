@@ -31,6 +31,15 @@ class DatabaseSettings(BaseSettings):
     echo: bool = False
     # PostgreSQL: give up on a connection attempt after this long.
     connect_timeout_seconds: int = 3
+    # Connections kept open, and opened beyond those under load. Together they cover the
+    # worker's activity threads (32), so that no activity waits for a connection while
+    # another thread holds one idle in between.
+    pool_size: int = 10
+    max_overflow: int = 22
+    # A thread that finds no free connection gives up after this long: less than a ledger
+    # step's start-to-close (15 s), so the step fails its attempt and is retried, instead of
+    # timing out while it waits.
+    pool_timeout_seconds: float = 10.0
 
 
 class TemporalSettings(BaseSettings):

@@ -25,12 +25,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import structlog
 
 from payments.config import AuthSettings, PolicySettings
-from payments.contracts import PaymentRequest
+from payments.contracts import PaymentRequest, PaymentSnapshot, RefundSnapshot
 from payments.db.database import Database
 from payments.db.models import Payment, Refund
 from payments.db.repositories.idempotency import IdempotencyClaim
@@ -48,13 +48,22 @@ from payments.orders.client import OrderService
 from payments.vocabulary import PaymentMethod, PaymentStatus, RefundStatus, VaultStatus
 
 log = structlog.get_logger(__name__)
+T = TypeVar("T")
 
 
 class WorkflowStarter(Protocol):
-    async def start_payment(self, request: PaymentRequest) -> None: ...
+    async def start_payment(
+        self, request: PaymentRequest, *, wait_seconds: float | None = None
+    ) -> PaymentSnapshot | None: ...
     async def start_refund(
-        self, refund_id: str, payment_id: str, *, created_at: datetime, restart: bool = False
-    ) -> None: ...
+        self,
+        refund_id: str,
+        payment_id: str,
+        *,
+        created_at: datetime,
+        restart: bool = False,
+        wait_seconds: float | None = None,
+    ) -> RefundSnapshot | None: ...
     async def exists(self, workflow_id: str) -> bool: ...
 
 
@@ -79,6 +88,8 @@ class InitiatePayment:
     retry: bool = False
     # Who asked: "api" or "consumer" (recorded in the audit trail).
     source: str = "api"
+    # Answer once the payment is final if it is within this many seconds (Prefer: wait=N).
+    wait_seconds: float | None = None
 
 
 @dataclass(frozen=True)
@@ -106,6 +117,8 @@ class RequestRefund:
     reason: str
     amount: str | None = None  # None: the whole remainder
     idempotency_key: str | None = None
+    # Answer once the refund is final if it is within this many seconds (Prefer: wait=N).
+    wait_seconds: float | None = None
 
 
 def fingerprint(*parts: object) -> str:
@@ -261,13 +274,16 @@ class PaymentService:
             merchant_id=stored.merchant_id,
             gateway_order_id=stored.gateway_order_id,
         )
-        await self._start_or_undo(
+        final = await self._start_or_undo(
             "payment",
             f"payment-{stored.payment_id}",
-            lambda: self._workflows.start_payment(request),
+            lambda: self._workflows.start_payment(request, wait_seconds=command.wait_seconds),
             undo=lambda: self._db.payments.discard_unstarted(stored.payment_id),
             created=created,
         )
+        if final is not None:  # final within the wait asked for: the row as recorded
+            recorded = await asyncio.to_thread(self._db.payments.get, stored.payment_id)
+            stored = recorded or stored
         log.info(
             "payment initiated",
             payment_id=stored.payment_id,
@@ -293,7 +309,9 @@ class PaymentService:
         if claim is not None:
             replayed = await asyncio.to_thread(self._db.refunds.by_idempotency_key, claim)
             if replayed is not None:
-                return await self._start_refund(replayed, created=False)
+                return await self._start_refund(
+                    replayed, created=False, wait_seconds=command.wait_seconds
+                )
         amount = (
             Money.parse(command.amount, payment.currency) if command.amount is not None else None
         )
@@ -312,20 +330,28 @@ class PaymentService:
                 refund, whole_remainder=amount is None, idempotency=claim
             )
         )
-        return await self._start_refund(stored, created=created)
+        return await self._start_refund(stored, created=created, wait_seconds=command.wait_seconds)
 
-    async def _start_refund(self, stored: Refund, *, created: bool) -> tuple[Refund, bool]:
+    async def _start_refund(
+        self, stored: Refund, *, created: bool, wait_seconds: float | None
+    ) -> tuple[Refund, bool]:
         if not created and stored.refund_status != RefundStatus.INITIATED:
             return stored, False
-        await self._start_or_undo(
+        final = await self._start_or_undo(
             "refund",
             f"refund-{stored.refund_id}",
             lambda: self._workflows.start_refund(
-                stored.refund_id, stored.payment_id, created_at=stored.created_at
+                stored.refund_id,
+                stored.payment_id,
+                created_at=stored.created_at,
+                wait_seconds=wait_seconds,
             ),
             undo=lambda: self._db.refunds.discard_unstarted(stored.refund_id),
             created=created,
         )
+        if final is not None:  # final within the wait asked for: the row as recorded
+            recorded_refund = await asyncio.to_thread(self._db.refunds.get, stored.refund_id)
+            stored = recorded_refund or stored
         log.info(
             "refund requested",
             refund_id=stored.refund_id,
@@ -381,15 +407,16 @@ class PaymentService:
         self,
         what: str,
         workflow_id: str,
-        start: Callable[[], Awaitable[None]],
+        start: Callable[[], Awaitable[T]],
         *,
         undo: Callable[[], None],
         created: bool,
-    ) -> None:
-        """Start the workflow; when that fails, undo the row this call ``created`` (see
-        ``_undo_unless_started``) and raise ServiceUnavailable: the client retries."""
+    ) -> T:
+        """Start the workflow (``start``'s answer is returned); when that fails, undo the row
+        this call ``created`` (see ``_undo_unless_started``) and raise ServiceUnavailable: the
+        client retries."""
         try:
-            await start()
+            return await start()
         except Exception as exc:
             await self._undo_unless_started(
                 workflow_id,

@@ -11,10 +11,11 @@ import asyncio
 import contextlib
 import dataclasses
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
+import structlog
 from temporalio.client import (
     Client,
     Schedule,
@@ -27,13 +28,15 @@ from temporalio.client import (
     ScheduleSpec,
     ScheduleUpdate,
     ScheduleUpdateInput,
+    WithStartWorkflowOperation,
     WorkflowExecutionStatus,
     WorkflowFailureError,
     WorkflowQueryFailedError,
     WorkflowQueryRejectedError,
     WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
 )
-from temporalio.common import WorkflowIDReusePolicy
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.converter import PayloadCodec
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
@@ -41,8 +44,10 @@ from temporalio.service import RPCError, RPCStatusCode
 from payments.config import PolicySettings, Settings
 from payments.contracts import (
     PaymentRequest,
+    PaymentSnapshot,
     ReconciliationRequest,
     RefundRequest,
+    RefundSnapshot,
     RemovePaymentMethodRequest,
     VaultRequest,
 )
@@ -68,6 +73,12 @@ def reconciliation_schedule_id(task_queue: str) -> str:
 # How long reconciliation waits for a running payment to say when it checks next. A worker
 # answers a query in milliseconds; none answers while the payment's worker is down.
 PROGRESS_QUERY_TIMEOUT = timedelta(seconds=5)
+# How much longer than its own wait an update-with-start may take to answer (the trip there
+# and back) before the caller stops waiting.
+OUTCOME_WAIT_MARGIN_SECONDS = 2.0
+
+T = TypeVar("T")
+log = structlog.get_logger(__name__)
 
 
 def payment_workflow_id(payment_id: str) -> str:
@@ -139,29 +150,61 @@ class PaymentWorkflows:
         self._task_queue = task_queue
         self._policy = policy
 
-    async def start_payment(self, request: PaymentRequest) -> None:
+    async def start_payment(
+        self, request: PaymentRequest, *, wait_seconds: float | None = None
+    ) -> PaymentSnapshot | None:
+        """Start the payment's workflow (nothing to do if it runs or ran already). With
+        ``wait_seconds``: started together with its ``outcome`` update (update-with-start,
+        one request), answering the payment once final within that time, else None."""
         client = await self._connection.client()
         amount = Money(request.amount_minor, request.currency)
-        # Already started (a retried request, a redelivered message): nothing to do.
-        with contextlib.suppress(WorkflowAlreadyStartedError):
-            await client.start_workflow(
-                PaymentWorkflow.run,
-                request,
-                id=payment_workflow_id(request.payment_id),
-                task_queue=self._task_queue,
-                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                static_summary=(
-                    f"Payment of {amount} {amount.currency} for order {request.order_id}"
-                ),
-            )
+        workflow_id = payment_workflow_id(request.payment_id)
+        summary = f"Payment of {amount} {amount.currency} for order {request.order_id}"
+        if wait_seconds is None:
+            # Already started (a retried request, a redelivered message): nothing to do.
+            with contextlib.suppress(WorkflowAlreadyStartedError):
+                await client.start_workflow(
+                    PaymentWorkflow.run,
+                    request,
+                    id=workflow_id,
+                    task_queue=self._task_queue,
+                    id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                    static_summary=summary,
+                )
+            return None
+        start = WithStartWorkflowOperation(
+            PaymentWorkflow.run,
+            request,
+            id=workflow_id,
+            task_queue=self._task_queue,
+            # A run of this payment already going: wait on it instead.
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            static_summary=summary,
+        )
+        answer: PaymentSnapshot | None = await self._start_and_wait(
+            client,
+            workflow_id,
+            client.execute_update_with_start_workflow(
+                PaymentWorkflow.outcome, wait_seconds, start_workflow_operation=start
+            ),
+            wait_seconds,
+        )
+        return answer
 
     async def start_refund(
-        self, refund_id: str, payment_id: str, *, created_at: datetime, restart: bool = False
-    ) -> None:
+        self,
+        refund_id: str,
+        payment_id: str,
+        *,
+        created_at: datetime,
+        restart: bool = False,
+        wait_seconds: float | None = None,
+    ) -> RefundSnapshot | None:
         """``restart``: run again even if an earlier run closed (reconciliation found the
         refund still initiated with no workflow); safe, the gateway call reuses its key.
         The wait for settlement ends ``created_at`` (the refund row's) plus the policy's
-        deadline, whichever run is waiting."""
+        deadline, whichever run is waiting. ``wait_seconds``: as for :meth:`start_payment`."""
         client = await self._connection.client()
         policy = self._policy.refund_policy()
         deadline = created_at + timedelta(seconds=policy.settlement_deadline_seconds)
@@ -171,19 +214,63 @@ class PaymentWorkflows:
             policy=policy,
             deadline_at=deadline.isoformat(),
         )
-        with contextlib.suppress(WorkflowAlreadyStartedError):
-            await client.start_workflow(
-                RefundWorkflow.run,
-                request,
-                id=refund_workflow_id(refund_id),
-                task_queue=self._task_queue,
-                id_reuse_policy=(
-                    WorkflowIDReusePolicy.ALLOW_DUPLICATE
-                    if restart
-                    else WorkflowIDReusePolicy.REJECT_DUPLICATE
-                ),
-                static_summary=f"Refund {refund_id} of payment {payment_id}",
-            )
+        workflow_id = refund_workflow_id(refund_id)
+        summary = f"Refund {refund_id} of payment {payment_id}"
+        reuse = (
+            WorkflowIDReusePolicy.ALLOW_DUPLICATE
+            if restart
+            else WorkflowIDReusePolicy.REJECT_DUPLICATE
+        )
+        if wait_seconds is None:
+            with contextlib.suppress(WorkflowAlreadyStartedError):
+                await client.start_workflow(
+                    RefundWorkflow.run,
+                    request,
+                    id=workflow_id,
+                    task_queue=self._task_queue,
+                    id_reuse_policy=reuse,
+                    static_summary=summary,
+                )
+            return None
+        start = WithStartWorkflowOperation(
+            RefundWorkflow.run,
+            request,
+            id=workflow_id,
+            task_queue=self._task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=reuse,
+            static_summary=summary,
+        )
+        answer: RefundSnapshot | None = await self._start_and_wait(
+            client,
+            workflow_id,
+            client.execute_update_with_start_workflow(
+                RefundWorkflow.outcome, wait_seconds, start_workflow_operation=start
+            ),
+            wait_seconds,
+        )
+        return answer
+
+    async def _start_and_wait(
+        self, client: Client, workflow_id: str, call: Awaitable[T], wait_seconds: float
+    ) -> T | None:
+        """Run an update-with-start ``call``: its answer, or None when there is none in time
+        but the workflow runs (or ran: a closed run's outcome is in the database). Errors
+        are raised only while the workflow may not exist, so that the caller can undo the
+        row it wrote for it."""
+        try:
+            # The update answers by itself within wait_seconds; the margin covers the trip.
+            return await asyncio.wait_for(call, wait_seconds + OUTCOME_WAIT_MARGIN_SECONDS)
+        except WorkflowAlreadyStartedError:
+            return None  # an earlier run closed (REJECT_DUPLICATE): it recorded the outcome
+        except WorkflowUpdateFailedError as exc:
+            # Started, but the update was refused or failed: no synchronous answer.
+            log.warning("no synchronous answer", workflow_id=workflow_id, error=str(exc.cause))
+            return None
+        except (RPCError, TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
+            if await self.exists(workflow_id):
+                return None
+            raise
 
     async def vault(self, request: VaultRequest, *, wait_seconds: float) -> bool:
         """Start the vaulting workflow and wait up to ``wait_seconds`` for it: True if it

@@ -3,7 +3,12 @@
 Workflow id ``payment-{payment_id}`` (see workflows/client.py), so a payment can only ever
 run once. Steps: record pending → announce → fraud check → sale through the gateway → record
 the outcome → announce (status event and user notification). Every step is an activity with
-its own timeout and retry policy (workflows/options.py); this code only decides.
+its own timeout and retry policy (workflows/options.py); the short ones (database, fraud
+rules, events) run as local activities on the workflow's own worker (workflows/steps.py), the
+gateway's as regular ones. This code only decides.
+
+``Prefer: wait=N`` on POST /initiate-payment starts the run together with its ``outcome``
+update (update-with-start), which answers once the outcome is recorded.
 
 A sale the gateway accepts without settling it (a bank transfer: ``settlement_pending``)
 keeps the payment pending: the workflow records the transaction, then checks the gateway on
@@ -61,9 +66,12 @@ from workflows.options import (
     ORDERS,
 )
 from workflows.settlement import SettlementWait, parse_instant
+from workflows.steps import SHORT_STEPS_RUN_LOCALLY, short_step
 
 # Soft-decline retries per run before it continues as new (each adds ~15 events).
 RETRIES_PER_RUN = 50
+# The longest synchronous answer the ``outcome`` update gives (the API's Prefer: wait=N cap).
+MAX_OUTCOME_WAIT_SECONDS = 10.0
 
 
 @workflow.defn
@@ -77,6 +85,7 @@ class PaymentWorkflow:
         self._cancel_requested = False
         self._attempts = 0
         self._final: PaymentSnapshot | None = None
+        self._local_steps = False
 
     @workflow.query
     def progress(self) -> dict[str, str | int]:
@@ -91,6 +100,27 @@ class PaymentWorkflow:
             "attempts": self._attempts,
             "next_check_at": wait.next_check_at if wait is not None else "",
         }
+
+    @workflow.update
+    async def outcome(self, wait_seconds: float) -> PaymentSnapshot | None:
+        """The payment as recorded once it is final, if that is within ``wait_seconds``
+        (POST /initiate-payment with ``Prefer: wait=N``, started together with the run by
+        update-with-start); else None, and the caller answers "pending". A payment that
+        begins a long wait (for settlement, or to retry a soft decline) answers None then."""
+        with contextlib.suppress(TimeoutError):
+            await workflow.wait_condition(
+                lambda: self._final is not None or self._is_waiting_long(),
+                timeout=timedelta(seconds=wait_seconds),
+            )
+        return self._final
+
+    @outcome.validator
+    def _a_sensible_wait(self, wait_seconds: float) -> None:
+        if not 0 < wait_seconds <= MAX_OUTCOME_WAIT_SECONDS:
+            raise ValueError(f"wait_seconds must be in (0, {MAX_OUTCOME_WAIT_SECONDS}]")
+
+    def _is_waiting_long(self) -> bool:
+        return self._final is None and self._step in ("waiting_to_retry", "waiting_for_settlement")
 
     @workflow.update
     async def cancel(self) -> PaymentSnapshot | str:
@@ -119,31 +149,32 @@ class PaymentWorkflow:
 
     @workflow.run
     async def run(self, request: PaymentRequest) -> PaymentSnapshot:
+        # Asked once per run, first: a run keeps the kind of step its history began with.
+        local = self._local_steps = workflow.patched(SHORT_STEPS_RUN_LOCALLY)
         if request.continued is not None:
             outcome = await self._pick_up(request, request.continued)
         else:
             self._step = "recording"
-            pending = await workflow.execute_activity_method(
-                LedgerActivities.record_payment_pending, request, **LEDGER
+            pending = await short_step(
+                LedgerActivities.record_payment_pending, request, local=local, options=LEDGER
             )
             if pending.status != PaymentStatus.PENDING:  # already decided: nothing twice
                 self._status = pending.status
+                self._final = pending
                 return pending
-            await workflow.execute_activity_method(
-                EventActivities.publish_payment_status, pending, **EVENTS
+            await short_step(
+                EventActivities.publish_payment_status, pending, local=local, options=EVENTS
             )
             outcome = await self._check_fraud_then_charge(request)
 
         self._step = "recording_outcome"
-        final = await workflow.execute_activity_method(
-            LedgerActivities.record_payment_outcome, outcome, **LEDGER
+        final = await short_step(
+            LedgerActivities.record_payment_outcome, outcome, local=local, options=LEDGER
         )
         self._status = final.status
         self._final = final
         self._step = "announcing"
-        await workflow.execute_activity_method(
-            EventActivities.publish_payment_status, final, **EVENTS
-        )
+        await short_step(EventActivities.publish_payment_status, final, local=local, options=EVENTS)
         if request.update_order_service:
             self._step = "updating_order"
             await self._update_order(request, final)
@@ -152,7 +183,7 @@ class PaymentWorkflow:
 
     async def _check_fraud_then_charge(self, request: PaymentRequest) -> PaymentOutcome:
         self._step = "fraud_check"
-        decision = await workflow.execute_activity_method(
+        decision = await short_step(
             FraudActivities.check_fraud,
             FraudCheckRequest(
                 payment_id=request.payment_id,
@@ -162,7 +193,8 @@ class PaymentWorkflow:
                 currency=request.currency,
                 merchant_id=request.merchant_id,
             ),
-            **FRAUD,
+            local=self._local_steps,
+            options=FRAUD,
         )
         if not decision.approved:
             return PaymentOutcome(
@@ -259,10 +291,11 @@ class PaymentWorkflow:
                 if charge.gateway_status in PAID_STATUSES:
                     return outcome
                 # Accepted, not settled (settlement_pending): record it and wait.
-                await workflow.execute_activity_method(
+                await short_step(
                     LedgerActivities.record_payment_outcome,
                     replace(outcome, still_pending=True),
-                    **LEDGER,
+                    local=self._local_steps,
+                    options=LEDGER,
                 )
                 self._settlement = SettlementWait.starting_now(
                     request.waits_by().pending_check_schedule_seconds,
@@ -274,10 +307,11 @@ class PaymentWorkflow:
                 return outcome  # hard declines are never retried; nor is anything without retry
             delay = timedelta(seconds=schedule[attempt - 1])
             retry_at = workflow.now() + delay
-            await workflow.execute_activity_method(
+            await short_step(
                 LedgerActivities.record_payment_outcome,
                 replace(outcome, still_pending=True, next_retry_at=retry_at.isoformat()),
-                **LEDGER,
+                local=self._local_steps,
+                options=LEDGER,
             )
             if attempt - first_attempt + 1 >= RETRIES_PER_RUN and workflow.patched(
                 "soft-decline-retries-continue-as-new"

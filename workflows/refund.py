@@ -14,6 +14,7 @@ was paid. Steps: announce initiated → re-check against the payment → gateway
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import replace
 from datetime import timedelta
 
@@ -36,6 +37,10 @@ with workflow.unsafe.imports_passed_through():
 
 from workflows.options import EVENTS, GATEWAY, LEDGER
 from workflows.settlement import SettlementWait, parse_instant
+from workflows.steps import SHORT_STEPS_RUN_LOCALLY, short_step
+
+# The longest synchronous answer the ``outcome`` update gives (the API's Prefer: wait=N cap).
+MAX_OUTCOME_WAIT_SECONDS = 10.0
 
 
 @workflow.defn
@@ -46,6 +51,7 @@ class RefundWorkflow:
         # A check_now signal that came before the wait for settlement began.
         self._check_requested = False
         self._settlement: SettlementWait | None = None
+        self._final: RefundSnapshot | None = None
 
     @workflow.query
     def progress(self) -> dict[str, str | int]:
@@ -59,6 +65,23 @@ class RefundWorkflow:
             "next_check_at": wait.next_check_at if wait is not None else "",
         }
 
+    @workflow.update
+    async def outcome(self, wait_seconds: float) -> RefundSnapshot | None:
+        """The refund as recorded once it is final, if that is within ``wait_seconds``
+        (POST /refund with ``Prefer: wait=N``, by update-with-start); else None. A refund
+        that begins waiting for its sale to settle answers None then."""
+        with contextlib.suppress(TimeoutError):
+            await workflow.wait_condition(
+                lambda: self._final is not None or self._step == "waiting_for_settlement",
+                timeout=timedelta(seconds=wait_seconds),
+            )
+        return self._final
+
+    @outcome.validator
+    def _a_sensible_wait(self, wait_seconds: float) -> None:
+        if not 0 < wait_seconds <= MAX_OUTCOME_WAIT_SECONDS:
+            raise ValueError(f"wait_seconds must be in (0, {MAX_OUTCOME_WAIT_SECONDS}]")
+
     @workflow.signal
     def check_now(self) -> None:
         """The sale may have settled (a webhook): ask the gateway before the next timer."""
@@ -69,22 +92,25 @@ class RefundWorkflow:
 
     @workflow.run
     async def run(self, request: RefundRequest) -> RefundSnapshot:
+        # Asked once per run, first: a run keeps the kind of step its history began with.
+        local = workflow.patched(SHORT_STEPS_RUN_LOCALLY)
         if request.continued is not None:
             outcome = await self._give_back(request.continued.plan, request)
         else:
-            initiated = await workflow.execute_activity_method(
-                LedgerActivities.refund_snapshot, request, **LEDGER
+            initiated = await short_step(
+                LedgerActivities.refund_snapshot, request, local=local, options=LEDGER
             )
             if initiated.status != RefundStatus.INITIATED:
                 self._status = initiated.status
+                self._final = initiated
                 return initiated
-            await workflow.execute_activity_method(
-                EventActivities.publish_refund_status, initiated, **EVENTS
+            await short_step(
+                EventActivities.publish_refund_status, initiated, local=local, options=EVENTS
             )
 
             self._step = "checking"
-            plan = await workflow.execute_activity_method(
-                LedgerActivities.plan_refund, request, **LEDGER
+            plan = await short_step(
+                LedgerActivities.plan_refund, request, local=local, options=LEDGER
             )
             if plan.allowed:
                 outcome = await self._give_back(plan, request)
@@ -97,14 +123,13 @@ class RefundWorkflow:
                 )
 
         self._step = "recording_outcome"
-        final = await workflow.execute_activity_method(
-            LedgerActivities.record_refund_outcome, outcome, **LEDGER
+        final = await short_step(
+            LedgerActivities.record_refund_outcome, outcome, local=local, options=LEDGER
         )
         self._status = final.status
+        self._final = final
         self._step = "announcing"
-        await workflow.execute_activity_method(
-            EventActivities.publish_refund_status, final, **EVENTS
-        )
+        await short_step(EventActivities.publish_refund_status, final, local=local, options=EVENTS)
         self._step = "done"
         return final
 

@@ -18,6 +18,7 @@ from api.deps import (
     WorkflowsDep,
 )
 from api.errors import ERRORS
+from api.prefer import PreferWait, apply_wait
 from api.schemas import (
     AuditEventOut,
     AuditTrail,
@@ -41,7 +42,10 @@ router = APIRouter(tags=["payments"])
     "/initiate-payment",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=PaymentPublic,
-    responses=ERRORS,
+    responses={
+        **ERRORS,
+        200: {"model": PaymentPublic, "description": "Final within the `Prefer: wait=N` asked for"},
+    },
     summary="Start a payment",
 )
 async def initiate_payment(
@@ -50,10 +54,12 @@ async def initiate_payment(
     service: ServiceDep,
     principal: PrincipalDep,
     container: ContainerDep,
+    wait: PreferWait,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> PaymentPublic:
     """Accepts the payment and starts its workflow; the answer is ``pending``. Follow the
-    ``Location`` header (or the ``payment_status`` topic) for the outcome. The payment
+    ``Location`` header (or the ``payment_status`` topic) for the outcome, or ask for it
+    with ``Prefer: wait=N`` (see api/prefer.py). The payment
     belongs to the key's merchant (an admin key without one: the default merchant)."""
     payment, created = await service.initiate_payment(
         InitiatePayment(
@@ -67,8 +73,10 @@ async def initiate_payment(
             payment_method_id=body.payment_method_id,
             retry=body.retry,
             idempotency_key=idempotency_key,
+            wait_seconds=wait,
         )
     )
+    apply_wait(response, wait, final=payment.payment_status != PaymentStatus.PENDING)
     response.headers["Location"] = f"/payment/{payment.payment_id}"
     if not created:
         response.headers["Idempotent-Replayed"] = "true"

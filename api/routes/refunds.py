@@ -8,9 +8,11 @@ from fastapi import APIRouter, Response, status
 
 from api.deps import IdempotencyKeyHeader, PrincipalDep, RefundsDep, ServiceDep
 from api.errors import ERRORS
+from api.prefer import PreferWait, apply_wait
 from api.schemas import RefundIn, RefundPublic
 from payments.errors import NotFound
 from payments.service import RequestRefund
+from payments.vocabulary import RefundStatus
 
 router = APIRouter(tags=["refunds"])
 
@@ -19,7 +21,10 @@ router = APIRouter(tags=["refunds"])
     "/refund",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=RefundPublic,
-    responses=ERRORS,
+    responses={
+        **ERRORS,
+        200: {"model": RefundPublic, "description": "Final within the `Prefer: wait=N` asked for"},
+    },
     summary="Refund all or part of a successful payment",
 )
 async def refund(
@@ -27,6 +32,7 @@ async def refund(
     response: Response,
     service: ServiceDep,
     principal: PrincipalDep,
+    wait: PreferWait,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> RefundPublic:
     """Without ``amount``, refunds everything not yet refunded. Refused (409/422) when the
@@ -40,8 +46,10 @@ async def refund(
             amount=body.amount,
             reason=body.reason,
             idempotency_key=idempotency_key,
+            wait_seconds=wait,
         )
     )
+    apply_wait(response, wait, final=stored.refund_status != RefundStatus.INITIATED)
     response.headers["Location"] = f"/refund/{stored.refund_id}"
     if not created:
         response.headers["Idempotent-Replayed"] = "true"

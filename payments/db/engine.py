@@ -28,6 +28,9 @@ def create_db_engine(settings: DatabaseSettings) -> sa.Engine:
             url,
             echo=settings.echo,
             pool_pre_ping=True,
+            pool_size=settings.pool_size,
+            max_overflow=settings.max_overflow,
+            pool_timeout=settings.pool_timeout_seconds,
             connect_args={
                 "connect_timeout": settings.connect_timeout_seconds,
                 "keepalives": 1,
@@ -37,10 +40,20 @@ def create_db_engine(settings: DatabaseSettings) -> sa.Engine:
             },
         )
 
+    pool: dict[str, Any] = {}
     if url.database and url.database != ":memory:":
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        # A file: a queue pool like PostgreSQL's (an in-memory database has one connection).
+        pool = {
+            "pool_size": settings.pool_size,
+            "max_overflow": settings.max_overflow,
+            "pool_timeout": settings.pool_timeout_seconds,
+        }
     engine = sa.create_engine(
-        url, echo=settings.echo, connect_args={"check_same_thread": False, "timeout": 30}
+        url,
+        echo=settings.echo,
+        connect_args={"check_same_thread": False, "timeout": 30},
+        **pool,
     )
 
     @sa.event.listens_for(engine, "connect")

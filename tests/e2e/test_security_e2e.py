@@ -26,6 +26,7 @@ from payments.db.engine import create_db_engine
 from payments.events.topics import ALL_TOPICS, PAYMENT_INITIATION, PAYMENT_INITIATION_DLQ
 from tests.e2e.conftest import Stack
 from tests.e2e.test_payments_e2e import pay, payment_body, wait_status
+from workflows.steps import SHORT_STEPS_RUN_LOCALLY
 
 pytestmark = pytest.mark.e2e
 
@@ -258,6 +259,21 @@ async def _history(stack: Stack, workflow_id: str) -> dict[str, Any]:
         return history
 
 
+# What the SDK's patch and local activity markers hold: ids, attempts and times.
+SDK_MARKER_FIELDS = {
+    "id",
+    "deprecated",
+    "seq",
+    "attempt",
+    "activity_id",
+    "activity_type",
+    "complete_time",
+    "backoff",
+    "original_schedule_time",
+    "activation_index",
+}
+
+
 def _payloads(node: object) -> list[dict[str, Any]]:
     """Every payload ({metadata, data}) anywhere in a history's JSON."""
     found: list[dict[str, Any]] = []
@@ -287,8 +303,18 @@ async def test_temporal_stores_only_ciphertext(
         assert secret not in text, secret
     payloads = _payloads(history)
     assert len(payloads) > 10
+    # Every payload of ours is encrypted. The SDK writes its own markers in plain JSON: which
+    # patches a run took, and when each local activity ran (its result is one of ours).
+    markers = [p for p in payloads if base64.b64decode(p["metadata"]["encoding"]) == b"json/plain"]
+    for payload in markers:
+        value = json.loads(base64.b64decode(payload["data"]))
+        if isinstance(value, dict):  # a patch's or a local activity's record
+            assert set(value) <= SDK_MARKER_FIELDS, value
+            assert value.get("id", SHORT_STEPS_RUN_LOCALLY) == SHORT_STEPS_RUN_LOCALLY, value
+        else:  # a patch id, or whether it is deprecated
+            assert value in (SHORT_STEPS_RUN_LOCALLY, [SHORT_STEPS_RUN_LOCALLY], True, False)
     encodings = {base64.b64decode(p["metadata"]["encoding"]) for p in payloads}
-    assert encodings == {b"binary/encrypted"}, encodings
+    assert encodings == {b"binary/encrypted", b"json/plain"}, encodings
 
     # The codec endpoint (admins) gives them back, as the Temporal UI shows them.
     forbidden = await api.post("/codec/decode", json={"payloads": payloads})

@@ -211,27 +211,6 @@ async def wait_all_terminal(
 
 
 # --- Temporal's view -----------------------------------------------------------------------------
-@dataclass(frozen=True)
-class PendingActivity:
-    activity_type: str
-    attempt: int
-    last_failure: str
-
-
-async def pending_activities(client: Client, workflow_id: str) -> list[PendingActivity]:
-    """The activities a workflow waits for, with their attempt numbers (what the Temporal UI
-    shows under "Pending Activities")."""
-    description = await client.get_workflow_handle(workflow_id).describe()
-    return [
-        PendingActivity(
-            activity_type=activity.activity_type.name,
-            attempt=activity.attempt,
-            last_failure=activity.last_failure.message,
-        )
-        for activity in description.raw_description.pending_activities
-    ]
-
-
 async def activity_attempts(client: Client, workflow_id: str) -> dict[str, int]:
     """The highest attempt each activity type of a workflow was started with (from its
     history): 2 or more means an attempt failed or timed out and Temporal ran it again."""

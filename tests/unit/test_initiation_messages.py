@@ -14,7 +14,7 @@ from aiokafka.errors import KafkaConnectionError
 from sqlalchemy.exc import OperationalError
 
 from payments.config import AuthSettings, DatabaseSettings, PolicySettings
-from payments.contracts import PaymentRequest
+from payments.contracts import PaymentRequest, PaymentSnapshot, RefundSnapshot
 from payments.db.database import Database
 from payments.db.engine import create_db_engine
 from payments.db.migrate import upgrade
@@ -37,14 +37,23 @@ class RecordingStarter:
     started: list[PaymentRequest] = field(default_factory=list)
     down: bool = False
 
-    async def start_payment(self, request: PaymentRequest) -> None:
+    async def start_payment(
+        self, request: PaymentRequest, *, wait_seconds: float | None = None
+    ) -> PaymentSnapshot | None:
         if self.down:
             raise NotSent("Temporal is not reachable")
         self.started.append(request)
+        return None
 
     async def start_refund(
-        self, refund_id: str, payment_id: str, *, created_at: datetime, restart: bool = False
-    ) -> None:
+        self,
+        refund_id: str,
+        payment_id: str,
+        *,
+        created_at: datetime,
+        restart: bool = False,
+        wait_seconds: float | None = None,
+    ) -> RefundSnapshot | None:
         raise AssertionError("no refunds here")
 
     async def exists(self, workflow_id: str) -> bool:
