@@ -157,8 +157,11 @@ def arrival_times(
     times: list[float] = []
     at = 0.0
     while len(times) < limit:
-        at += gaps.expovariate(rate) if arrivals == "poisson" else 1.0 / rate
-        if at > seconds:
+        if arrivals == "poisson":
+            at += gaps.expovariate(rate)
+        else:
+            at = (len(times) + 1) / rate  # not a running sum: no rounding drift
+        if at > seconds + 1e-9:
             break
         times.append(at)
     return times

@@ -207,20 +207,20 @@ def run_chart(path: Path, title: str, phases: Sequence[PhaseResult], timeline: T
     rate_ax.grid(True, alpha=0.3)
     rate_ax.legend(fontsize="small")
 
-    times = timeline.times
+    times, window = timeline.times, 4  # samples per point: 2 s at the 0.5 s sampling
     for name, series in sorted(timeline.cpu.items()):
-        if len(series) < 2 or series[-1] < 1.0:
+        if len(series) <= window or series[-1] < 1.0:
             continue  # a process that hardly ran draws nothing useful
+        points = range(window, len(series))
         shares = [
-            100 * (series[i] - series[i - 1]) / (times[i] - times[i - 1])
-            for i in range(1, len(series))
+            100 * (series[i] - series[i - window]) / (times[i] - times[i - window]) for i in points
         ]
-        cpu_ax.plot(times[1 : len(series)], shares, label=name, linewidth=0.8)
+        cpu_ax.plot([times[i] for i in points], shares, label=name, linewidth=0.9)
     for number, phase in enumerate(phases):
         cpu_ax.axvspan(phase.started, phase.ended, alpha=0.04 + 0.05 * (number % 2), color="grey")
         cpu_ax.text(phase.started, 1, phase.name, rotation=90, fontsize="x-small", va="bottom")
     cpu_ax.set_xlabel("seconds since the run began")
-    cpu_ax.set_ylabel("CPU, % of one core")
+    cpu_ax.set_ylabel("CPU, % of one core (2 s average)")
     cpu_ax.grid(True, alpha=0.3)
     cpu_ax.legend(fontsize="small", ncol=2)
     fig.tight_layout()
