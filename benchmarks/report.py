@@ -270,6 +270,9 @@ def scaling_chart(path: Path, title: str, rows: Sequence[Mapping[str, Any]]) -> 
         for rate in toy_rates:
             ax.axhline(rate, linestyle=":", linewidth=0.8, color="grey")
     ax.set_xscale("log", base=2)
+    ticks = sorted({row["clients"] for row in rows})
+    ax.set_xticks(ticks, [str(t) for t in ticks])
+    ax.set_ylim(bottom=0)
     ax.set_xlabel("concurrent clients (closed loop)")
     ax.set_ylabel("payments completed per second")
     ax.set_title(title + " (dotted: the toy workflow's rate)")
