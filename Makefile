@@ -6,6 +6,8 @@ BIN := $(VENV)/bin
 # Re-install only when the dependencies change.
 STAMP := $(VENV)/.install-stamp
 PYTEST_ARGS ?=
+# Options of `make bench` (python -m benchmarks --help), e.g. BENCH_ARGS='--quick --database sqlite'.
+BENCH_ARGS ?=
 # The folder of `make record-histories`: the commit the workflows are at ("-dirty" when the
 # checkout has uncommitted changes, which are then recorded too).
 LABEL ?= $(shell git describe --always --dirty 2>/dev/null)
@@ -53,8 +55,8 @@ typecheck: install ## Type-check with mypy --strict
 
 check: lint typecheck ## lint + typecheck (what CI runs before the tests)
 
-bench: install ## Run the benchmarks (python -m benchmarks)
-	@if [ -d benchmarks ]; then $(BIN)/python -m benchmarks; else echo "no benchmarks yet"; fi
+bench: install ## Run the benchmarks against a whole stack, SQLite and PostgreSQL (BENCH_ARGS='--quick', '--scaling', '--help')
+	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 
 clean: ## Remove local state (.data: databases, Temporal state) and caches; keeps .venv
 	rm -rf .data .pytest_cache .mypy_cache .ruff_cache build dist

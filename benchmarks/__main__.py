@@ -1,180 +1,121 @@
-"""``python -m benchmarks``: payments through the whole stack, measured.
+"""``python -m benchmarks`` (``make bench``): what a user of the payment service feels, next to
+what Temporal itself costs, in one run on one stack per database.
 
-Starts the stack that ``make run`` starts (on free ports, in a temporary directory), sends
-payments through the HTTP API with bounded concurrency, and reads the outcomes back from the
-``payment_status`` topic with a real consumer. Reports:
-- API acceptance latency (POST /initiate-payment → 202), p50/p95/max;
-- end-to-end latency (POST → ``payment.success`` event on Kafka), p50/p95/max;
-- throughput: payments completed per second over the whole run;
-- refunds: the same for full refunds of the paid payments.
+Phases (``--phases``, in this order):
+- ``toy``: the baseline, N toy workflows of three no-op activities started at once on the
+  stack's Temporal server (benchmarks.toy);
+- ``saturation``: N payments through ``POST /initiate-payment`` from C concurrent clients, each
+  sending its next payment when the previous one's final event is on ``payment_status``;
+- ``open``: payments on a fixed schedule at half the saturation rate (Poisson arrivals);
+- ``sync``: one client at a time with ``Prefer: wait=5`` (a 200 answer is final);
+- ``refunds``: full refunds of the payments of each payment phase that ran, the same way,
+  until the final event on ``refund_request``.
+
+``--scaling``: the saturation phase for 1 and 2 worker processes x 8, 32 and 128 clients,
+and which process saturates first. Writes JSON and a PNG chart under ``bench/results/``.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import statistics
+import logging
+import os
+import platform
 import sys
-import tempfile
 import time
-import uuid
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
-import httpx
+import structlog
 
-from devtools.events import EventReader
-from devtools.postgres import create_postgres_database, drop_postgres_database, postgres_available
-from devtools.processes import ProcessGroup
-from devtools.stack import free_stack_settings, start_stack
-from payments.config import DatabaseSettings
-
-
-def _percentiles(samples: list[float]) -> str:
-    ordered = sorted(samples)
-    p95 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))]
-    return (
-        f"p50 {statistics.median(ordered) * 1000:7.1f} ms   p95 {p95 * 1000:7.1f} ms   "
-        f"max {ordered[-1] * 1000:7.1f} ms"
-    )
+from benchmarks import report
+from benchmarks.options import Options, parse
+from benchmarks.runs import Run, measure
+from benchmarks.stack import bench_stack, unavailable
+from devtools.processes import StackError
 
 
-async def _run(
-    api_url: str, api_key: str, kafka: str, count: int, concurrency: int
-) -> dict[str, Any]:
-    reader = EventReader(kafka)
-    await reader.start()
-    gate = asyncio.Semaphore(concurrency)
-    accepted: dict[str, float] = {}
-    accept_latency: list[float] = []
-    run_tag = uuid.uuid4().hex[:8]
+def _say(text: str) -> None:
+    print(text, flush=True)
 
-    async with httpx.AsyncClient(
-        base_url=api_url,
-        timeout=60,
-        trust_env=False,
-        headers={"Authorization": f"Bearer {api_key}"},
-    ) as api:
 
-        async def one(i: int) -> None:
-            async with gate:
-                started = time.monotonic()
-                response = await api.post(
-                    "/initiate-payment",
-                    json={
-                        "order_id": f"bench-{run_tag}-{i}",
-                        "user_id": f"user-{i % 50}",
-                        "amount": "49.99",
-                        "currency": "USD",
-                        "payment_method": "credit_card",
-                        "payment_token": "fake-valid-nonce",
-                    },
-                )
-                response.raise_for_status()
-                accept_latency.append(time.monotonic() - started)
-                accepted[response.json()["payment_id"]] = started
-
-        began = time.monotonic()
-        tasks = [asyncio.create_task(one(i)) for i in range(count)]
-        done_at: dict[str, float] = {}
-        last_report = 0.0
-        while len(done_at) < count:
-            for event in reader.of("payment_status", status="success"):
-                if event["payment_id"] in accepted and event["payment_id"] not in done_at:
-                    done_at[event["payment_id"]] = time.monotonic()
-            now = time.monotonic()
-            if now - last_report > 2:
-                print(f"  payments: {len(accepted)}/{count} accepted, {len(done_at)} succeeded")
-                last_report = now
-            if now - began > 600:
-                raise TimeoutError(f"only {len(done_at)} of {count} payments succeeded in 600 s")
-            await asyncio.sleep(0.05)
-        await asyncio.gather(*tasks)
-        elapsed = max(done_at.values()) - began
-        e2e = [done_at[p] - accepted[p] for p in done_at]
-
-        # Full refunds of every payment (voids, as none has settled yet).
-        refund_began = time.monotonic()
-        refund_ids: dict[str, float] = {}
-
-        async def refund(payment_id: str) -> None:
-            async with gate:
-                started = time.monotonic()
-                response = await api.post(
-                    "/refund", json={"payment_id": payment_id, "reason": "benchmark"}
-                )
-                response.raise_for_status()
-                refund_ids[response.json()["refund_id"]] = started
-
-        refund_tasks = [asyncio.create_task(refund(p)) for p in accepted]
-        refunded: dict[str, float] = {}
-        while len(refunded) < count:
-            for event in reader.of("refund_request", status="processed"):
-                if event["refund_id"] in refund_ids and event["refund_id"] not in refunded:
-                    refunded[event["refund_id"]] = time.monotonic()
-            if time.monotonic() - refund_began > 600:
-                raise TimeoutError(f"only {len(refunded)} of {count} refunds processed")
-            await asyncio.sleep(0.05)
-        await asyncio.gather(*refund_tasks)
-        refund_elapsed = max(refunded.values()) - refund_began
-    await reader.stop()
+def _meta(options: Options, database: str, workers: int) -> dict[str, Any]:
     return {
-        "accept": accept_latency,
-        "e2e": e2e,
-        "throughput": count / elapsed,
-        "refund_throughput": count / refund_elapsed,
-        "refund_e2e": [refunded[r] - refund_ids[r] for r in refunded],
+        "database": database,
+        "workers": workers,
+        "git": report.git_describe(),
+        "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "options": vars(options),
     }
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--payments", type=int, default=200)
-    parser.add_argument("--concurrency", type=int, default=20)
-    parser.add_argument("--database", choices=["sqlite", "postgres"], action="append")
-    args = parser.parse_args()
-    databases = args.database or ["sqlite", "postgres"]
+def _report_run(run: Run, options: Options, stem: str) -> None:
+    toy = next((p for p in run.results if p.kind == "toy"), None)
+    peak = run.watch.peak_rss()
+    checks = report.targets(run.results)
+    json_path = report.RESULTS / f"{stem}.json"
+    chart_path = report.RESULTS / f"{stem}.png"
+    title = f"{run.stack.database}, {run.stack.workers} worker(s), {report.git_describe()}"
+    report.write_json(
+        json_path,
+        {
+            "meta": _meta(options, run.stack.database, run.stack.workers),
+            "phases": run.results,
+            "targets": checks,
+            "peak_rss": peak,
+            "cpu_timeline": run.watch.timeline,
+        },
+    )
+    report.run_chart(chart_path, title, run.results, run.watch.timeline)
+    _say(f"\n### {title}\n")
+    _say(report.phase_table(run.results, toy.throughput if toy else None))
+    _say("\nCPU ms per item by process (bench = the load generator, not the service):\n")
+    _say(report.cpu_table(run.results, peak))
+    if checks:
+        _say("\nIssue 10's targets:\n" + report.targets_text(checks))
+    for phase in run.results:
+        if phase.errors:
+            shown = "; ".join(phase.errors[:3])
+            _say(f"\n{phase.name}: {len(phase.errors)} without a final status ({shown}...)")
+    _say(f"\nwritten: {json_path}\n         {chart_path}")
 
-    for database in databases:
-        with tempfile.TemporaryDirectory(prefix="payments-bench-") as tmp:
-            data_dir = Path(tmp)
-            dropper = None
-            if database == "postgres":
-                reason = postgres_available()
-                if reason:
-                    print(f"skipping postgres: {reason}")
-                    continue
-                url, dropper = create_postgres_database("payments_bench")
-            else:
-                url = f"sqlite:///{data_dir / 'payments.db'}"
-            settings = free_stack_settings(data_dir, database=DatabaseSettings(url=url))
-            # One key sends everything: measure the service, not the per-key rate limit
-            # (100/second by default, which a burst of 20 concurrent requests can reach).
-            settings.api.rate_limit = "100000/second"
-            print(f"\n== {database}: starting the stack (log: {data_dir / 'stack.log'})")
+
+def main(argv: Sequence[str] | None = None) -> int:
+    options = parse(argv)
+    # Our own lines and the progress bars; library chatter (Kafka admin) only when it matters.
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    scaling_rows: list[dict[str, Any]] = []
+    for database in options.databases:
+        if reason := unavailable(database):
+            _say(f"skipping {database}: {reason}")
+            continue
+        for workers in options.workers:
+            _say(f"\n== {database}, {workers} worker(s): starting the stack")
+            stem = report.result_stem(database, "scaling" if options.scaling else "")
             try:
-                with ProcessGroup(data_dir / "stack.log") as group:
-                    endpoints = start_stack(group, settings, temporal_ui=False)
-                    print(f"   {args.payments} payments, {args.concurrency} concurrent requests")
-                    result = asyncio.run(
-                        _run(
-                            endpoints.api_url,
-                            endpoints.api_keys["checkout"],
-                            endpoints.kafka_bootstrap,
-                            args.payments,
-                            args.concurrency,
-                        )
-                    )
-            finally:
-                if dropper:
-                    drop_postgres_database(dropper)
-            print(f"   API accept (POST → 202):          {_percentiles(result['accept'])}")
-            print(f"   payment end to end (→ Kafka):     {_percentiles(result['e2e'])}")
-            print(f"   payment throughput:               {result['throughput']:.1f} payments/s")
-            print(f"   refund end to end (→ Kafka):      {_percentiles(result['refund_e2e'])}")
-            print(
-                f"   refund throughput:                {result['refund_throughput']:.1f} refunds/s"
-            )
+                with bench_stack(
+                    database, workers, log_copy=report.RESULTS / f"{stem}.log"
+                ) as stack:
+                    run, rows = asyncio.run(measure(stack, options))
+            except StackError as exc:
+                _say(f"   the stack failed: {exc} (log: {report.RESULTS / f'{stem}.log'})")
+                return 1
+            if options.scaling:
+                scaling_rows += rows
+                stem += f"-w{workers}"
+            _report_run(run, options, stem)
+    if scaling_rows:
+        stem = report.result_stem("-".join(options.databases), "scaling")
+        report.write_json(report.RESULTS / f"{stem}-table.json", {"rows": scaling_rows})
+        report.scaling_chart(
+            report.RESULTS / f"{stem}.png", "Payments/s by workers and clients", scaling_rows
+        )
+        _say("\n### Scaling (saturation, closed loop)\n")
+        _say(report.scaling_table(scaling_rows))
+        _say(f"\nwritten: {report.RESULTS / (stem + '-table.json')}, {stem}.png")
     sys.stdout.flush()
     return 0
 

@@ -346,6 +346,12 @@ class StackEndpoints:
     api_keys: Mapping[str, str] = field(default_factory=dict)
 
 
+def worker_names(count: int) -> list[str]:
+    """The process names of ``count`` payment workers: ``worker`` alone (what ``make run`` and
+    the tests know it by), else ``worker-1``, ``worker-2``... so that their output stays apart."""
+    return ["worker"] if count == 1 else [f"worker-{i}" for i in range(1, count + 1)]
+
+
 def start_stack(
     group: ProcessGroup,
     settings: Settings,
@@ -353,10 +359,14 @@ def start_stack(
     temporal_ui: bool = True,
     temporal_persistent: bool = True,
     sandbox: SandboxSettings | None = None,
+    workers: int = 1,
 ) -> StackEndpoints:
     """Start the whole stack for ``settings`` in ``group`` (which stops it). StackError when a
     part fails; a busy port is said best by :func:`check_ports` first. Synchronous: from async
-    code call it through ``asyncio.to_thread``."""
+    code call it through ``asyncio.to_thread``. ``workers``: payment worker processes on the
+    one task queue (the benchmarks' scaling runs), named as :func:`worker_names` says."""
+    if workers < 1:
+        raise StackError(f"a stack needs at least one worker, not {workers}")
     temporal_cli, tansu = find_temporal_cli(), find_tansu()
     env = stack_env(settings, sandbox)
     if settings.database.url.startswith("sqlite:///"):  # SQLite makes no directory
@@ -412,14 +422,15 @@ def start_stack(
         group.start(ProcessSpec("sandbox", argv, env=env, ready=ready))
     # The worker lets running activities finish when told to stop: not SIGKILLed before.
     worker_grace = settings.temporal.graceful_shutdown_seconds + 5.0
-    group.start(
-        ProcessSpec(
-            "worker",
-            python_module_argv("workers.payment_worker"),
-            env=env,
-            stop_timeout=worker_grace,
+    for name in worker_names(workers):
+        group.start(
+            ProcessSpec(
+                name,
+                python_module_argv("workers.payment_worker"),
+                env=env,
+                stop_timeout=worker_grace,
+            )
         )
-    )
     group.start(ProcessSpec("consumer", python_module_argv("workers.consumer"), env=env))
     ready = http_ready(f"{api_url}/healthz")
     api = python_module_argv("api")
