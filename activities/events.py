@@ -6,6 +6,7 @@ answers, so no status change goes unannounced; a repeat carries the same event_i
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING
 
 from temporalio import activity
@@ -40,11 +41,14 @@ class EventActivities:
         )
 
     async def _announce(self, topic: str, payment_id: str, event: Event) -> str:
-        """Publish the status event, then the user's notification of it if there is one;
-        returns the event's id. Both are keyed by payment_id: a payment's and its refunds'
-        events stay in one partition, in order."""
-        await self._publisher.publish(topic, payment_id, event)
+        """Publish the status event and the user's notification of it if there is one, both
+        at once (one trip to the broker, not two in a row); returns the event's id. Both are
+        keyed by payment_id: a payment's and its refunds' events stay in one partition, in
+        order. If either fails the step is retried and both are sent again: consumers
+        deduplicate by event_id."""
+        sends = [self._publisher.publish(topic, payment_id, event)]
         message = notification(event)
         if message is not None:
-            await self._publisher.publish(topics.NOTIFICATIONS, payment_id, message)
+            sends.append(self._publisher.publish(topics.NOTIFICATIONS, payment_id, message))
+        await asyncio.gather(*sends)
         return str(event["event_id"])

@@ -23,6 +23,7 @@ never be made is logged, and the workflow still ends with the payment's outcome.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from dataclasses import replace
 from datetime import timedelta
@@ -41,6 +42,7 @@ with workflow.unsafe.imports_passed_through():
         ChargeRequest,
         ChargeResult,
         FraudCheckRequest,
+        FraudDecision,
         OrderUpdate,
         PaymentContinuation,
         PaymentOutcome,
@@ -162,10 +164,18 @@ class PaymentWorkflow:
                 self._status = pending.status
                 self._final = pending
                 return pending
-            await short_step(
+            announce = short_step(
                 EventActivities.publish_payment_status, pending, local=local, options=EVENTS
             )
-            outcome = await self._check_fraud_then_charge(request)
+            if local:
+                # Independent steps, run side by side; both end before the charge (a broker
+                # outage still holds the payment before charging, as it always did).
+                self._step = "fraud_check"
+                _, decision = await asyncio.gather(announce, self._check_fraud(request))
+            else:
+                await announce
+                decision = await self._check_fraud(request)
+            outcome = await self._charge_unless_refused(request, decision)
 
         self._step = "recording_outcome"
         final = await short_step(
@@ -181,9 +191,9 @@ class PaymentWorkflow:
         self._step = "done"
         return final
 
-    async def _check_fraud_then_charge(self, request: PaymentRequest) -> PaymentOutcome:
+    async def _check_fraud(self, request: PaymentRequest) -> FraudDecision:
         self._step = "fraud_check"
-        decision = await short_step(
+        return await short_step(
             FraudActivities.check_fraud,
             FraudCheckRequest(
                 payment_id=request.payment_id,
@@ -196,6 +206,10 @@ class PaymentWorkflow:
             local=self._local_steps,
             options=FRAUD,
         )
+
+    async def _charge_unless_refused(
+        self, request: PaymentRequest, decision: FraudDecision
+    ) -> PaymentOutcome:
         if not decision.approved:
             return PaymentOutcome(
                 payment_id=request.payment_id,

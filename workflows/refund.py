@@ -14,6 +14,7 @@ was paid. Steps: announce initiated → re-check against the payment → gateway
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from dataclasses import replace
 from datetime import timedelta
@@ -104,14 +105,18 @@ class RefundWorkflow:
                 self._status = initiated.status
                 self._final = initiated
                 return initiated
-            await short_step(
+            announce = short_step(
                 EventActivities.publish_refund_status, initiated, local=local, options=EVENTS
             )
-
-            self._step = "checking"
-            plan = await short_step(
-                LedgerActivities.plan_refund, request, local=local, options=LEDGER
-            )
+            check = short_step(LedgerActivities.plan_refund, request, local=local, options=LEDGER)
+            if local:
+                # Independent steps, side by side; both end before the gateway is asked.
+                self._step = "checking"
+                _, plan = await asyncio.gather(announce, check)
+            else:
+                await announce
+                self._step = "checking"
+                plan = await check
             if plan.allowed:
                 outcome = await self._give_back(plan, request)
             else:
