@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import httpx
@@ -18,6 +19,7 @@ from benchmarks.measure import BENCH_PROCESS, ProcessWatch
 from benchmarks.options import Options
 from benchmarks.phases import PhaseResult, Phases
 from benchmarks.stack import TOY_WORKER, BenchStack
+from devtools.sandbox.settings import SandboxSettings
 
 
 def _say(text: str) -> None:
@@ -58,6 +60,14 @@ class Run:
         return result
 
 
+async def _quiet(wanted: Sequence[str]) -> None:
+    """One client measures what a lone user feels: on a stack that is idle again, after
+    the sandbox's settlement webhooks of the loads before (each sale settles, and is told to
+    the API, SandboxSettings.settle_after_seconds after it was made)."""
+    if set(wanted) & {"saturation", "open"}:
+        await asyncio.sleep(SandboxSettings().settle_after_seconds + 3.0)
+
+
 async def payments_and_refunds(
     run: Run, options: Options, api: httpx.AsyncClient, finals: FinalEvents
 ) -> None:
@@ -95,6 +105,7 @@ async def payments_and_refunds(
             run.results.append(open_loop)
     sync: PhaseResult | None = None
     if "sync" in wanted:
+        await _quiet(wanted)
         sync = await phases.closed(
             "payments-sync",
             "payment",
@@ -129,6 +140,7 @@ async def payments_and_refunds(
             )
         )
     if sync and sync.ids:
+        await _quiet(wanted)
         run.results.append(
             await phases.closed(
                 "refunds-sync",

@@ -25,7 +25,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
 from tests.replay.recorded import DATA_CONVERTER, HISTORIES
-from workers.payment_worker import WORKFLOWS
+from workers.payment_worker import WORKFLOW_RUNNER, WORKFLOWS
 
 VERSIONS = sorted(path for path in HISTORIES.iterdir() if path.is_dir())
 RECORDED = sorted(HISTORIES.rglob("*.json"))
@@ -57,7 +57,9 @@ def test_every_workflow_type_has_recorded_histories() -> None:
 @pytest.mark.parametrize("path", RECORDED, ids=lambda path: str(path.relative_to(HISTORIES)))
 async def test_recorded_history_replays(path: Path) -> None:
     # The worker's workflows, and the converter the histories were recorded with.
-    replayer = Replayer(workflows=WORKFLOWS, data_converter=DATA_CONVERTER)
+    replayer = Replayer(
+        workflows=WORKFLOWS, workflow_runner=WORKFLOW_RUNNER, data_converter=DATA_CONVERTER
+    )
     # Raises on non-determinism (a command that differs from what the history recorded).
     result = await replayer.replay_workflow(HISTORIES_BY_PATH[path])
     assert result.replay_failure is None

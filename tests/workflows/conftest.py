@@ -27,7 +27,7 @@ from payments.db.engine import create_db_engine
 from payments.orders.client import Order, PaymentResult
 from tests.conftest import BACKENDS, database_copy, migrated_database
 from tests.fakes import FakeGateway, RecordingPublisher
-from workers.payment_worker import WORKFLOWS, build_activities
+from workers.payment_worker import WORKFLOW_RUNNER, WORKFLOWS, build_activities
 from workflows.payment_methods import RemovePaymentMethodWorkflow, VaultPaymentMethodWorkflow
 
 
@@ -126,6 +126,7 @@ async def worker_harness(
         client,
         task_queue=task_queue,
         workflows=WORKFLOWS,
+        workflow_runner=WORKFLOW_RUNNER,
         activities=build_activities(
             client, settings, publisher=publisher, gateway=gateway, db=db, orders=orders
         ),
