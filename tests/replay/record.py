@@ -73,6 +73,21 @@ async def payment_success(harness: Harness) -> str:
     return f"payment-{req.payment_id}"
 
 
+async def payment_answered_by_update(harness: Harness) -> str:
+    """Prefer: wait=N: the outcome update comes while the charge is retried (the gateway
+    timed out twice) and answers with the payment once it is recorded."""
+    harness.gateway.unavailable_times = 2
+    req = request()
+    handle = await harness.client.start_workflow(
+        PaymentWorkflow.run, req, id=f"payment-{req.payment_id}", task_queue=harness.task_queue
+    )
+    await wait_for_step(handle, "charging")
+    answer = await handle.execute_update(PaymentWorkflow.outcome, 10.0)
+    expect("payment_answered_by_update", getattr(answer, "status", None), "success")
+    expect("payment_answered_by_update", (await handle.result()).status, "success")
+    return handle.id
+
+
 async def payment_decline(harness: Harness) -> str:
     harness.gateway.decline_code = "2000"  # Do Not Honor, and no retry asked for
     req = request()
@@ -258,6 +273,7 @@ PATHS: dict[str, RecordedPath] = {
     path.__name__: path
     for path in (
         payment_success,
+        payment_answered_by_update,
         payment_decline,
         payment_bank_pending_then_settled,
         payment_soft_decline_retried,
