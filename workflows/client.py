@@ -40,6 +40,7 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.converter import PayloadCodec
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
+from temporalio.workflow import UpdateMethodMultiParam
 
 from payments.config import PolicySettings, Settings
 from payments.contracts import (
@@ -78,6 +79,9 @@ PROGRESS_QUERY_TIMEOUT = timedelta(seconds=5)
 OUTCOME_WAIT_MARGIN_SECONDS = 2.0
 
 T = TypeVar("T")
+InputT = TypeVar("InputT")
+WorkflowT = TypeVar("WorkflowT")
+OutcomeT = TypeVar("OutcomeT")
 log = structlog.get_logger(__name__)
 
 
@@ -156,41 +160,16 @@ class PaymentWorkflows:
         """Start the payment's workflow (nothing to do if it runs or ran already). With
         ``wait_seconds``: started together with its ``outcome`` update (update-with-start,
         one request), answering the payment once final within that time, else None."""
-        client = await self._connection.client()
         amount = Money(request.amount_minor, request.currency)
-        workflow_id = payment_workflow_id(request.payment_id)
-        summary = f"Payment of {amount} {amount.currency} for order {request.order_id}"
-        if wait_seconds is None:
-            # Already started (a retried request, a redelivered message): nothing to do.
-            with contextlib.suppress(WorkflowAlreadyStartedError):
-                await client.start_workflow(
-                    PaymentWorkflow.run,
-                    request,
-                    id=workflow_id,
-                    task_queue=self._task_queue,
-                    id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                    static_summary=summary,
-                )
-            return None
-        start = WithStartWorkflowOperation(
+        return await self._start(
             PaymentWorkflow.run,
             request,
-            id=workflow_id,
-            task_queue=self._task_queue,
-            # A run of this payment already going: wait on it instead.
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            static_summary=summary,
+            PaymentWorkflow.outcome,
+            workflow_id=payment_workflow_id(request.payment_id),
+            summary=f"Payment of {amount} {amount.currency} for order {request.order_id}",
+            reuse=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            wait_seconds=wait_seconds,
         )
-        answer: PaymentSnapshot | None = await self._start_and_wait(
-            client,
-            workflow_id,
-            client.execute_update_with_start_workflow(
-                PaymentWorkflow.outcome, wait_seconds, start_workflow_operation=start
-            ),
-            wait_seconds,
-        )
-        return answer
 
     async def start_refund(
         self,
@@ -205,7 +184,6 @@ class PaymentWorkflows:
         refund still initiated with no workflow); safe, the gateway call reuses its key.
         The wait for settlement ends ``created_at`` (the refund row's) plus the policy's
         deadline, whichever run is waiting. ``wait_seconds``: as for :meth:`start_payment`."""
-        client = await self._connection.client()
         policy = self._policy.refund_policy()
         deadline = created_at + timedelta(seconds=policy.settlement_deadline_seconds)
         request = RefundRequest(
@@ -214,17 +192,40 @@ class PaymentWorkflows:
             policy=policy,
             deadline_at=deadline.isoformat(),
         )
-        workflow_id = refund_workflow_id(refund_id)
-        summary = f"Refund {refund_id} of payment {payment_id}"
-        reuse = (
-            WorkflowIDReusePolicy.ALLOW_DUPLICATE
-            if restart
-            else WorkflowIDReusePolicy.REJECT_DUPLICATE
+        return await self._start(
+            RefundWorkflow.run,
+            request,
+            RefundWorkflow.outcome,
+            workflow_id=refund_workflow_id(refund_id),
+            summary=f"Refund {refund_id} of payment {payment_id}",
+            reuse=(
+                WorkflowIDReusePolicy.ALLOW_DUPLICATE
+                if restart
+                else WorkflowIDReusePolicy.REJECT_DUPLICATE
+            ),
+            wait_seconds=wait_seconds,
         )
+
+    async def _start(
+        self,
+        run: Callable[[WorkflowT, InputT], Awaitable[Any]],
+        request: InputT,
+        outcome: UpdateMethodMultiParam[[WorkflowT, float], OutcomeT | None],
+        *,
+        workflow_id: str,
+        summary: str,
+        reuse: WorkflowIDReusePolicy,
+        wait_seconds: float | None,
+    ) -> OutcomeT | None:
+        """Start ``run`` (nothing to do if it runs or ran already under ``reuse``). With
+        ``wait_seconds``: together with its ``outcome`` update (update-with-start, one
+        request) — its answer, or None when there is none in time."""
+        client = await self._connection.client()
         if wait_seconds is None:
+            # Already started (a retried request, a redelivered message): nothing to do.
             with contextlib.suppress(WorkflowAlreadyStartedError):
                 await client.start_workflow(
-                    RefundWorkflow.run,
+                    run,
                     request,
                     id=workflow_id,
                     task_queue=self._task_queue,
@@ -233,19 +234,20 @@ class PaymentWorkflows:
                 )
             return None
         start = WithStartWorkflowOperation(
-            RefundWorkflow.run,
+            run,
             request,
             id=workflow_id,
             task_queue=self._task_queue,
+            # A run already going: wait on it instead.
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             id_reuse_policy=reuse,
             static_summary=summary,
         )
-        answer: RefundSnapshot | None = await self._start_and_wait(
+        answer: OutcomeT | None = await self._start_and_wait(
             client,
             workflow_id,
             client.execute_update_with_start_workflow(
-                RefundWorkflow.outcome, wait_seconds, start_workflow_operation=start
+                outcome, wait_seconds, start_workflow_operation=start
             ),
             wait_seconds,
         )
