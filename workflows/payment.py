@@ -163,6 +163,7 @@ class PaymentWorkflow:
             if pending.status != PaymentStatus.PENDING:  # already decided: nothing twice
                 self._status = pending.status
                 self._final = pending
+                await workflow.wait_condition(workflow.all_handlers_finished)
                 return pending
             announce = short_step(
                 EventActivities.publish_payment_status, pending, local=local, options=EVENTS
@@ -189,6 +190,9 @@ class PaymentWorkflow:
             self._step = "updating_order"
             await self._update_order(request, final)
         self._step = "done"
+        # An update answering with the outcome finishes before the run ends (no commands:
+        # runs recorded before it replay unchanged).
+        await workflow.wait_condition(workflow.all_handlers_finished)
         return final
 
     async def _check_fraud(self, request: PaymentRequest) -> FraudDecision:

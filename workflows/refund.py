@@ -104,6 +104,7 @@ class RefundWorkflow:
             if initiated.status != RefundStatus.INITIATED:
                 self._status = initiated.status
                 self._final = initiated
+                await workflow.wait_condition(workflow.all_handlers_finished)
                 return initiated
             announce = short_step(
                 EventActivities.publish_refund_status, initiated, local=local, options=EVENTS
@@ -136,6 +137,9 @@ class RefundWorkflow:
         self._step = "announcing"
         await short_step(EventActivities.publish_refund_status, final, local=local, options=EVENTS)
         self._step = "done"
+        # An update answering with the outcome finishes before the run ends (no commands:
+        # runs recorded before it replay unchanged).
+        await workflow.wait_condition(workflow.all_handlers_finished)
         return final
 
     def _settlement_wait(self, request: RefundRequest) -> SettlementWait:
