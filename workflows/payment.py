@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 from dataclasses import replace
 from datetime import timedelta
+from typing import NoReturn
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, RetryState, TimeoutType
@@ -85,6 +86,8 @@ class PaymentWorkflow:
         self._check_requested = False
         self._settlement: SettlementWait | None = None
         self._cancel_requested = False
+        # About to continue as new: an outcome update answers None now, not in the next run.
+        self._continuing = False
         self._attempts = 0
         self._final: PaymentSnapshot | None = None
         self._local_steps = False
@@ -122,7 +125,17 @@ class PaymentWorkflow:
             raise ValueError(f"wait_seconds must be in (0, {MAX_OUTCOME_WAIT_SECONDS}]")
 
     def _is_waiting_long(self) -> bool:
-        return self._final is None and self._step in ("waiting_to_retry", "waiting_for_settlement")
+        return self._final is None and (
+            self._continuing or self._step in ("waiting_to_retry", "waiting_for_settlement")
+        )
+
+    async def _continue_as_new(self, request: PaymentRequest) -> NoReturn:
+        """Continue as new once every update handler of this run has answered (an outcome
+        update answers None: the payment is in a long wait). No command: runs recorded before
+        replay unchanged."""
+        self._continuing = True
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        workflow.continue_as_new(request)
 
     @workflow.update
     async def cancel(self) -> PaymentSnapshot | str:
@@ -334,7 +347,7 @@ class PaymentWorkflow:
             if attempt - first_attempt + 1 >= RETRIES_PER_RUN and workflow.patched(
                 "soft-decline-retries-continue-as-new"
             ):
-                workflow.continue_as_new(
+                await self._continue_as_new(
                     replace(
                         request,
                         continued=PaymentContinuation(
@@ -425,7 +438,7 @@ class PaymentWorkflow:
                     attempts=attempt,
                 )
             if wait.should_continue_as_new():
-                workflow.continue_as_new(
+                await self._continue_as_new(
                     replace(
                         request,
                         continued=PaymentContinuation(

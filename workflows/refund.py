@@ -53,6 +53,8 @@ class RefundWorkflow:
         self._check_requested = False
         self._settlement: SettlementWait | None = None
         self._final: RefundSnapshot | None = None
+        # About to continue as new: an outcome update answers None now, not in the next run.
+        self._continuing = False
 
     @workflow.query
     def progress(self) -> dict[str, str | int]:
@@ -73,7 +75,11 @@ class RefundWorkflow:
         that begins waiting for its sale to settle answers None then."""
         with contextlib.suppress(TimeoutError):
             await workflow.wait_condition(
-                lambda: self._final is not None or self._step == "waiting_for_settlement",
+                lambda: (
+                    self._final is not None
+                    or self._continuing
+                    or self._step == "waiting_for_settlement"
+                ),
                 timeout=timedelta(seconds=wait_seconds),
             )
         return self._final
@@ -203,6 +209,9 @@ class RefundWorkflow:
                     ),
                 )
             if wait.should_continue_as_new():
+                # Once every update handler has answered (no command: replays unchanged).
+                self._continuing = True
+                await workflow.wait_condition(workflow.all_handlers_finished)
                 workflow.continue_as_new(
                     replace(
                         request,
