@@ -10,6 +10,9 @@ from sqlalchemy.engine import make_url
 
 from payments.config import DatabaseSettings
 
+# Execution option of a connection whose transactions only read (Repository._reading).
+READ_ONLY = "payments_read_only"
+
 
 def create_db_engine(settings: DatabaseSettings) -> sa.Engine:
     """Build the process's engine. Called once, by a composition root.
@@ -17,7 +20,9 @@ def create_db_engine(settings: DatabaseSettings) -> sa.Engine:
     SQLite: WAL (readers don't block the writer), a busy timeout instead of instant
     "database is locked", and every transaction opened with BEGIN IMMEDIATE so that a
     read-then-write (the refund cap) holds the write lock from its first read: the SQLite
-    equivalent of PostgreSQL's SELECT ... FOR UPDATE.
+    equivalent of PostgreSQL's SELECT ... FOR UPDATE. A transaction that only reads (the
+    ``READ_ONLY`` execution option) begins DEFERRED instead: in WAL it reads the last commit
+    without queueing behind writers (an API key's lookup, a status read, the fraud rules' read).
     """
     url = make_url(settings.url)
     if url.get_backend_name() != "sqlite":
@@ -69,6 +74,9 @@ def create_db_engine(settings: DatabaseSettings) -> sa.Engine:
 
     @sa.event.listens_for(engine, "begin")
     def _on_begin(connection: sa.Connection) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        if connection.get_execution_options().get(READ_ONLY):
+            connection.exec_driver_sql("BEGIN")
+        else:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine

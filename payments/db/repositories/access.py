@@ -46,11 +46,11 @@ class AccessRepository(Repository):
         query = select(ApiKey).order_by(col(ApiKey.created_at).desc(), col(ApiKey.key_id))
         if merchant_id is not None:
             query = query.where(ApiKey.merchant_id == merchant_id)
-        with self._transaction() as session:
+        with self._reading() as session:
             return list(session.exec(query).all())
 
     def get_key(self, key_id: str) -> ApiKey | None:
-        with self._transaction() as session:
+        with self._reading() as session:
             return session.get(ApiKey, key_id)
 
     def revoke(self, key_id: str) -> ApiKey | None:
@@ -78,7 +78,7 @@ class AccessRepository(Repository):
     def merchant_exists(self, merchant_id: str) -> bool:
         if merchant_id in self._known_merchants:
             return True
-        with self._transaction() as session:
+        with self._reading() as session:
             found = session.get(Merchant, merchant_id) is not None
         if found:
             self._known_merchants.add(merchant_id)

@@ -77,7 +77,7 @@ def record_refusal(
 class AuditRepository(Repository):
     def trail(self, payment_id: str) -> list[AuditEvent]:
         """The payment's and its refunds' changes, oldest first."""
-        with self._transaction() as session:
+        with self._reading() as session:
             return list(
                 session.exec(
                     select(AuditEvent)

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
+from payments.db.engine import READ_ONLY
 from payments.db.models import Payment
 from payments.errors import NotFound
 
@@ -19,10 +20,20 @@ class Repository:
 
     def __init__(self, engine: sa.Engine) -> None:
         self._engine = engine
+        self._reader = engine.execution_options(**{READ_ONLY: True})
 
     @contextmanager
     def _transaction(self) -> Iterator[Session]:
         with Session(self._engine, expire_on_commit=False) as session, session.begin():
+            yield session
+
+    @contextmanager
+    def _reading(self) -> Iterator[Session]:
+        """A transaction that only reads. On SQLite it begins DEFERRED: a snapshot of the
+        last commit (WAL), without waiting for the write lock that a writer holds, where
+        ``_transaction`` begins IMMEDIATE. The same committed data either way; PostgreSQL
+        reads committed data in both."""
+        with Session(self._reader, expire_on_commit=False) as session, session.begin():
             yield session
 
 

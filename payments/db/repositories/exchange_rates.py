@@ -16,7 +16,7 @@ class ExchangeRateRepository(Repository):
 
     def current(self, base: str, quote: str) -> ExchangeRate | None:
         """The newest rate from ``base`` to ``quote`` (by its as_of, then by insertion)."""
-        with self._transaction() as session:
+        with self._reading() as session:
             return session.exec(
                 select(ExchangeRate)
                 .where(ExchangeRate.base == base, ExchangeRate.quote == quote)

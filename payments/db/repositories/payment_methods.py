@@ -77,12 +77,12 @@ class PaymentMethodRepository(Repository):
         return stored
 
     def get(self, payment_method_id: str) -> StoredPaymentMethod | None:
-        with self._transaction() as session:
+        with self._reading() as session:
             return session.get(StoredPaymentMethod, payment_method_id)
 
     def active_of_user(self, user_id: str, *, merchant_id: str) -> list[StoredPaymentMethod]:
         """A user's active saved methods at one merchant, newest first."""
-        with self._transaction() as session:
+        with self._reading() as session:
             return list(
                 session.exec(
                     select(StoredPaymentMethod)

@@ -121,11 +121,11 @@ class PaymentRepository(Repository):
                 release_key(session, PAYMENT_SCOPE, payment_id)
 
     def get(self, payment_id: str) -> Payment | None:
-        with self._transaction() as session:
+        with self._reading() as session:
             return session.get(Payment, payment_id)
 
     def find_by_transaction(self, transaction_id: str) -> Payment | None:
-        with self._transaction() as session:
+        with self._reading() as session:
             return session.exec(
                 select(Payment).where(Payment.transaction_id == transaction_id)
             ).first()
@@ -137,7 +137,7 @@ class PaymentRepository(Repository):
         duplicate check; order ids are the merchant's, two merchants may share one). Only
         earlier ones (by creation, then id): of two payments racing for one order, the first
         proceeds and the second is the duplicate — never both refused."""
-        with self._transaction() as session:
+        with self._reading() as session:
             this = session.get(Payment, excluding)
             if merchant_id is None and this is not None:
                 merchant_id = this.merchant_id
@@ -207,7 +207,7 @@ class PaymentRepository(Repository):
         if order_id is not None:
             query = query.where(Payment.order_id == order_id)
         query = newest_first(query, col(Payment.created_at), col(Payment.payment_id), cursor)
-        with self._transaction() as session:
+        with self._reading() as session:
             rows = list(session.exec(query.limit(limit + 1)).all())
         return page_of(rows, limit, lambda p: encode_cursor(p.created_at, p.payment_id))
 

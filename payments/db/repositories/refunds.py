@@ -129,13 +129,13 @@ class RefundRepository(Repository):
                 release_key(session, REFUND_SCOPE, refund_id)
 
     def get(self, refund_id: str) -> Refund | None:
-        with self._transaction() as session:
+        with self._reading() as session:
             return session.get(Refund, refund_id)
 
     def initiated_ids(self, payment_id: str) -> list[str]:
         """The payment's refunds still in their workflow's hands (some may wait for the
         sale to settle)."""
-        with self._transaction() as session:
+        with self._reading() as session:
             return list(
                 session.scalars(
                     sa.select(col(Refund.refund_id)).where(
@@ -194,7 +194,7 @@ class RefundRepository(Repository):
         if payment_id is not None:
             query = query.where(Refund.payment_id == payment_id)
         query = newest_first(query, col(Refund.created_at), col(Refund.refund_id), cursor)
-        with self._transaction() as session:
+        with self._reading() as session:
             rows = list(session.exec(query.limit(limit + 1)).all())
         return page_of(rows, limit, lambda r: encode_cursor(r.created_at, r.refund_id))
 
