@@ -60,11 +60,12 @@ class Run:
         return result
 
 
-async def _quiet(wanted: Sequence[str]) -> None:
-    """One client measures what a lone user feels: on a stack that is idle again, after
-    the sandbox's settlement webhooks of the loads before (each sale settles, and is told to
-    the API, SandboxSettings.settle_after_seconds after it was made)."""
-    if set(wanted) & {"saturation", "open"}:
+async def _quiet(wanted: Sequence[str], loads: Sequence[str] = ("saturation", "open")) -> None:
+    """Measure on a stack that is done with the loads before: the sandbox tells the API of
+    each sale's settlement SandboxSettings.settle_after_seconds after it was made, so the
+    webhooks of a saturation run would still arrive, at twice the open loop's rate, during
+    its first seconds; and one client measures what a lone user feels, on an idle stack."""
+    if set(wanted) & set(loads):
         await asyncio.sleep(SandboxSettings().settle_after_seconds + 3.0)
 
 
@@ -94,6 +95,7 @@ async def payments_and_refunds(
         if not rate:
             _say("   skipping 'open': no saturation rate measured (give --open-rate)")
         else:
+            await _quiet(wanted, loads=("saturation",))
             open_loop = await phases.open(
                 "payments-open",
                 "payment",
@@ -128,6 +130,8 @@ async def payments_and_refunds(
         run.results.append(refund_saturation)
     if open_loop and open_loop.ids:
         rate = refund_saturation.throughput / 2 if refund_saturation else open_loop.throughput
+        if refund_saturation:
+            await _quiet(wanted, loads=("saturation",))
         run.results.append(
             await phases.open(
                 "refunds-open",
