@@ -29,6 +29,7 @@ from payments.config import Settings, get_settings
 from payments.db.database import Database
 from payments.db.engine import create_db_engine
 from payments.gateway.braintree_gateway import build_braintree_gateway
+from payments.heap import freeze_startup_heap
 from payments.logging import configure_logging
 from payments.orders.client import build_order_service
 from payments.service import PaymentService
@@ -112,4 +113,6 @@ def app_factory() -> FastAPI:
     """Entry point for ``uvicorn --factory api.main:app_factory``."""
     settings = get_settings()
     configure_logging(settings.log, process="api")
-    return create_app(settings)
+    app = create_app(settings)
+    freeze_startup_heap()
+    return app
