@@ -1,12 +1,12 @@
 """A read does not queue behind a writer: on SQLite a transaction that only reads begins
 DEFERRED and reads the last commit (WAL) while another connection holds the write lock; a
-write still waits for it. On PostgreSQL neither waits for a row it does not lock."""
+write still waits for it (SQLite only: PostgreSQL has no database-wide write lock)."""
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 import sqlalchemy as sa
@@ -36,15 +36,15 @@ def _hold_the_write_lock(engine: sa.Engine, held: threading.Event) -> None:
         time.sleep(HOLD_SECONDS)
 
 
-def _while_a_writer_holds_the_lock(engine: sa.Engine, read: object) -> float:
+def _while_a_writer_holds_the_lock(engine: sa.Engine, call: Callable[[], object]) -> float:
+    """How long ``call`` took while another connection held the write lock."""
     held = threading.Event()
     writer = threading.Thread(target=_hold_the_write_lock, args=(engine, held))
     writer.start()
     try:
         assert held.wait(5)
         started = time.monotonic()
-        assert callable(read)
-        read()
+        call()
         return time.monotonic() - started
     finally:
         writer.join()
