@@ -19,6 +19,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 
+from payments.events.closing import stop_consumer
 from payments.events.topics import NOTIFICATIONS, PAYMENT_STATUS, REFUND_REQUEST
 
 Event = dict[str, Any]
@@ -62,7 +63,7 @@ class EventReader:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        await self._consumer.stop()
+        await stop_consumer(self._consumer)
 
     async def _pump(self) -> None:
         while True:

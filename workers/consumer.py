@@ -35,6 +35,7 @@ from payments.db.engine import create_db_engine
 from payments.db.repositories.payments import PaymentRepository
 from payments.errors import ServiceUnavailable
 from payments.events import topics
+from payments.events.closing import stop_consumer
 from payments.events.connection import kafka_client_options
 from payments.events.dead_letters import DeadLetters
 from payments.events.initiation import MessageRef, Rejection, handle_initiation
@@ -203,7 +204,7 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
                         {TopicPartition(partition.topic, partition.partition): message.offset + 1}
                     )
     finally:
-        await consumer.stop()
+        await stop_consumer(consumer)
         await producer.stop()
         if orders is not None:
             await orders.aclose()

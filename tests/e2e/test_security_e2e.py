@@ -23,6 +23,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from payments.card_data import luhn_valid
 from payments.config import DatabaseSettings
 from payments.db.engine import create_db_engine
+from payments.events.closing import stop_consumer
 from payments.events.topics import ALL_TOPICS, PAYMENT_INITIATION, PAYMENT_INITIATION_DLQ
 from tests.e2e.conftest import Stack
 from tests.e2e.test_payments_e2e import pay, payment_body, wait_status
@@ -120,7 +121,7 @@ async def read_topic(stack: Stack, topic: str, *, seconds: float = 3.0) -> list[
             for messages in batches.values():
                 found.extend(messages)
     finally:
-        await consumer.stop()
+        await stop_consumer(consumer)
     return found
 
 
