@@ -44,6 +44,7 @@ from payments.config import (
 from payments.errors import PaymentServiceError
 from payments.events.admin import ensure_topics
 from payments.events.topics import ALL_TOPICS
+from workflows.search_attributes import dev_server_flags
 
 
 # --- binaries ----------------------------------------------------------------------------------
@@ -212,6 +213,8 @@ def temporal_dev_server_argv(
     if db_file is not None:
         argv += ["--db-filename", str(db_file)]
         argv += ["--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal"]
+    # The service's search attributes, registered in every namespace the server creates.
+    argv += dev_server_flags()
     for namespace in namespaces:
         if namespace != "default":  # always created
             argv += ["--namespace", namespace]

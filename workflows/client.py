@@ -36,7 +36,11 @@ from temporalio.client import (
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
 )
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.common import (
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
 from temporalio.converter import PayloadCodec
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
@@ -60,6 +64,7 @@ from workflows.payment import PaymentWorkflow
 from workflows.payment_methods import RemovePaymentMethodWorkflow, VaultPaymentMethodWorkflow
 from workflows.reconciliation import ReconciliationWorkflow
 from workflows.refund import RefundWorkflow
+from workflows.search_attributes import payment_attributes, refund_attributes
 
 
 def _intervals(spec: ScheduleSpec) -> list[tuple[timedelta, timedelta]]:
@@ -169,6 +174,7 @@ class PaymentWorkflows:
             summary=f"Payment of {amount} {amount.currency} for order {request.order_id}",
             reuse=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             wait_seconds=wait_seconds,
+            search_attributes=payment_attributes(request),
         )
 
     async def start_refund(
@@ -204,6 +210,7 @@ class PaymentWorkflows:
                 else WorkflowIDReusePolicy.REJECT_DUPLICATE
             ),
             wait_seconds=wait_seconds,
+            search_attributes=refund_attributes(request),
         )
 
     async def _start(
@@ -216,6 +223,7 @@ class PaymentWorkflows:
         summary: str,
         reuse: WorkflowIDReusePolicy,
         wait_seconds: float | None,
+        search_attributes: TypedSearchAttributes,
     ) -> OutcomeT | None:
         """Start ``run`` (nothing to do if it runs or ran already under ``reuse``). With
         ``wait_seconds``: together with its ``outcome`` update (update-with-start, one
@@ -231,6 +239,7 @@ class PaymentWorkflows:
                     task_queue=self._task_queue,
                     id_reuse_policy=reuse,
                     static_summary=summary,
+                    search_attributes=search_attributes,
                 )
             return None
         start = WithStartWorkflowOperation(
@@ -242,6 +251,7 @@ class PaymentWorkflows:
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             id_reuse_policy=reuse,
             static_summary=summary,
+            search_attributes=search_attributes,
         )
         answer: OutcomeT | None = await self._start_and_wait(
             client,

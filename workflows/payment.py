@@ -68,6 +68,8 @@ from workflows.options import (
     LEDGER,
     ORDERS,
 )
+from workflows.search_attributes import PAYMENT_STATUS as PAYMENT_STATUS_ATTRIBUTE
+from workflows.search_attributes import follow_status, show_step
 from workflows.settlement import SettlementWait, parse_instant
 from workflows.steps import SHORT_STEPS_RUN_LOCALLY, short_step
 
@@ -81,7 +83,7 @@ MAX_OUTCOME_WAIT_SECONDS = 10.0
 class PaymentWorkflow:
     def __init__(self) -> None:
         self._status: str = PaymentStatus.PENDING
-        self._step = "starting"
+        self._step_name = "starting"
         # A check_now signal that came before the wait for settlement began.
         self._check_requested = False
         self._settlement: SettlementWait | None = None
@@ -91,6 +93,19 @@ class PaymentWorkflow:
         self._attempts = 0
         self._final: PaymentSnapshot | None = None
         self._local_steps = False
+
+    @property
+    def _step(self) -> str:
+        return self._step_name
+
+    @_step.setter
+    def _step(self, step: str) -> None:
+        self._step_name = step
+        show_step(self._status, step)
+
+    def _status_is(self, status: str) -> None:
+        self._status = status
+        follow_status(PAYMENT_STATUS_ATTRIBUTE, status)
 
     @workflow.query
     def progress(self) -> dict[str, str | int]:
@@ -174,7 +189,7 @@ class PaymentWorkflow:
                 LedgerActivities.record_payment_pending, request, local=local, options=LEDGER
             )
             if pending.status != PaymentStatus.PENDING:  # already decided: nothing twice
-                self._status = pending.status
+                self._status_is(pending.status)
                 self._final = pending
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 return pending
@@ -195,7 +210,7 @@ class PaymentWorkflow:
         final = await short_step(
             LedgerActivities.record_payment_outcome, outcome, local=local, options=LEDGER
         )
-        self._status = final.status
+        self._status_is(final.status)
         self._final = final
         self._step = "announcing"
         await short_step(EventActivities.publish_payment_status, final, local=local, options=EVENTS)

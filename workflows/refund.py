@@ -37,6 +37,8 @@ with workflow.unsafe.imports_passed_through():
     from payments.vocabulary import GatewayRefundOutcome, RefundMethod, RefundStatus
 
 from workflows.options import EVENTS, GATEWAY, LEDGER
+from workflows.search_attributes import REFUND_STATUS as REFUND_STATUS_ATTRIBUTE
+from workflows.search_attributes import follow_status, show_step
 from workflows.settlement import SettlementWait, parse_instant
 from workflows.steps import SHORT_STEPS_RUN_LOCALLY, short_step
 
@@ -48,13 +50,26 @@ MAX_OUTCOME_WAIT_SECONDS = 10.0
 class RefundWorkflow:
     def __init__(self) -> None:
         self._status: str = RefundStatus.INITIATED
-        self._step = "starting"
+        self._step_name = "starting"
         # A check_now signal that came before the wait for settlement began.
         self._check_requested = False
         self._settlement: SettlementWait | None = None
         self._final: RefundSnapshot | None = None
         # About to continue as new: an outcome update answers None now, not in the next run.
         self._continuing = False
+
+    @property
+    def _step(self) -> str:
+        return self._step_name
+
+    @_step.setter
+    def _step(self, step: str) -> None:
+        self._step_name = step
+        show_step(self._status, step)
+
+    def _status_is(self, status: str) -> None:
+        self._status = status
+        follow_status(REFUND_STATUS_ATTRIBUTE, status)
 
     @workflow.query
     def progress(self) -> dict[str, str | int]:
@@ -108,7 +123,7 @@ class RefundWorkflow:
                 LedgerActivities.refund_snapshot, request, local=local, options=LEDGER
             )
             if initiated.status != RefundStatus.INITIATED:
-                self._status = initiated.status
+                self._status_is(initiated.status)
                 self._final = initiated
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 return initiated
@@ -138,7 +153,7 @@ class RefundWorkflow:
         final = await short_step(
             LedgerActivities.record_refund_outcome, outcome, local=local, options=LEDGER
         )
-        self._status = final.status
+        self._status_is(final.status)
         self._final = final
         self._step = "announcing"
         await short_step(EventActivities.publish_refund_status, final, local=local, options=EVENTS)

@@ -46,6 +46,7 @@ from tests.workflows.conftest import (
 from tests.workflows.test_payment_workflow import POLICY, request, run
 from tests.workflows.test_reconciliation_and_vault import open_items
 from tests.workflows.test_refund_workflow import paid_payment, refund, reserve
+from workflows.namespace_setup import register_search_attributes
 from workflows.payment import PaymentWorkflow
 from workflows.reconciliation import ReconciliationWorkflow
 from workflows.refund import RefundWorkflow
@@ -325,6 +326,7 @@ async def record_all(paths: dict[str, RecordedPath]) -> dict[str, WorkflowHistor
     )
     histories: dict[str, WorkflowHistory] = {}
     try:
+        await register_search_attributes(env.client, env.client.namespace)
         with tempfile.TemporaryDirectory() as scratch, ThreadPoolExecutor(8) as executor:
             for name, path in paths.items():
                 async with fresh_harness(env.client, executor, Path(scratch) / name) as harness:

@@ -28,6 +28,7 @@ from payments.orders.client import Order, PaymentResult
 from tests.conftest import BACKENDS, database_copy, migrated_database
 from tests.fakes import FakeGateway, RecordingPublisher
 from workers.payment_worker import WORKFLOW_RUNNER, WORKFLOWS, build_activities
+from workflows.namespace_setup import register_search_attributes
 from workflows.payment_methods import RemovePaymentMethodWorkflow, VaultPaymentMethodWorkflow
 
 
@@ -45,6 +46,8 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=test_server_path()
     )
+    # As `payments search-attributes` does on a cluster; runs set them at start.
+    await register_search_attributes(env.client, env.client.namespace)
     yield env
     await env.shutdown()
 

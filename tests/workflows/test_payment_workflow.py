@@ -7,6 +7,7 @@ from payments.contracts import PaymentRequest, PaymentSnapshot
 from payments.events import topics
 from tests.workflows.conftest import Harness
 from workflows.payment import PaymentWorkflow
+from workflows.search_attributes import payment_attributes
 
 # The shipped defaults, as a payment started now carries them.
 POLICY = PolicySettings().payment_policy()
@@ -27,7 +28,11 @@ def request(amount_minor: int = 4999, order_id: str | None = None) -> PaymentReq
 
 async def run(harness: Harness, req: PaymentRequest) -> PaymentSnapshot:
     return await harness.client.execute_workflow(
-        PaymentWorkflow.run, req, id=f"payment-{req.payment_id}", task_queue=harness.task_queue
+        PaymentWorkflow.run,
+        req,
+        id=f"payment-{req.payment_id}",
+        task_queue=harness.task_queue,
+        search_attributes=payment_attributes(req),
     )
 
 

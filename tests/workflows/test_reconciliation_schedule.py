@@ -22,12 +22,14 @@ from payments.contracts import ReconciliationRequest
 from payments.keyring import KeyRing, new_key_entry
 from workflows.client import PaymentWorkflows, TemporalConnection, reconciliation_schedule_id
 from workflows.codec import data_converter
+from workflows.search_attributes import SEARCH_ATTRIBUTES
 
 
 @pytest.fixture(scope="module")
 async def dev_server() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=find_temporal_cli(),
+        search_attributes=SEARCH_ATTRIBUTES,
         data_converter=data_converter(KeyRing.parse(new_key_entry("test-1"))),
     )
     yield env

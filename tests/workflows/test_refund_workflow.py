@@ -12,6 +12,7 @@ from payments.money import Money
 from tests.workflows.conftest import Harness, wait_for_step
 from tests.workflows.test_payment_workflow import request, run
 from workflows.refund import RefundWorkflow
+from workflows.search_attributes import refund_attributes
 
 
 async def paid_payment(harness: Harness, amount_minor: int = 4999) -> str:
@@ -39,15 +40,17 @@ def reserve(harness: Harness, payment_id: str, amount: int | None) -> str:
 async def refund(
     harness: Harness, payment_id: str, refund_id: str, **timing: Any
 ) -> RefundSnapshot:
+    request = RefundRequest(
+        refund_id=refund_id,
+        payment_id=payment_id,
+        policy=replace(PolicySettings().refund_policy(), **timing),
+    )
     return await harness.client.execute_workflow(
         RefundWorkflow.run,
-        RefundRequest(
-            refund_id=refund_id,
-            payment_id=payment_id,
-            policy=replace(PolicySettings().refund_policy(), **timing),
-        ),
+        request,
         id=f"refund-{refund_id}",
         task_queue=harness.task_queue,
+        search_attributes=refund_attributes(request),
     )
 
 
