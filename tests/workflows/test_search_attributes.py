@@ -3,19 +3,38 @@ each status change) and the step it shows (its current details)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import uuid
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.sdk.v1 import WorkflowMetadata
-from temporalio.client import WorkflowHandle
+from temporalio.client import Client, WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
 
-from tests.workflows.conftest import Harness, wait_for_step
+from devtools.stack import find_temporal_cli
+from payments.config import PolicySettings
+from payments.contracts import RefundRequest
+from payments.db.database import Database
+from tests.workflows.conftest import Harness, wait_for_step, worker_harness
 from tests.workflows.test_payment_workflow import request, run
 from tests.workflows.test_refund_workflow import paid_payment, refund, reserve
 from workflows.payment import PaymentWorkflow
-from workflows.search_attributes import dev_server_flags, payment_attributes
+from workflows.refund import RefundWorkflow
+from workflows.search_attributes import (
+    AMOUNT_MINOR,
+    PAYMENT_STATUS,
+    dev_server_flags,
+    payment_attributes,
+    refund_attributes,
+)
 
 
 def _decoded(fields: Any) -> dict[str, object]:
@@ -120,3 +139,82 @@ def test_the_dev_server_registers_every_attribute_with_its_type() -> None:
     flags = dev_server_flags()
     assert flags[::2] == ["--search-attribute"] * 9
     assert "AmountMinor=Int" in flags and "PaymentStatus=Keyword" in flags
+
+
+# --- the operator's queries, on the dev server (the time-skipping server cannot list runs) ----
+@pytest.fixture(scope="module")
+async def dev_server() -> AsyncIterator[WorkflowEnvironment]:
+    """The dev server started as `make run` starts it: attributes registered by its flags."""
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=find_temporal_cli(), dev_server_extra_args=dev_server_flags()
+    )
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture
+async def on_dev_server(
+    dev_server: WorkflowEnvironment, db: Database, executor: ThreadPoolExecutor, tmp_path: Path
+) -> AsyncIterator[Harness]:
+    async with worker_harness(dev_server.client, db, executor, tmp_path) as running:
+        yield running
+
+
+async def listed(client: Client, query: str, expected: int) -> list[str]:
+    """The ids of the runs the query finds, once it finds ``expected`` of them (visibility is
+    eventually consistent; bounded)."""
+    for _ in range(100):
+        found = [run.id async for run in client.list_workflows(query)]
+        if len(found) >= expected:
+            return sorted(found)
+        await asyncio.sleep(0.1)
+    return sorted(found)
+
+
+async def test_failed_wallet_payments_of_a_user_today(on_dev_server: Harness) -> None:
+    harness = on_dev_server
+    user = f"user-{uuid.uuid4().hex[:8]}"
+    wallet = replace(request(), user_id=user, payment_method="wallet")
+    harness.gateway.decline_sequence = ["2000", None, "2000"]
+    declined_wallet, paid_wallet, declined_card = (
+        replace(wallet, payment_id=str(uuid.uuid4())),
+        replace(wallet, payment_id=str(uuid.uuid4())),
+        replace(wallet, payment_id=str(uuid.uuid4()), payment_method="credit_card"),
+    )
+    for req in (declined_wallet, paid_wallet, declined_card):
+        await run(harness, req)
+    today = datetime.now(UTC).date().isoformat()
+    query = (
+        'WorkflowType="PaymentWorkflow" AND PaymentStatus="failure" AND PaymentMethod="wallet"'
+        f' AND UserId="{user}" AND StartTime >= "{today}T00:00:00Z"'
+    )
+    assert await listed(harness.client, query, 1) == [f"payment-{declined_wallet.payment_id}"]
+    everything = await listed(harness.client, f'UserId="{user}"', 3)
+    assert len(everything) == 3
+    handle = harness.client.get_workflow_handle(f"payment-{declined_wallet.payment_id}")
+    described = (await handle.describe()).typed_search_attributes
+    assert described.get(AMOUNT_MINOR) == 4999 and described.get(PAYMENT_STATUS) == "failure"
+
+
+async def test_refunds_waiting_for_settlement(on_dev_server: Harness) -> None:
+    harness = on_dev_server
+    payment_id = await paid_payment(harness)  # the sale never settles by itself here
+    refund_id = reserve(harness, payment_id, 1000)
+    request = RefundRequest(
+        refund_id=refund_id, payment_id=payment_id, policy=PolicySettings().refund_policy()
+    )
+    handle = await harness.client.start_workflow(
+        RefundWorkflow.run,
+        request,
+        id=f"refund-{refund_id}",
+        task_queue=harness.task_queue,
+        search_attributes=refund_attributes(request),
+    )
+    await wait_for_step(handle, "waiting_for_settlement")
+    query = (
+        'WorkflowType="RefundWorkflow" AND RefundStatus="initiated" AND ExecutionStatus="Running"'
+        f' AND PaymentId="{payment_id}"'
+    )
+    assert await listed(harness.client, query, 1) == [f"refund-{refund_id}"]
+    assert await current_details(handle) == "**initiated**: waiting for settlement"
+    await handle.terminate("test over")

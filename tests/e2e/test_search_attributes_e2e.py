@@ -1,0 +1,63 @@
+"""End to end: an operator finds runs in the Temporal Web UI by what they are about (search
+attributes set by the API at start and by the workflow at each status change), through the
+UI's own HTTP API, as its search box does."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import Stack
+from tests.e2e.test_payments_e2e import pay, refund, wait_status
+
+pytestmark = pytest.mark.e2e
+
+PAYPAL = {"payment_method": "wallet", "payment_token": "fake-paypal-one-time-nonce"}
+
+
+def ids(found: list[dict[str, object]]) -> list[str]:
+    return sorted(str(e["execution"]["workflowId"]) for e in found)  # type: ignore[index]
+
+
+async def test_an_operator_finds_the_failed_wallet_payments_of_a_user_today(
+    api: httpx.AsyncClient, stack: Stack
+) -> None:
+    user = f"user-{uuid.uuid4().hex[:8]}"
+    declined = await pay(api, user_id=user, amount="2000.00", **PAYPAL)
+    paid = await pay(api, user_id=user, **PAYPAL)
+    declined_card = await pay(api, user_id=user, amount="2000.00")
+    assert [p["payment_status"] for p in (declined, paid, declined_card)] == [
+        "failure",
+        "success",
+        "failure",
+    ]
+    today = datetime.now(UTC).date().isoformat()
+    found = await stack.ui_workflows(
+        'WorkflowType="PaymentWorkflow" AND PaymentStatus="failure" AND PaymentMethod="wallet"'
+        f' AND UserId="{user}" AND StartTime >= "{today}T00:00:00Z"'
+    )
+    assert ids(found) == [f"payment-{declined['payment_id']}"]
+    # Found by its own ids too; every run of the user, whatever its outcome.
+    by_order = await stack.ui_workflows(f'OrderId="{paid["order_id"]}" AND PaymentStatus="success"')
+    assert ids(by_order) == [f"payment-{paid['payment_id']}"]
+    [listed] = await stack.ui_workflows(f'PaymentId="{declined["payment_id"]}"')
+    attributes = listed["searchAttributes"]["indexedFields"]
+    assert set(attributes) >= {"PaymentStatus", "AmountMinor", "MerchantId", "Currency"}
+
+
+async def test_an_operator_finds_a_refund_by_its_payment_and_status(
+    api: httpx.AsyncClient, stack: Stack
+) -> None:
+    payment = await pay(api)
+    response = await refund(api, payment["payment_id"])
+    assert response.status_code == 202, response.text
+    done = await wait_status(api, response.headers["Location"], "refund_status")
+    assert done["refund_status"] == "processed"
+    found = await stack.ui_workflows(
+        f'WorkflowType="RefundWorkflow" AND PaymentId="{payment["payment_id"]}"'
+        ' AND RefundStatus="processed"'
+    )
+    assert ids(found) == [f"refund-{done['refund_id']}"]
