@@ -11,7 +11,7 @@ BENCH_ARGS ?=
 # The folder of `make record-histories`: the commit the workflows are at ("-dirty" when the
 # checkout has uncommitted changes, which are then recorded too).
 LABEL ?= $(shell git describe --always --dirty 2>/dev/null)
-TYPED_PACKAGES := payments workflows activities api workers devtools tests benchmarks
+TYPED_PACKAGES := payments workflows activities api workers cli devtools tests benchmarks
 
 .DEFAULT_GOAL := help
 .PHONY: help install run test record-histories lint fmt typecheck check bench clean distclean

@@ -41,6 +41,7 @@ from payments.retrying import retrying
 from workers.process import run_process
 from workflows.client import PaymentWorkflows, TemporalConnection
 from workflows.connection import temporal_connect_options
+from workflows.namespace_setup import missing_search_attributes
 from workflows.payment import PaymentWorkflow
 from workflows.payment_methods import RemovePaymentMethodWorkflow, VaultPaymentMethodWorkflow
 from workflows.reconciliation import ReconciliationWorkflow
@@ -188,6 +189,16 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
     producer = await _start_producer(settings, stop)
     if client is None or producer is None:
         return
+    missing = await missing_search_attributes(client, settings.temporal.namespace)
+    if missing:
+        # Every payment the API starts would be refused by Temporal: stop before any is.
+        log.error(
+            "search attributes not registered: run `payments search-attributes`",
+            namespace=settings.temporal.namespace,
+            missing=missing,
+        )
+        await producer.stop()
+        raise SystemExit(1)
     publisher = KafkaEventPublisher(producer, settings.kafka)
     orders = build_order_service(settings.orders)
     with ThreadPoolExecutor(max_workers=ACTIVITY_THREADS) as executor:

@@ -70,3 +70,17 @@ async def register_search_attributes(client: Client, namespace: str) -> list[str
             if exc.status != RPCStatusCode.ALREADY_EXISTS:
                 raise
     return sorted(missing)
+
+
+async def missing_search_attributes(client: Client, namespace: str) -> list[str] | None:
+    """The service's attributes the namespace lacks; None where it cannot tell (a server
+    that cannot list them, or credentials not allowed to: Temporal Cloud's API keys)."""
+    try:
+        known = await registered_search_attributes(client, namespace)
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.PERMISSION_DENIED:
+            return None
+        raise
+    if known is None:
+        return None
+    return sorted(key.name for key in SEARCH_ATTRIBUTES if key.name not in known)

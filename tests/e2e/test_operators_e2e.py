@@ -1,15 +1,22 @@
-"""End to end: an operator finds runs in the Temporal Web UI by what they are about (search
-attributes set by the API at start and by the workflow at each status change), through the
-UI's own HTTP API, as its search box does."""
+"""End to end, as an operator works: finding runs in the Temporal Web UI by what they are
+about (search attributes set by the API at start and by the workflow at each status change),
+through the UI's own HTTP API as its search box does; replaying a run's history from the
+server against this code before a deploy (``payments replay``)."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import subprocess
+import sys
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
 import pytest
 
+from devtools.stack import settings_env
 from tests.e2e.conftest import Stack
 from tests.e2e.test_payments_e2e import pay, refund, wait_status
 
@@ -61,3 +68,25 @@ async def test_an_operator_finds_a_refund_by_its_payment_and_status(
         ' AND RefundStatus="processed"'
     )
     assert ids(found) == [f"refund-{done['refund_id']}"]
+
+
+async def test_an_operator_replays_a_run_from_the_server_before_a_deploy(
+    api: httpx.AsyncClient, stack: Stack
+) -> None:
+    payment = await pay(api)
+    # The history as the server holds it: encrypted payloads, decoded by the command.
+    replayed = await asyncio.to_thread(
+        subprocess.run,
+        [
+            str(Path(sys.executable).parent / "payments"),
+            "replay",
+            f"payment-{payment['payment_id']}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **settings_env(stack.settings)},
+        check=False,
+    )
+    assert replayed.returncode == 0, replayed.stderr
+    assert f"payment-{payment['payment_id']}: replays" in replayed.stdout
