@@ -1,11 +1,12 @@
 # syntax=docker/dockerfile:1
 #
 # The payment service's image. One image, one process per container; the command picks the role
-# (docker-compose.yml runs each of these):
-#   python -m api                          the HTTP API (the default command), port 8000
-#   python -m workers.payment_worker       the Temporal worker (payment and refund workflows)
-#   python -m workers.consumer             the Kafka payment_initiation consumer
-#   python -m payments.db.migrate          apply the database migrations, then exit
+# (docker-compose.yml runs each of these; `payments --help` lists them all):
+#   payments api                 the HTTP API (the default command), port 8000
+#   payments worker              the Temporal worker (payment and refund workflows)
+#   payments consumer            the Kafka payment_initiation consumer
+#   payments db upgrade          apply the database migrations, then exit
+#   payments search-attributes   register the search attributes in Temporal, then exit
 # Configuration comes from the environment only (payments/config.py lists every variable).
 #
 #   docker build -t payment-service .
@@ -63,7 +64,8 @@ USER 10001:10001
 
 # --- sandbox: the development gateway (docker-compose.yml, profile local-gateway) ------------
 # The runtime plus the sandbox's source, owned by root (read-only for the app user). It runs
-# from /app, the working directory, which `python -m` puts on the import path.
+# from /app, the working directory, which `python -m` puts on the import path (`payments
+# sandbox` looks for devtools in a checkout, which the image is not).
 FROM runtime AS sandbox
 COPY devtools/__init__.py devtools/serving.py /app/devtools/
 COPY devtools/sandbox /app/devtools/sandbox
@@ -75,4 +77,4 @@ CMD ["python", "-m", "devtools.sandbox"]
 FROM runtime AS service
 # API_PORT
 EXPOSE 8000
-CMD ["python", "-m", "api"]
+CMD ["payments", "api"]

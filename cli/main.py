@@ -10,6 +10,7 @@ api`` are the same process. Settings come from the environment, as for every pro
 from __future__ import annotations
 
 import asyncio
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -37,11 +38,24 @@ def _exit(code: int | None) -> None:
         raise typer.Exit(code)
 
 
+def _from_checkout(command: str) -> None:
+    """devtools (the local stack, the gateway sandbox) is not part of the installed service:
+    it runs from a checkout, whose folder holds this package too (``make install`` installs
+    the project in place)."""
+    checkout = Path(__file__).resolve().parents[1]
+    if not (checkout / "devtools" / "__init__.py").is_file():
+        typer.echo(f"payments {command} runs from a checkout of the project (make run)", err=True)
+        raise typer.Exit(2)
+    if str(checkout) not in sys.path:
+        sys.path.insert(0, str(checkout))
+
+
 # --- processes ----------------------------------------------------------------------------
 @app.command()
 def dev() -> None:
     """The whole stack on this machine (Temporal and its UI, Kafka, sandbox, API, worker,
     consumer), as `make run` starts it; Ctrl-C stops it."""
+    _from_checkout("dev")
     from devtools.devstack import main
 
     _exit(main())
@@ -74,6 +88,7 @@ def consumer() -> None:
 @app.command()
 def sandbox() -> None:
     """The Braintree-compatible gateway sandbox (development and tests only)."""
+    _from_checkout("sandbox")
     from devtools.sandbox.__main__ import main
 
     _exit(main())

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -13,7 +14,14 @@ from pathlib import Path
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from devtools.stack import find_temporal_cli, free_stack_settings, settings_env
+from devtools.processes import ProcessGroup, ProcessSpec
+from devtools.stack import (
+    find_temporal_cli,
+    free_port,
+    free_stack_settings,
+    http_ready,
+    settings_env,
+)
 from tests.replay.recorded import HISTORIES
 from workflows.namespace_setup import registered_search_attributes
 from workflows.search_attributes import SEARCH_ATTRIBUTES
@@ -120,3 +128,20 @@ async def test_search_attributes_are_registered_once(
     again = payments("search-attributes", env=env)
     assert again.returncode == 0, again.stderr
     assert "every search attribute is registered in default" in again.stdout
+
+
+def test_the_sandbox_starts_although_devtools_is_not_installed(tmp_path: Path) -> None:
+    # A console script's import path holds neither the working directory nor devtools: the
+    # command finds devtools in the checkout it was installed from.
+    port = free_port()
+    with ProcessGroup(tmp_path / "sandbox.log") as group:
+        child = group.start(
+            ProcessSpec(
+                "sandbox",
+                [PAYMENTS, "sandbox"],
+                env={"SANDBOX_HOST": "127.0.0.1", "SANDBOX_PORT": str(port)},
+                ready=http_ready(f"http://127.0.0.1:{port}/_sandbox/healthz"),
+            )
+        )
+        # uvicorn shuts down, then re-raises the SIGTERM it got: as `python -m` does.
+        assert child.stop() in (0, -signal.SIGTERM)
