@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, TypeVar
 
+import structlog
 from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from limits import RateLimitItem, parse_many
@@ -135,6 +136,10 @@ async def authenticate(
             else "the API key is not valid (unknown, malformed or revoked)"
         )
     await container.rate_limits.check_key(principal.key_id)
+    # Every later line of this request names who made it (the request's task only).
+    structlog.contextvars.bind_contextvars(
+        merchant_id=principal.merchant_id, key_id=principal.key_id
+    )
     return principal
 
 

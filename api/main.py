@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from api.deps import Container, RateLimits
 from api.errors import install_error_handlers
 from api.middleware import RequestHygiene, SecurityHeaders, codec_cors
+from api.request_context import RequestContext
 from api.routes import (
     api_keys,
     codec,
@@ -106,6 +107,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(codec_cors, origins=settings.api.cors_origins)
     app.add_middleware(RequestHygiene, max_body_bytes=settings.api.max_body_bytes)
     app.add_middleware(SecurityHeaders)
+    # Outermost: the edge's refusals carry the request's id too.
+    app.add_middleware(RequestContext)
     return app
 
 

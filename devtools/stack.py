@@ -347,12 +347,19 @@ class StackEndpoints:
     # Development API keys ({"checkout": ..., "admin": ...}, merchant dev-merchant), also in
     # AuthSettings.dev_keys_file; empty without the local sandbox.
     api_keys: Mapping[str, str] = field(default_factory=dict)
+    # Every API process's URL, api_url first (more than one: start_stack(apis=N)).
+    api_urls: tuple[str, ...] = ()
+
+
+def process_names(role: str, count: int) -> list[str]:
+    """The process names of ``count`` processes of ``role``: ``worker`` alone (what ``make
+    run`` and the tests know it by), else ``worker-1``, ``worker-2``... so that their output
+    stays apart."""
+    return [role] if count == 1 else [f"{role}-{i}" for i in range(1, count + 1)]
 
 
 def worker_names(count: int) -> list[str]:
-    """The process names of ``count`` payment workers: ``worker`` alone (what ``make run`` and
-    the tests know it by), else ``worker-1``, ``worker-2``... so that their output stays apart."""
-    return ["worker"] if count == 1 else [f"worker-{i}" for i in range(1, count + 1)]
+    return process_names("worker", count)
 
 
 def start_stack(
@@ -363,13 +370,18 @@ def start_stack(
     temporal_persistent: bool = True,
     sandbox: SandboxSettings | None = None,
     workers: int = 1,
+    apis: int = 1,
+    consumers: int = 1,
 ) -> StackEndpoints:
     """Start the whole stack for ``settings`` in ``group`` (which stops it). StackError when a
     part fails; a busy port is said best by :func:`check_ports` first. Synchronous: from async
-    code call it through ``asyncio.to_thread``. ``workers``: payment worker processes on the
-    one task queue (the benchmarks' scaling runs), named as :func:`worker_names` says."""
-    if workers < 1:
-        raise StackError(f"a stack needs at least one worker, not {workers}")
+    code call it through ``asyncio.to_thread``. ``workers``, ``apis``, ``consumers``: that
+    many processes of each, named as :func:`process_names` says: workers on the one task
+    queue, consumers in the one consumer group, APIs on ``settings.api.port`` and free ports
+    after it."""
+    for role, count in (("worker", workers), ("API", apis), ("consumer", consumers)):
+        if count < 1:
+            raise StackError(f"a stack needs at least one {role}, not {count}")
     temporal_cli, tansu = find_temporal_cli(), find_tansu()
     env = stack_env(settings, sandbox)
     if settings.database.url.startswith("sqlite:///"):  # SQLite makes no directory
@@ -434,10 +446,17 @@ def start_stack(
                 stop_timeout=worker_grace,
             )
         )
-    group.start(ProcessSpec("consumer", python_module_argv("workers.consumer"), env=env))
-    ready = http_ready(f"{api_url}/healthz")
-    api = python_module_argv("api")
-    group.start(ProcessSpec("api", api, env=env, ready=ready, ready_timeout=60.0))
+    for name in process_names("consumer", consumers):
+        group.start(ProcessSpec(name, python_module_argv("workers.consumer"), env=env))
+    api_urls: list[str] = []
+    for index, name in enumerate(process_names("api", apis)):
+        port = settings.api.port if index == 0 else free_port(settings.api.host)
+        url = f"http://{url_host(settings.api.host)}:{port}"
+        api = python_module_argv("api")
+        api_env = {**env, "API_PORT": str(port)}
+        ready = http_ready(f"{url}/healthz")
+        group.start(ProcessSpec(name, api, env=api_env, ready=ready, ready_timeout=60.0))
+        api_urls.append(url)
     return StackEndpoints(
         api_url=api_url,
         temporal_address=temporal_address,
@@ -445,4 +464,5 @@ def start_stack(
         kafka_bootstrap=f"{url_host(kafka_host)}:{kafka_port}",
         sandbox_url=sandbox_url,
         api_keys=api_keys,
+        api_urls=tuple(api_urls),
     )

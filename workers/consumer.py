@@ -23,7 +23,13 @@ from typing import TypeVar
 
 import httpx
 import structlog
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import (
+    AIOKafkaConsumer,
+    AIOKafkaProducer,
+    ConsumerRebalanceListener,
+    ConsumerRecord,
+    TopicPartition,
+)
 from aiokafka.errors import KafkaError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
@@ -165,6 +171,21 @@ def build_handlers(
     )
 
 
+class _AssignmentLogged(ConsumerRebalanceListener):  # type: ignore[misc]  # untyped aiokafka
+    """Which partitions this consumer reads, logged at each rebalance: consumers of one group
+    split the partitions between them, and an operator sees who reads what."""
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        log.info("partitions revoked", partitions=_named(revoked))
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        log.info("partitions assigned", partitions=_named(assigned))
+
+
+def _named(partitions: set[TopicPartition]) -> list[str]:
+    return sorted(f"{p.topic}[{p.partition}]" for p in partitions)
+
+
 async def _started(client: AIOKafkaConsumer | AIOKafkaProducer, stop: asyncio.Event) -> bool:
     """Start a Kafka client, waiting for the broker (make run starts everything at once)."""
 
@@ -180,13 +201,14 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
     producer = KafkaEventPublisher.build_producer(settings.kafka)
     topic = settings.kafka.topic(topics.PAYMENT_INITIATION)
     consumer = AIOKafkaConsumer(
-        topic,
-        settings.kafka.topic(topics.PAYMENT_STATUS),
         bootstrap_servers=settings.kafka.bootstrap_servers,
         group_id=settings.kafka.consumer_group,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         **kafka_client_options(settings.kafka),
+    )
+    consumer.subscribe(
+        [topic, settings.kafka.topic(topics.PAYMENT_STATUS)], listener=_AssignmentLogged()
     )
     handlers = build_handlers(settings, orders, producer)
     if not await _started(producer, stop) or not await _started(consumer, stop):

@@ -38,6 +38,7 @@ from payments.gateway.braintree_gateway import build_braintree_gateway
 from payments.gateway.types import PaymentGateway
 from payments.orders.client import OrderService, build_order_service
 from payments.retrying import retrying
+from workers.log_context import ActivityLogContext
 from workers.process import run_process
 from workflows.client import PaymentWorkflows, TemporalConnection
 from workflows.connection import temporal_connect_options
@@ -148,6 +149,7 @@ def build_worker(
         ),
         activity_executor=executor,
         max_concurrent_activities=ACTIVITY_THREADS,
+        interceptors=[ActivityLogContext()],
         # Leaving the worker's context (on SIGTERM) waits this long for running activities.
         graceful_shutdown_timeout=timedelta(seconds=settings.temporal.graceful_shutdown_seconds),
     )

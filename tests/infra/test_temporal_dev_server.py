@@ -14,6 +14,7 @@ from devtools.stack import (
     temporal_dev_server_argv,
     temporal_health_argv,
 )
+from workflows.search_attributes import dev_server_flags
 
 from .conftest import pid_alive
 
@@ -22,7 +23,7 @@ def test_argv_headless_in_memory() -> None:
     argv = temporal_dev_server_argv("127.0.0.1", 7300, None, None, cli="temporal")
     assert argv == [
         "temporal", "server", "start-dev", "--ip", "127.0.0.1", "--port", "7300",
-        "--headless", "--log-level", "warn",
+        "--headless", *dev_server_flags(), "--log-level", "warn",
     ]  # fmt: skip
 
 
@@ -36,6 +37,7 @@ def test_argv_with_ui_and_wal_state() -> None:
         "--ui-port", "8233", "--ui-disable-news-fetch",
         "--db-filename", ".data/temporal.db",
         "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal",
+        *dev_server_flags(),
         "--namespace", "payments",
         "--log-level", "warn",
     ]  # fmt: skip

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -118,11 +118,16 @@ class ResilienceStack:
 
 @contextlib.contextmanager
 def running_stack(
-    data_dir: Path, *, sandbox: SandboxSettings | None = None, **overrides: object
+    data_dir: Path,
+    *,
+    sandbox: SandboxSettings | None = None,
+    processes: Mapping[str, int] | None = None,
+    **overrides: object,
 ) -> Iterator[ResilienceStack]:
     """The whole stack for :func:`free_stack_settings` (``overrides`` replace whole groups,
-    ``sandbox`` says how the gateway sandbox behaves), stopped on exit. Synchronous: use it
-    from a sync fixture, never inside a running loop."""
+    ``sandbox`` says how the gateway sandbox behaves, ``processes`` how many ``workers``,
+    ``apis`` and ``consumers`` run), stopped on exit. Synchronous: use it from a sync
+    fixture, never inside a running loop."""
     settings = free_stack_settings(data_dir)
     # The tests poll every payment in flight at once with one key: no checkout's rate limit.
     settings.api.rate_limit = "2000/second"
@@ -132,7 +137,12 @@ def running_stack(
     with ProcessGroup(log_path) as group:
         try:
             endpoints = start_stack(
-                group, settings, temporal_ui=False, temporal_persistent=False, sandbox=sandbox
+                group,
+                settings,
+                temporal_ui=False,
+                temporal_persistent=False,
+                sandbox=sandbox,
+                **(processes or {}),
             )
         except Exception:
             print(f"--- stack log ({log_path}) ---\n{log_path.read_text()[-LOG_TAIL_CHARS:]}")
