@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from api.deps import Container, RateLimits
 from api.errors import install_error_handlers
+from api.metrics import ApiMetrics, HttpMetrics
 from api.middleware import RequestHygiene, SecurityHeaders, codec_cors
 from api.request_context import RequestContext
 from api.routes import (
@@ -25,6 +26,7 @@ from api.routes import (
     refunds,
     webhooks,
 )
+from api.routes import metrics as metrics_routes
 from api.sessions import SessionSigner
 from payments.config import Settings, get_settings
 from payments.db.database import Database
@@ -88,6 +90,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.container = container
+    app.state.metrics = metrics = ApiMetrics(db)
     install_error_handlers(app)
     for module in (
         payments,
@@ -100,6 +103,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         reconciliation,
         codec,
         health,
+        metrics_routes,
     ):
         app.include_router(module.router)
     # Outermost first: every answer gets the security headers, including the edge's own
@@ -107,6 +111,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(codec_cors, origins=settings.api.cors_origins)
     app.add_middleware(RequestHygiene, max_body_bytes=settings.api.max_body_bytes)
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(HttpMetrics, metrics=metrics)  # the edge's refusals are counted too
     # Outermost: the edge's refusals carry the request's id too.
     app.add_middleware(RequestContext)
     return app

@@ -124,6 +124,16 @@ class PaymentRepository(Repository):
         with self._reading() as session:
             return session.get(Payment, payment_id)
 
+    def counts_by_status_and_method(self) -> dict[tuple[str, str], int]:
+        """How many payments there are of each (status, method): the API's metrics."""
+        with self._reading() as session:
+            rows = session.execute(
+                sa.select(
+                    col(Payment.payment_status), col(Payment.payment_method), sa.func.count()
+                ).group_by(col(Payment.payment_status), col(Payment.payment_method))
+            )
+            return {(status, method): count for status, method, count in rows}
+
     def find_by_transaction(self, transaction_id: str) -> Payment | None:
         with self._reading() as session:
             return session.exec(

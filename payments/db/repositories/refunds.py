@@ -132,6 +132,16 @@ class RefundRepository(Repository):
         with self._reading() as session:
             return session.get(Refund, refund_id)
 
+    def counts_by_status(self) -> dict[str, int]:
+        """How many refunds there are in each status: the API's metrics."""
+        with self._reading() as session:
+            rows = session.execute(
+                sa.select(col(Refund.refund_status), sa.func.count()).group_by(
+                    col(Refund.refund_status)
+                )
+            )
+            return {status: count for status, count in rows}
+
     def initiated_ids(self, payment_id: str) -> list[str]:
         """The payment's refunds still in their workflow's hands (some may wait for the
         sale to settle)."""

@@ -1,0 +1,56 @@
+"""GET /metrics: Prometheus's text format, for an admin key only; requests by route template
+and status with their latency; payments and refunds as the database holds them."""
+
+from __future__ import annotations
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.api.conftest import Api
+from tests.support.rows import payment_row, refund_row
+
+
+async def scrape(api: Api) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    response = await api.admin.get("/metrics")
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/plain; version=")
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+    }
+
+
+async def test_only_an_admin_key_reads_the_metrics(api: Api) -> None:
+    assert (await api.anonymous.get("/metrics")).status_code == 401
+    assert (await api.acme.get("/metrics")).status_code == 403
+    assert (await api.admin.get("/metrics")).status_code == 200
+
+
+async def test_requests_are_counted_by_route_template_and_status(api: Api) -> None:
+    for _ in range(3):
+        assert (await api.acme.get("/payment/no-such-payment")).status_code == 404
+    assert (await api.anonymous.get("/no/such/path")).status_code == 404
+    assert (await api.anonymous.get("/healthz")).status_code == 200
+    metrics = await scrape(api)
+    by_route = (("method", "GET"), ("route", "/payment/{payment_id}"), ("status", "404"))
+    assert metrics[("payments_api_requests_total", by_route)] == 3
+    unmatched = (("method", "GET"), ("route", "unmatched"), ("status", "404"))
+    assert metrics[("payments_api_requests_total", unmatched)] == 1
+    latency = (("method", "GET"), ("route", "/payment/{payment_id}"))
+    assert metrics[("payments_api_request_duration_seconds_count", latency)] == 3
+    # No label ever holds an id.
+    assert not any("no-such-payment" in value for _, labels in metrics for _, value in labels)
+
+
+async def test_payments_and_refunds_are_counted_as_stored(api: Api) -> None:
+    stored = [("success", "credit_card"), ("success", "credit_card"), ("failure", "wallet")]
+    rows = []
+    for status, method in stored:
+        row = payment_row(merchant_id="acme", payment_status=status)
+        row.payment_method = method
+        rows.append(api.db.payments.insert(row)[0])
+    api.db.refunds.reserve(refund_row(rows[0], 1000), whole_remainder=False)
+    metrics = await scrape(api)
+    assert metrics[("payments_payments", (("method", "credit_card"), ("status", "success")))] == 2
+    assert metrics[("payments_payments", (("method", "wallet"), ("status", "failure")))] == 1
+    assert metrics[("payments_refunds", (("status", "initiated"),))] == 1
