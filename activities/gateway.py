@@ -28,6 +28,7 @@ import structlog
 from temporalio import activity
 
 from activities.errors import non_retryable
+from activities.metrics import count_decline, gateway_call_timed
 from payments.contracts import (
     ChargeRequest,
     ChargeResult,
@@ -83,13 +84,14 @@ PAYMENT_METHOD_UNREADABLE = "payment_method_unreadable"
 PAYMENT_METHOD_REMOVED = "payment_method_removed"
 
 
-def _call(operation: Callable[[], T], *, rejection_is_a_result: bool = False) -> T:
-    """Run a gateway call, turning the errors that no retry can heal into non-retryable
-    ApplicationErrors. With ``rejection_is_a_result`` a GatewayRequestRejected propagates
-    unchanged, for the caller to answer with a refusal; GatewayUnavailable always propagates
-    (Temporal retries it)."""
+def _call(name: str, operation: Callable[[], T], *, rejection_is_a_result: bool = False) -> T:
+    """Run the gateway call ``name``, turning the errors that no retry can heal into
+    non-retryable ApplicationErrors. With ``rejection_is_a_result`` a GatewayRequestRejected
+    propagates unchanged, for the caller to answer with a refusal; GatewayUnavailable always
+    propagates (Temporal retries it). Its latency goes to the worker's metrics."""
     try:
-        return operation()
+        with gateway_call_timed(name):
+            return operation()
     except GatewayMisconfigured as exc:
         raise non_retryable(exc.message, ErrorTypes.GATEWAY_MISCONFIGURED) from exc
     except GatewayNotFound as exc:
@@ -180,6 +182,7 @@ class GatewayActivities:
             key += f"-{request.attempt}"
         try:
             outcome = _call(
+                "sale",
                 lambda: self._gateway.sale(
                     request_key=key,
                     order_id=gateway_order_id,
@@ -195,10 +198,14 @@ class GatewayActivities:
                 "sale_rejected_as_malformed", payment_id=request.payment_id, http_status=exc.status
             )
             return _failed_charge(INVALID_REQUEST, exc.message)
+        if not outcome.approved:
+            count_decline(outcome.decline_code or outcome.failure_reason or "unknown")
         return _charge_result(outcome)
 
     def _earlier_sale(self, order_id: str, amount: Money) -> GatewayTransaction | None:
-        for sale in _call(lambda: self._gateway.find_sales_by_order_id(order_id)):
+        for sale in _call(
+            "find_sales_by_order_id", lambda: self._gateway.find_sales_by_order_id(order_id)
+        ):
             # A failed earlier payment for the order left a declined sale: not ours to take.
             if sale.status in APPROVED_STATUSES and sale.amount == amount:
                 return sale
@@ -246,7 +253,7 @@ class GatewayActivities:
 
     @activity.defn
     def check_transaction(self, transaction_id: str) -> TransactionCheck:
-        found = _call(lambda: self._gateway.find(transaction_id))
+        found = _call("find", lambda: self._gateway.find(transaction_id))
         return TransactionCheck(
             transaction_id=found.transaction_id,
             status=found.status,
@@ -280,6 +287,7 @@ class GatewayActivities:
                 VaultOutcome(succeeded=True, method=earlier)
                 if earlier is not None
                 else _call(
+                    "vault",
                     lambda: self._gateway.vault(
                         customer_id=customer_id,
                         payment_method_nonce=request.payment_token,
@@ -322,7 +330,9 @@ class GatewayActivities:
             # Vaulted too late: the workflow gave up meanwhile and the customer was told the
             # method failed (this attempt's result goes nowhere). Nothing will ever use it.
             log.warning("vaulted_after_giving_up", payment_method_id=method_id)
-            _call(lambda: self._gateway.delete_payment_method(vaulted.token))
+            _call(
+                "delete_payment_method", lambda: self._gateway.delete_payment_method(vaulted.token)
+            )
             return VaultResult(
                 succeeded=False,
                 payment_method_id=method_id,
@@ -340,7 +350,7 @@ class GatewayActivities:
         token = request.gateway_token
         if token is None or activity.info().attempt == 1:
             return None
-        found = _call(lambda: self._gateway.find_payment_method(token))
+        found = _call("find_payment_method", lambda: self._gateway.find_payment_method(token))
         if found is None or found.customer_id != customer_id:
             return None
         log.info(
@@ -362,7 +372,7 @@ class GatewayActivities:
         if request.gateway_token is None:
             return "no_token"
         token = request.gateway_token
-        _call(lambda: self._gateway.delete_payment_method(token))
+        _call("delete_payment_method", lambda: self._gateway.delete_payment_method(token))
         return "deleted"
 
     @activity.defn
@@ -382,7 +392,7 @@ class GatewayActivities:
             )
         except TokenDecryptionFailed as exc:
             raise non_retryable(exc.message, ErrorTypes.PAYMENT_METHOD_UNREADABLE) from exc
-        _call(lambda: self._gateway.delete_payment_method(token))
+        _call("delete_payment_method", lambda: self._gateway.delete_payment_method(token))
         return "deleted"
 
     @activity.defn
@@ -410,7 +420,9 @@ class GatewayActivities:
             # RefundRepository): nothing to give back, and the gateway refuses a zero amount.
             return GatewayRefundResult(GatewayRefundOutcome.REFUNDED)
         key = f"refund-{request.refund_id}"
-        sale = _call(lambda: self._gateway.find(request.transaction_id), rejection_is_a_result=True)
+        sale = _call(
+            "find", lambda: self._gateway.find(request.transaction_id), rejection_is_a_result=True
+        )
         if request.whole_payment and sale.status == "voided":
             # A retry after our own void went through (the activity died before returning).
             return GatewayRefundResult(
@@ -418,6 +430,7 @@ class GatewayActivities:
             )
         if request.whole_payment and sale.status in VOIDABLE_STATUSES:
             voided = _call(
+                "void",
                 lambda: self._gateway.void(request_key=key, transaction_id=sale.transaction_id),
                 rejection_is_a_result=True,
             )
@@ -432,6 +445,7 @@ class GatewayActivities:
 
         amount = Money(request.amount_minor, request.currency)
         refunded = _call(
+            "refund",
             lambda: self._gateway.refund(
                 request_key=key, transaction_id=sale.transaction_id, amount=amount
             ),

@@ -65,6 +65,10 @@ class TemporalSettings(BaseSettings):
     # within the gateway activities' start-to-close (20 s), hence 25 s; the process manager's
     # grace period must be longer (docker-compose: stop_grace_period 30s).
     graceful_shutdown_seconds: float = Field(default=25.0, ge=0)
+    # "host:port" where the worker serves Prometheus metrics: the Temporal SDK's own
+    # (temporal_workflow_*, temporal_activity_*: counts, latencies, failures) and the
+    # service's (payments_gateway_*). Unset: none.
+    metrics_address: str | None = None
 
 
 class KafkaSettings(BaseSettings):

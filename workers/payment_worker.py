@@ -20,6 +20,7 @@ import structlog
 import temporalio.activity
 from aiokafka import AIOKafkaProducer
 from temporalio.client import Client
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
@@ -169,7 +170,20 @@ async def _connect_with_retry(settings: Settings, stop: asyncio.Event) -> Client
             return True
         return False
 
-    return await retrying(lambda: Client.connect(**options), on=unreachable, stop=stop)
+    runtime = _runtime(settings.temporal.metrics_address)
+    return await retrying(
+        lambda: Client.connect(**options, runtime=runtime), on=unreachable, stop=stop
+    )
+
+
+def _runtime(metrics_address: str | None) -> Runtime:
+    """The SDK's runtime: the default one, or one that serves Prometheus metrics (the SDK's
+    and those recorded through its meter, activities/metrics.py) on ``metrics_address``."""
+    if metrics_address is None:
+        return Runtime.default()
+    return Runtime(
+        telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=metrics_address))
+    )
 
 
 async def _start_producer(settings: Settings, stop: asyncio.Event) -> AIOKafkaProducer | None:

@@ -144,6 +144,10 @@ def stack(
             "api": settings.api.model_copy(update={"rate_limit": "2000/second"}),
             # Short, so that a delayed answer (injected fault) becomes a timeout quickly.
             "gateway": settings.gateway.model_copy(update={"timeout_seconds": 2}),
+            # The worker's Prometheus endpoint, scraped by the operators' tests.
+            "temporal": settings.temporal.model_copy(
+                update={"metrics_address": f"127.0.0.1:{free_port()}"}
+            ),
         }
     )
     log_path = data_dir / "stack.log"

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from devtools.stack import settings_env
 from tests.e2e.conftest import Stack
@@ -90,3 +91,49 @@ async def test_an_operator_replays_a_run_from_the_server_before_a_deploy(
     )
     assert replayed.returncode == 0, replayed.stderr
     assert f"payment-{payment['payment_id']}: replays" in replayed.stdout
+
+
+async def scrape(url: str, headers: dict[str, str] | None = None) -> dict[str, float]:
+    """Every sample of a Prometheus endpoint, by name and labels as written."""
+    async with httpx.AsyncClient(trust_env=False, timeout=10) as http:
+        response = await http.get(url, headers=headers)
+    assert response.status_code == 200, response.text
+    return {
+        sample.name + repr(sorted(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+    }
+
+
+def total(samples: dict[str, float], name: str, **labels: str) -> float:
+    wanted = [f"({k!r}, {v!r})" for k, v in labels.items()]
+    return sum(
+        value
+        for key, value in samples.items()
+        if key.startswith(name + "[") and all(w in key for w in wanted)
+    )
+
+
+async def test_the_api_and_the_worker_serve_their_metrics(
+    api: httpx.AsyncClient, admin_api: httpx.AsyncClient, stack: Stack
+) -> None:
+    worker = f"http://{stack.settings.temporal.metrics_address}/metrics"
+    before = await scrape(worker)
+    declined = await pay(api, amount="2001.00")  # the processor's 2001, insufficient funds
+    assert declined["payment_status"] == "failure"
+
+    after = await scrape(worker)
+    assert total(after, "payments_gateway_declines_total", code="2001") == (
+        total(before, "payments_gateway_declines_total", code="2001") + 1
+    )
+    sales = total(after, "payments_gateway_request_duration_count", operation="sale")
+    assert sales > total(before, "payments_gateway_request_duration_count", operation="sale")
+    # The SDK's own: workflows completed and activities run on this worker.
+    assert total(after, "temporal_workflow_completed_total") > 0
+    assert total(after, "temporal_activity_execution_latency_count") > 0
+
+    metrics = await scrape(f"{stack.endpoints.api_url}/metrics", headers=dict(admin_api.headers))
+    assert total(metrics, "payments_payments", status="failure") >= 1
+    assert (
+        total(metrics, "payments_api_requests_total", route="/initiate-payment", status="202") >= 1
+    )
