@@ -81,6 +81,8 @@ class KafkaSettings(BaseSettings):
     # event_id, so at-least-once delivery is enough; turn it on against Apache Kafka.
     enable_idempotence: bool = False
     consumer_group: str = "payment-service"
+    # "host:port" where the consumer serves Prometheus metrics (lag, DLQ count). Unset: none.
+    consumer_metrics_address: str | None = None
     partitions: int = 3
     replication_factor: int = 1
     # A payment_initiation message that fails for an infrastructure reason (database,

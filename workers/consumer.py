@@ -50,6 +50,7 @@ from payments.events.status_updates import handle_status_update
 from payments.orders.client import OrderService, build_order_service
 from payments.retrying import retrying
 from payments.service import PaymentService
+from workers.consumer_metrics import ConsumerMetrics
 from workers.process import run_process
 from workflows.client import PaymentWorkflows, TemporalConnection
 
@@ -152,7 +153,10 @@ class Handlers:
 
 
 def build_handlers(
-    settings: Settings, orders: OrderService | None, producer: AIOKafkaProducer
+    settings: Settings,
+    orders: OrderService | None,
+    producer: AIOKafkaProducer,
+    metrics: ConsumerMetrics | None = None,
 ) -> Handlers:
     db = Database(create_db_engine(settings.database))
     workflows = PaymentWorkflows(
@@ -164,7 +168,11 @@ def build_handlers(
         service=PaymentService(db, workflows, settings.policy, settings.auth, orders),
         payments=db.payments,
         workflows=workflows,
-        dead_letters=DeadLetters(producer, settings.kafka),
+        dead_letters=DeadLetters(
+            producer,
+            settings.kafka,
+            published=metrics.dead_letters.inc if metrics is not None else None,
+        ),
         initiation_topic=settings.kafka.topic(topics.PAYMENT_INITIATION),
         default_merchant_id=settings.auth.default_merchant_id,
         retry_max_seconds=settings.kafka.consumer_retry_max_seconds,
@@ -175,8 +183,12 @@ class _AssignmentLogged(ConsumerRebalanceListener):  # type: ignore[misc]  # unt
     """Which partitions this consumer reads, logged at each rebalance: consumers of one group
     split the partitions between them, and an operator sees who reads what."""
 
+    def __init__(self, metrics: ConsumerMetrics) -> None:
+        self._metrics = metrics
+
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         log.info("partitions revoked", partitions=_named(revoked))
+        self._metrics.forget(revoked)  # another consumer reports their lag now
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         log.info("partitions assigned", partitions=_named(assigned))
@@ -207,11 +219,15 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
         auto_offset_reset="earliest",
         **kafka_client_options(settings.kafka),
     )
+    metrics = ConsumerMetrics()
     consumer.subscribe(
-        [topic, settings.kafka.topic(topics.PAYMENT_STATUS)], listener=_AssignmentLogged()
+        [topic, settings.kafka.topic(topics.PAYMENT_STATUS)], listener=_AssignmentLogged(metrics)
     )
-    handlers = build_handlers(settings, orders, producer)
+    handlers = build_handlers(settings, orders, producer, metrics)
+    # Served at once: a consumer still joining its group (or waiting for the broker) shows.
+    metrics.serve(settings.kafka)
     if not await _started(producer, stop) or not await _started(consumer, stop):
+        metrics.close()
         await producer.stop()
         return
     log.info("consumer started", topic=topic, group=settings.kafka.consumer_group)
@@ -225,7 +241,10 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
                     await consumer.commit(
                         {TopicPartition(partition.topic, partition.partition): message.offset + 1}
                     )
+                    metrics.handled.labels(partition.topic).inc()
+            await metrics.observe_lag(consumer)
     finally:
+        metrics.close()
         await stop_consumer(consumer)
         await producer.stop()
         if orders is not None:

@@ -9,6 +9,7 @@ it: ``dlq.error.type``, ``dlq.error.message``, ``dlq.original.topic``,
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaProducer
@@ -29,9 +30,16 @@ def masked(value: bytes | None) -> bytes:
 
 
 class DeadLetters:
-    def __init__(self, producer: AIOKafkaProducer, settings: KafkaSettings) -> None:
+    def __init__(
+        self,
+        producer: AIOKafkaProducer,
+        settings: KafkaSettings,
+        *,
+        published: Callable[[], None] | None = None,
+    ) -> None:
         self._producer = producer
         self.topic = settings.topic(PAYMENT_INITIATION_DLQ)
+        self._published = published  # counts them (the consumer's metrics)
 
     async def publish(
         self, ref: MessageRef, key: bytes | None, value: bytes | None, rejection: Rejection
@@ -47,3 +55,5 @@ class DeadLetters:
             ("dlq.failed_at", datetime.now(UTC).isoformat().encode()),
         ]
         await self._producer.send_and_wait(self.topic, masked(value), key=key, headers=headers)
+        if self._published is not None:
+            self._published()

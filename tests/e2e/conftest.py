@@ -148,6 +148,9 @@ def stack(
             "temporal": settings.temporal.model_copy(
                 update={"metrics_address": f"127.0.0.1:{free_port()}"}
             ),
+            "kafka": settings.kafka.model_copy(
+                update={"consumer_metrics_address": f"127.0.0.1:{free_port()}"}
+            ),
         }
     )
     log_path = data_dir / "stack.log"

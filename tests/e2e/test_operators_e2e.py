@@ -9,6 +9,7 @@ import asyncio
 import os
 import subprocess
 import sys
+import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,8 +19,10 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from devtools.stack import settings_env
+from payments.events.topics import PAYMENT_INITIATION
 from tests.e2e.conftest import Stack
 from tests.e2e.test_payments_e2e import pay, refund, wait_status
+from tests.support import kafka
 
 pytestmark = pytest.mark.e2e
 
@@ -94,9 +97,17 @@ async def test_an_operator_replays_a_run_from_the_server_before_a_deploy(
 
 
 async def scrape(url: str, headers: dict[str, str] | None = None) -> dict[str, float]:
-    """Every sample of a Prometheus endpoint, by name and labels as written."""
+    """Every sample of a Prometheus endpoint, by name and labels as written (waiting a
+    little for a process that is still starting)."""
     async with httpx.AsyncClient(trust_env=False, timeout=10) as http:
-        response = await http.get(url, headers=headers)
+        for _ in range(50):
+            try:
+                response = await http.get(url, headers=headers)
+                break
+            except httpx.ConnectError:
+                await asyncio.sleep(0.2)
+        else:
+            raise AssertionError(f"nothing serves {url}")
     assert response.status_code == 200, response.text
     return {
         sample.name + repr(sorted(sample.labels.items())): sample.value
@@ -137,3 +148,25 @@ async def test_the_api_and_the_worker_serve_their_metrics(
     assert (
         total(metrics, "payments_api_requests_total", route="/initiate-payment", status="202") >= 1
     )
+
+
+async def test_the_consumer_reports_lag_handled_messages_and_dead_letters(stack: Stack) -> None:
+    consumer = f"http://{stack.settings.kafka.consumer_metrics_address}/metrics"
+    before = await scrape(consumer)
+    initiation = stack.topic(PAYMENT_INITIATION)
+    await kafka.send(stack.settings.kafka, initiation, b"{not json", key=b"bad-message")
+    deadline = time.monotonic() + 60  # the consumer may still be joining its group
+    while True:
+        after = await scrape(consumer)
+        moved = total(after, "payments_consumer_dead_letters_total")
+        if moved > total(before, "payments_consumer_dead_letters_total"):
+            break
+        assert time.monotonic() < deadline, "the bad message was not counted"
+        await asyncio.sleep(0.2)
+    assert total(after, "payments_consumer_messages_total", topic=initiation) > total(
+        before, "payments_consumer_messages_total", topic=initiation
+    )
+    # Every partition it handled from, with its lag (all read: none left behind).
+    lags = {k: v for k, v in after.items() if k.startswith("payments_consumer_lag[")}
+    assert any(initiation in key for key in lags), after
+    assert all(value >= 0 for value in lags.values())
