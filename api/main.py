@@ -36,6 +36,7 @@ from payments.heap import freeze_startup_heap
 from payments.logging import configure_logging
 from payments.orders.client import build_order_service
 from payments.service import PaymentService
+from payments.tracing import configure_tracing
 from workflows.client import PaymentWorkflows, TemporalConnection
 
 DESCRIPTION = """
@@ -121,6 +122,7 @@ def app_factory() -> FastAPI:
     """Entry point for ``uvicorn --factory api.main:app_factory``."""
     settings = get_settings()
     configure_logging(settings.log, process="api")
+    configure_tracing(settings.tracing, process="api")
     app = create_app(settings)
     freeze_startup_heap()
     return app

@@ -52,6 +52,9 @@ class EventReader:
         # Every delivery per topic, in the order read, duplicates included.
         self.events: dict[str, list[Event]] = {}
         self.deliveries: dict[str, int] = {}  # event_id -> times delivered
+        # event_id -> the Kafka headers of its first delivery (traceparent...); kept apart
+        # from the event, since a redelivery may carry another span of the same trace.
+        self.headers: dict[str, dict[str, str]] = {}
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -75,6 +78,10 @@ class EventReader:
                         continue  # another producer's message (e.g. a status hint), not an event
                     event["_topic"] = message.topic.removeprefix(self._prefix)
                     event["_key"] = message.key.decode() if message.key else None
+                    self.headers.setdefault(
+                        event["event_id"],
+                        {k: v.decode("latin-1") for k, v in message.headers or ()},
+                    )
                     seen = self.deliveries.get(event["event_id"], 0)
                     self.deliveries[event["event_id"]] = seen + 1
                     self.events.setdefault(event["_topic"], []).append(event)

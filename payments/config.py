@@ -281,6 +281,17 @@ class LogSettings(BaseSettings):
     json_output: bool = Field(default=False, alias="LOG_JSON")
 
 
+class TracingSettings(BaseSettings):
+    """OpenTelemetry traces, exported over OTLP/HTTP; off unless an endpoint is set."""
+
+    model_config = SettingsConfigDict(env_prefix="TRACING_", extra="ignore")
+
+    # The collector's traces URL, e.g. http://otel-collector:4318/v1/traces.
+    otlp_endpoint: str | None = None
+    # Spans are sent in batches at most this far apart.
+    export_interval_seconds: float = Field(default=5.0, gt=0)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore")
 
@@ -292,6 +303,7 @@ class Settings(BaseSettings):
     policy: PolicySettings = Field(default_factory=PolicySettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     log: LogSettings = Field(default_factory=LogSettings)
+    tracing: TracingSettings = Field(default_factory=TracingSettings)
     # Defined at the end of this module; the lambda defers the name lookup.
     orders: OrderServiceSettings = Field(default_factory=lambda: OrderServiceSettings())
 

@@ -31,6 +31,8 @@ from aiokafka import (
     TopicPartition,
 )
 from aiokafka.errors import KafkaError
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from temporalio.service import RPCError
@@ -50,10 +52,12 @@ from payments.events.status_updates import handle_status_update
 from payments.orders.client import OrderService, build_order_service
 from payments.retrying import retrying
 from payments.service import PaymentService
+from payments.tracing import SERVICE, context_of
 from workers.consumer_metrics import ConsumerMetrics
 from workers.process import run_process
 from workflows.client import PaymentWorkflows, TemporalConnection
 
+_tracer = trace.get_tracer(f"{SERVICE}.consumer")
 log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
@@ -93,6 +97,15 @@ class Handlers:
         if message.topic != self.initiation_topic:
             await self._status_update(message)
             return
+        # The payment's trace begins with the producer's, when its headers carry one.
+        with _tracer.start_as_current_span(
+            f"{message.topic} process",
+            context=context_of(message.headers or ()),
+            kind=SpanKind.CONSUMER,
+        ):
+            await self._initiation(message)
+
+    async def _initiation(self, message: ConsumerRecord) -> None:
         ref = MessageRef(message.topic, message.partition, message.offset)
         try:
             outcome = await self._with_retries(

@@ -12,6 +12,7 @@ import uvloop
 from payments.config import Settings, get_settings
 from payments.heap import freeze_startup_heap
 from payments.logging import configure_logging
+from payments.tracing import configure_tracing
 
 Run = Callable[[Settings, asyncio.Event], Awaitable[None]]
 
@@ -21,6 +22,7 @@ def run_process(name: str, run: Run) -> None:
     returns, which it does soon after its stop event is set."""
     settings = get_settings()
     configure_logging(settings.log, process=name)
+    configure_tracing(settings.tracing, process=name)
     freeze_startup_heap()  # the modules: most of what the process holds until it ends
     # uvloop: cheaper wake-ups from the activity threads to the loop (each sync activity's end
     # is one), and cheaper sockets.

@@ -125,6 +125,7 @@ class TemporalConnection:
                 target_host=client.service_client.config.target_host,
                 namespace=client.namespace,
                 data_converter=client.data_converter,
+                interceptors=client.config()["interceptors"],
             )
         )
         connection._client = client

@@ -17,11 +17,12 @@ file is ignored.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import NotRequired, TypedDict
 
-from temporalio.client import Client
+from temporalio.client import Client, Interceptor
+from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.converter import DataConverter
 from temporalio.envconfig import ClientConfigProfile, ClientConfigTLS, DataSource
 from temporalio.service import TLSConfig
@@ -48,6 +49,7 @@ class TemporalConnectOptions(TypedDict):
     target_host: str
     namespace: str
     data_converter: DataConverter
+    interceptors: Sequence[Interceptor]
     api_key: NotRequired[str]
     tls: NotRequired[bool | TLSConfig]
     rpc_metadata: NotRequired[Mapping[str, str]]
@@ -124,6 +126,10 @@ def temporal_connect_options(
         target_host=settings.temporal.address,
         namespace=settings.temporal.namespace,
         data_converter=data_converter(payload_key_ring(settings)),
+        # Spans for starting, signalling and running workflows and activities, their context
+        # carried in Temporal's headers: a payment's trace continues in the worker. A client
+        # interceptor that is also a worker interceptor applies to the client's workers too.
+        interceptors=[TracingInterceptor()],
     )
     if "api_key" in config:
         options["api_key"] = config["api_key"]

@@ -9,6 +9,7 @@ from aiokafka import AIOKafkaProducer
 
 from payments.config import KafkaSettings
 from payments.events.connection import kafka_client_options
+from payments.tracing import trace_headers
 
 PRODUCER = "payment-service"
 
@@ -52,6 +53,8 @@ class KafkaEventPublisher:
             ("producer", PRODUCER.encode()),
             ("event_type", str(event["event_type"]).encode()),
             ("event_id", str(event["event_id"]).encode()),
+            # The payment's trace continues in whoever consumes the event.
+            *trace_headers(),
         ]
         await self._producer.send_and_wait(
             self._settings.topic(topic), encode(event), key=key.encode(), headers=headers

@@ -20,7 +20,14 @@ class Sent:
     next_offset: int
 
 
-async def send(kafka: KafkaSettings, topic: str, value: bytes, key: bytes, times: int = 1) -> Sent:
+async def send(
+    kafka: KafkaSettings,
+    topic: str,
+    value: bytes,
+    key: bytes,
+    times: int = 1,
+    headers: list[tuple[str, bytes]] | None = None,
+) -> Sent:
     """Send the same message ``times`` times to ``topic`` (its full name), one at a time;
     returns the partition they went to (one key, one partition) and the offset after the
     last of them, as the broker acknowledged them (this broker's end offsets are wrong after
@@ -28,7 +35,10 @@ async def send(kafka: KafkaSettings, topic: str, value: bytes, key: bytes, times
     producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers)
     await producer.start()
     try:
-        sent = [await producer.send_and_wait(topic, value, key=key) for _ in range(times)]
+        sent = [
+            await producer.send_and_wait(topic, value, key=key, headers=headers)
+            for _ in range(times)
+        ]
     finally:
         await producer.stop()
     [partition] = {m.partition for m in sent}
