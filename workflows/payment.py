@@ -69,7 +69,7 @@ from workflows.options import (
     ORDERS,
 )
 from workflows.search_attributes import PAYMENT_STATUS as PAYMENT_STATUS_ATTRIBUTE
-from workflows.search_attributes import follow_status, show_step
+from workflows.search_attributes import ShowsProgress
 from workflows.settlement import SettlementWait, parse_instant
 from workflows.steps import SHORT_STEPS_RUN_LOCALLY, short_step
 
@@ -80,10 +80,11 @@ MAX_OUTCOME_WAIT_SECONDS = 10.0
 
 
 @workflow.defn
-class PaymentWorkflow:
+class PaymentWorkflow(ShowsProgress):
+    STATUS_ATTRIBUTE = PAYMENT_STATUS_ATTRIBUTE
+
     def __init__(self) -> None:
-        self._status: str = PaymentStatus.PENDING
-        self._step_name = "starting"
+        super().__init__(PaymentStatus.PENDING)
         # A check_now signal that came before the wait for settlement began.
         self._check_requested = False
         self._settlement: SettlementWait | None = None
@@ -93,19 +94,6 @@ class PaymentWorkflow:
         self._attempts = 0
         self._final: PaymentSnapshot | None = None
         self._local_steps = False
-
-    @property
-    def _step(self) -> str:
-        return self._step_name
-
-    @_step.setter
-    def _step(self, step: str) -> None:
-        self._step_name = step
-        show_step(self._status, step)
-
-    def _status_is(self, status: str) -> None:
-        self._status = status
-        follow_status(PAYMENT_STATUS_ATTRIBUTE, status)
 
     @workflow.query
     def progress(self) -> dict[str, str | int]:

@@ -38,7 +38,7 @@ with workflow.unsafe.imports_passed_through():
 
 from workflows.options import EVENTS, GATEWAY, LEDGER
 from workflows.search_attributes import REFUND_STATUS as REFUND_STATUS_ATTRIBUTE
-from workflows.search_attributes import follow_status, show_step
+from workflows.search_attributes import ShowsProgress
 from workflows.settlement import SettlementWait, parse_instant
 from workflows.steps import SHORT_STEPS_RUN_LOCALLY, short_step
 
@@ -47,29 +47,17 @@ MAX_OUTCOME_WAIT_SECONDS = 10.0
 
 
 @workflow.defn
-class RefundWorkflow:
+class RefundWorkflow(ShowsProgress):
+    STATUS_ATTRIBUTE = REFUND_STATUS_ATTRIBUTE
+
     def __init__(self) -> None:
-        self._status: str = RefundStatus.INITIATED
-        self._step_name = "starting"
+        super().__init__(RefundStatus.INITIATED)
         # A check_now signal that came before the wait for settlement began.
         self._check_requested = False
         self._settlement: SettlementWait | None = None
         self._final: RefundSnapshot | None = None
         # About to continue as new: an outcome update answers None now, not in the next run.
         self._continuing = False
-
-    @property
-    def _step(self) -> str:
-        return self._step_name
-
-    @_step.setter
-    def _step(self, step: str) -> None:
-        self._step_name = step
-        show_step(self._status, step)
-
-    def _status_is(self, status: str) -> None:
-        self._status = status
-        follow_status(REFUND_STATUS_ATTRIBUTE, status)
 
     @workflow.query
     def progress(self) -> dict[str, str | int]:

@@ -92,6 +92,31 @@ def refund_attributes(request: RefundRequest) -> TypedSearchAttributes:
     )
 
 
+class ShowsProgress:
+    """A run's status and step, as operators see them: setting ``_step`` shows it as the
+    run's current details; ``_status_is`` records a new status and upserts it into the run's
+    ``STATUS_ATTRIBUTE`` (PaymentWorkflow, RefundWorkflow)."""
+
+    STATUS_ATTRIBUTE: SearchAttributeKey[str]
+
+    def __init__(self, status: str) -> None:
+        self._status = status
+        self._step_name = "starting"
+
+    @property
+    def _step(self) -> str:
+        return self._step_name
+
+    @_step.setter
+    def _step(self, step: str) -> None:
+        self._step_name = step
+        show_step(self._status, step)
+
+    def _status_is(self, status: str) -> None:
+        self._status = status
+        follow_status(self.STATUS_ATTRIBUTE, status)
+
+
 def follow_status(key: SearchAttributeKey[str], status: str) -> None:
     """Inside a workflow: the run's status attribute becomes ``status`` (one history event
     when it changes; nothing when it is already that, or in runs recorded before the patch)."""

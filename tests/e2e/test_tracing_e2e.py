@@ -6,10 +6,8 @@ processes export to an in-memory OTLP collector (tests/support/otlp.py)."""
 from __future__ import annotations
 
 import asyncio
-import json
 import secrets
 import time
-import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -17,8 +15,13 @@ import pytest
 from devtools.events import EventReader
 from payments.config import TracingSettings
 from payments.events.topics import PAYMENT_INITIATION, PAYMENT_STATUS
-from tests.resilience.support import ResilienceStack, payment_body, running_stack, wait_terminal
-from tests.support import kafka
+from tests.resilience.support import (
+    ResilienceStack,
+    payment_body,
+    running_stack,
+    send_initiation,
+    wait_terminal,
+)
 from tests.support.otlp import MemoryCollector, ReceivedSpan
 
 pytestmark = pytest.mark.e2e
@@ -108,18 +111,8 @@ async def test_a_payment_from_the_initiation_topic_continues_the_producers_trace
     stack: ResilienceStack, collector: MemoryCollector
 ) -> None:
     trace_id = secrets.token_hex(16)
-    body = {
-        **payment_body(),
-        "idempotency_key": f"msg-{uuid.uuid4()}",
-        "merchant_id": "dev-merchant",
-    }
-    await kafka.send(
-        stack.settings.kafka,
-        stack.settings.kafka.topic(PAYMENT_INITIATION),
-        json.dumps(body).encode(),
-        key=body["order_id"].encode(),
-        headers=[("traceparent", f"00-{trace_id}-{secrets.token_hex(8)}-01".encode())],
-    )
+    traceparent = f"00-{trace_id}-{secrets.token_hex(8)}-01"
+    await send_initiation(stack, headers=[("traceparent", traceparent.encode())])
     spans = await spans_of(
         collector,
         trace_id,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
@@ -26,7 +27,8 @@ from devtools.processes import ProcessGroup
 from devtools.sandbox.settings import SandboxSettings
 from devtools.stack import StackEndpoints, free_stack_settings, start_stack
 from payments.config import Settings
-from tests.support import processes
+from payments.events.topics import PAYMENT_INITIATION
+from tests.support import kafka, processes
 from workflows.connection import connect_temporal
 
 TERMINAL_PAYMENT_STATUSES = frozenset({"success", "failure"})
@@ -166,6 +168,28 @@ def payment_body(**overrides: Any) -> dict[str, Any]:
         "payment_token": "fake-valid-nonce",
     }
     body.update(overrides)
+    return body
+
+
+async def send_initiation(
+    stack: ResilienceStack,
+    order_id: str | None = None,
+    headers: list[tuple[str, bytes]] | None = None,
+) -> dict[str, Any]:
+    """A payment asked for on the payment_initiation topic (keyed by its order, with an
+    idempotency key, for the development merchant); the message's body."""
+    body = {
+        **payment_body(**({"order_id": order_id} if order_id else {})),
+        "idempotency_key": f"msg-{uuid.uuid4()}",
+        "merchant_id": "dev-merchant",
+    }
+    await kafka.send(
+        stack.settings.kafka,
+        stack.settings.kafka.topic(PAYMENT_INITIATION),
+        json.dumps(body).encode(),
+        key=body["order_id"].encode(),
+        headers=headers,
+    )
     return body
 
 

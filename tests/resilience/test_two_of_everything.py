@@ -11,7 +11,6 @@ refunded once; the two consumers split the topic's partitions and each starts pa
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import time
 import uuid
@@ -32,9 +31,9 @@ from tests.resilience.support import (
     initiate,
     payment_body,
     running_stack,
+    send_initiation,
     wait_all_terminal,
 )
-from tests.support import kafka
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.postgres]
 
@@ -152,17 +151,7 @@ async def test_two_apis_two_workers_two_consumers_share_the_work_and_lose_nothin
 
         orders = [f"order-{uuid.uuid4().hex[:12]}" for _ in range(OVER_KAFKA)]
         for order_id in orders:
-            body = {
-                **payment_body(order_id=order_id),
-                "idempotency_key": f"msg-{uuid.uuid4()}",
-                "merchant_id": "dev-merchant",
-            }
-            await kafka.send(
-                stack.settings.kafka,
-                stack.settings.kafka.topic(PAYMENT_INITIATION),
-                json.dumps(body).encode(),
-                key=order_id.encode(),
-            )
+            await send_initiation(stack, order_id)
         stopping = asyncio.create_task(stop_a_worker_midway())
         http_ids = await asyncio.gather(*(pay(i) for i in range(OVER_HTTP)))
         exit_code = await stopping
