@@ -24,6 +24,7 @@ from payments.config import Settings
 from payments.db import columns
 from payments.db.database import Database
 from payments.db.repositories.access import AccessRepository
+from payments.db.repositories.analytics import AnalyticsRepository
 from payments.db.repositories.audit import AuditRepository
 from payments.db.repositories.exchange_rates import ExchangeRateRepository
 from payments.db.repositories.payment_methods import PaymentMethodRepository
@@ -154,6 +155,7 @@ ServiceDep = Annotated[PaymentService, Depends(_service)]
 GatewayDep = Annotated[PaymentGateway, Depends(_gateway)]
 WorkflowsDep = Annotated[PaymentWorkflows, Depends(_workflows)]
 PaymentsDep = Annotated[PaymentRepository, Depends(_repository(lambda db: db.payments))]
+AnalyticsDep = Annotated[AnalyticsRepository, Depends(_repository(lambda db: db.analytics))]
 RefundsDep = Annotated[RefundRepository, Depends(_repository(lambda db: db.refunds))]
 AuditDep = Annotated[AuditRepository, Depends(_repository(lambda db: db.audit))]
 PaymentMethodsDep = Annotated[

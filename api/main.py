@@ -15,6 +15,7 @@ from api.metrics import ApiMetrics, HttpMetrics
 from api.middleware import RequestHygiene, SecurityHeaders, codec_cors
 from api.request_context import RequestContext
 from api.routes import (
+    analytics,
     api_keys,
     codec,
     exchange_rates,
@@ -105,6 +106,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         codec,
         health,
         metrics_routes,
+        analytics,
     ):
         app.include_router(module.router)
     # Outermost first: every answer gets the security headers, including the edge's own

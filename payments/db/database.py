@@ -8,6 +8,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from payments.db.repositories.access import AccessRepository
+from payments.db.repositories.analytics import AnalyticsRepository
 from payments.db.repositories.audit import AuditRepository
 from payments.db.repositories.exchange_rates import ExchangeRateRepository
 from payments.db.repositories.idempotency import IdempotencyKeyRepository
@@ -22,6 +23,7 @@ class Database:
     def __init__(self, engine: sa.Engine) -> None:
         self._engine = engine
         self.payments = PaymentRepository(engine)
+        self.analytics = AnalyticsRepository(engine)
         self.refunds = RefundRepository(engine)
         self.audit = AuditRepository(engine)
         self.idempotency_keys = IdempotencyKeyRepository(engine)
