@@ -23,6 +23,7 @@ from payments.access import Principal
 from payments.config import Settings
 from payments.db import columns
 from payments.db.database import Database
+from payments.db.models import Role
 from payments.db.repositories.access import AccessRepository
 from payments.db.repositories.analytics import AnalyticsRepository
 from payments.db.repositories.audit import AuditRepository
@@ -142,6 +143,18 @@ async def authenticate(
         merchant_id=principal.merchant_id, key_id=principal.key_id
     )
     return principal
+
+
+async def session_principal(container: Container, token: str) -> Principal | None:
+    """The key a session cookie names (api/sessions.py), while it is valid and the key is
+    active; None otherwise."""
+    verified = container.sessions.verify(token)
+    if verified is None:
+        return None
+    key = await asyncio.to_thread(container.db.access.get_key, verified.key_id)
+    if key is None or key.revoked_at is not None:
+        return None
+    return Principal(key_id=key.key_id, role=Role(key.role), merchant_id=key.merchant_id)
 
 
 async def require_admin(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:

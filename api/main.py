@@ -15,6 +15,7 @@ from api.metrics import ApiMetrics, HttpMetrics
 from api.middleware import RequestHygiene, SecurityHeaders, codec_cors
 from api.request_context import RequestContext
 from api.routes import (
+    admin_page,
     analytics,
     api_keys,
     codec,
@@ -107,6 +108,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         health,
         metrics_routes,
         analytics,
+        admin_page,
     ):
         app.include_router(module.router)
     # Outermost first: every answer gets the security headers, including the edge's own

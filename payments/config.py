@@ -49,6 +49,9 @@ class TemporalSettings(BaseSettings):
     namespace: str = "default"
     task_queue: str = "payments"
     ui_port: int = 8233
+    # Where operators open the Temporal Web UI (links from the admin page); unset: the dev
+    # server's, http://127.0.0.1:<ui_port>.
+    ui_url: str | None = None
     # The dev server keeps its state here (WAL), so workflows survive a restart of `make run`.
     db_file: Path = DATA_DIR / "temporal.db"
     # AES-256-GCM keys of the payload codec: every workflow and activity input, result, query

@@ -11,17 +11,15 @@ CORS allows the UI's origins (API_CORS_ORIGINS) on these paths only.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Cookie, Depends, Header, Request, Response
 from fastapi.responses import HTMLResponse
 
-from api.deps import AdminDep, ContainerDep, authenticate, bearer_scheme
+from api.deps import AdminDep, ContainerDep, authenticate, bearer_scheme, session_principal
 from api.errors import ERRORS
 from api.sessions import COOKIE_NAME
 from payments.access import Principal
-from payments.db.models import Role
 from payments.errors import Forbidden, InvalidRequest, Unauthenticated
 from workflows.codec import apply_codec
 
@@ -46,15 +44,10 @@ async def codec_principal(
     if request.headers.get("authorization") or session is None:
         principal = await authenticate(request, await bearer_scheme(request))
     else:
-        verified = container.sessions.verify(session)
-        key = (
-            await asyncio.to_thread(container.db.access.get_key, verified.key_id)
-            if verified is not None
-            else None
-        )
-        if key is None or key.revoked_at is not None:
+        found = await session_principal(container, session)
+        if found is None:
             raise Unauthenticated("the codec session is not valid (expired or revoked)")
-        principal = Principal(key_id=key.key_id, role=Role(key.role), merchant_id=key.merchant_id)
+        principal = found
     if not principal.is_admin:
         raise Forbidden("the codec endpoint needs an admin key")
     return principal
