@@ -8,7 +8,7 @@ nothing to a third party. Every value from the database is escaped.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from html import escape
 from urllib.parse import quote
 
@@ -173,7 +173,7 @@ def dashboard_page(
 <title>Payments — last {len(figures.buckets)} days</title>
 <style>{_STYLE}</style></head>
 <body><main id="dashboard">
-<h1>Payments, {figures.start:%Y-%m-%d} to {figures.end:%Y-%m-%d}</h1>
+<h1>Payments, {figures.start:%Y-%m-%d} to {figures.end - timedelta(days=1):%Y-%m-%d}</h1>
 <form method="post" action="logout" style="float: right"><button>Sign out</button></form>
 <div class="figures">
 <div class="figure">Payments<b id="count">{figures.count}</b></div>
