@@ -33,7 +33,7 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 run: install ## Start the whole stack in the foreground (URLs printed when ready); Ctrl-C stops it
-	$(BIN)/python -m devtools.devstack
+	$(BIN)/payments dev
 
 test: install ## Run the tests (extra pytest arguments: PYTEST_ARGS='-k refund -x')
 	$(BIN)/pytest $(PYTEST_ARGS)

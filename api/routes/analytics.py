@@ -85,6 +85,11 @@ class PaymentAnalyticsOut(BaseModel):
         )
 
 
+# Far enough from datetime's own limits that a bucket's end never overflows.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9998, 12, 31, tzinfo=UTC)
+
+
 def _amounts(minor: dict[str, int]) -> dict[str, str]:
     return {currency: str(Money(amount, currency)) for currency, amount in sorted(minor.items())}
 
@@ -106,6 +111,8 @@ async def payment_analytics(
     refunded by currency; success and refund rates; the top decline reasons; p50/p95 seconds
     from initiation to the final status; the same per hour or day."""
     start, end = _utc(start), _utc(end)
+    if not (EARLIEST <= start and end <= LATEST):
+        raise InvalidRequest("from and to must lie between 1970 and 9998", field="from")
     if end <= start:
         raise InvalidRequest("to must be later than from", field="to")
     if end - start > LONGEST[granularity]:
