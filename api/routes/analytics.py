@@ -111,7 +111,7 @@ async def payment_analytics(
     refunded by currency; success and refund rates; the top decline reasons; p50/p95 seconds
     from initiation to the final status; the same per hour or day."""
     start, end = _utc(start), _utc(end)
-    if not (EARLIEST <= start and end <= LATEST):
+    if start < EARLIEST or end > LATEST:
         raise InvalidRequest("from and to must lie between 1970 and 9998", field="from")
     if end <= start:
         raise InvalidRequest("to must be later than from", field="to")
