@@ -217,7 +217,10 @@ async def order_stack(
     settings = stack.settings.model_copy(
         update={
             "database": DatabaseSettings(url=f"sqlite:///{data_dir / 'payments.db'}"),
-            "temporal": stack.settings.temporal.model_copy(update={"task_queue": "orders-stack"}),
+            # Its own metrics port: two workers cannot serve on one.
+            "temporal": stack.settings.temporal.model_copy(
+                update={"task_queue": "orders-stack", "metrics_address": f"127.0.0.1:{free_port()}"}
+            ),
             "api": ApiSettings(host="127.0.0.1", port=free_port()),
             "orders": OrderServiceSettings(url=server.url),
         }
