@@ -29,7 +29,8 @@ async def test_a_callers_request_id_is_kept_and_names_every_line(api: Api) -> No
 
 
 async def test_a_missing_or_odd_request_id_is_replaced(api: Api) -> None:
-    given = [None, "", "two words", "x" * 129, "<script>"]
+    # ... and one holding a test card number: never kept, so never logged or echoed.
+    given = [None, "", "two words", "x" * 129, "<script>", "req-4111111111111111"]
     seen = set()
     for value in given:
         headers = {"X-Request-ID": value} if value is not None else {}
