@@ -30,7 +30,7 @@ from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, Telemetr
 from temporalio.testing import WorkflowEnvironment
 
 from payments.config import DatabaseSettings
-from payments.contracts import ReconciliationRequest
+from payments.contracts import ReconciliationRequest, RefundSnapshot
 from payments.db.database import Database
 from payments.db.engine import create_db_engine
 from payments.db.migrate import upgrade
@@ -49,7 +49,6 @@ from tests.workflows.test_refund_workflow import paid_payment, refund, reserve
 from workflows.namespace_setup import register_search_attributes
 from workflows.payment import PaymentWorkflow
 from workflows.reconciliation import ReconciliationWorkflow
-from workflows.refund import RefundWorkflow
 
 # A folder name that is also a readable label: a commit, a tag, a word.
 LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -262,8 +261,8 @@ async def reconciliation(harness: Harness) -> str:
             waiting.payment_id: "none",
         },
     )
-    restarted = harness.client.get_workflow_handle_for(
-        RefundWorkflow.run, f"refund-{orphan_refund.refund_id}"
+    restarted = harness.client.get_workflow_handle(
+        f"refund-{orphan_refund.refund_id}", result_type=RefundSnapshot
     )
     await restarted.result()
     await running.terminate("recorded: its own path is recorded elsewhere")

@@ -12,6 +12,7 @@ from payments.contracts import (
     PaymentRequest,
     PaymentSnapshot,
     ReconciliationRequest,
+    RefundSnapshot,
 )
 from payments.db.models import Payment, Refund
 from payments.db.repositories.idempotency import IdempotencyClaim
@@ -23,7 +24,6 @@ from tests.workflows.conftest import Harness, run_removal, run_vault, wait_for_s
 from tests.workflows.test_payment_workflow import POLICY, request, run
 from workflows.payment import PaymentWorkflow
 from workflows.reconciliation import ReconciliationWorkflow
-from workflows.refund import RefundWorkflow
 
 
 def orphan_payment_row() -> Payment:
@@ -128,8 +128,8 @@ async def test_reconciliation_repairs_what_no_workflow_will_finish(harness: Harn
     assert harness.db.idempotency_keys.purge_expired() == 0
 
     # The restarted refund runs to its end.
-    restarted = harness.client.get_workflow_handle_for(
-        RefundWorkflow.run, f"refund-{orphan_refund.refund_id}"
+    restarted = harness.client.get_workflow_handle(
+        f"refund-{orphan_refund.refund_id}", result_type=RefundSnapshot
     )
     assert (await restarted.result()).status == "processed"
     await running.terminate("test over")
