@@ -94,8 +94,11 @@ def _amounts(minor: dict[str, int]) -> dict[str, str]:
     return {currency: str(Money(amount, currency)) for currency, amount in sorted(minor.items())}
 
 
-def _utc(instant: datetime) -> datetime:
-    return instant.replace(tzinfo=UTC) if instant.tzinfo is None else instant.astimezone(UTC)
+def _utc(instant: datetime, field: str) -> datetime:
+    try:
+        return instant.replace(tzinfo=UTC) if instant.tzinfo is None else instant.astimezone(UTC)
+    except OverflowError:  # year 1 an hour east of UTC is before year 1 in UTC
+        raise InvalidRequest(f"{field} must lie between 1970 and 9998", field=field) from None
 
 
 @router.get("/analytics/payments", response_model=PaymentAnalyticsOut, responses=ERRORS)
@@ -110,7 +113,7 @@ async def payment_analytics(
     """Payments created in [from, to): counts by status, method and currency; volume paid and
     refunded by currency; success and refund rates; the top decline reasons; p50/p95 seconds
     from initiation to the final status; the same per hour or day."""
-    start, end = _utc(start), _utc(end)
+    start, end = _utc(start, "from"), _utc(end, "to")
     if start < EARLIEST or end > LATEST:
         raise InvalidRequest("from and to must lie between 1970 and 9998", field="from")
     if end <= start:
