@@ -38,8 +38,12 @@ async def test_requests_are_counted_by_route_template_and_status(api: Api) -> No
     assert metrics[("payments_api_requests_total", unmatched)] == 1
     latency = (("method", "GET"), ("route", "/payment/{payment_id}"))
     assert metrics[("payments_api_request_duration_seconds_count", latency)] == 3
-    # No label ever holds an id.
+    # No label ever holds an id, nor a method a client made up.
     assert not any("no-such-payment" in value for _, labels in metrics for _, value in labels)
+    for invented in ("BREW", "WHEN"):
+        await api.anonymous.request(invented, "/healthz")
+    methods = {value for _, labels in await scrape(api) for key, value in labels if key == "method"}
+    assert "BREW" not in methods and "other" in methods
 
 
 async def test_payments_and_refunds_are_counted_as_stored(api: Api) -> None:
