@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 
 from pydantic import SecretStr
+from starlette.responses import Response
 
 COOKIE_NAME = "payments_codec_session"
 
@@ -51,6 +52,22 @@ class SessionSigner:
         if int(expires) < time.time():
             return None
         return Session(key_id=key_id, expires_at=int(expires))
+
+    def started(self, key_id: str, *, cookie: str, path: str, https: bool) -> Response:
+        """A 204 that sets the session cookie ``cookie`` of ``key_id`` for ``path``:
+        HttpOnly (no script reads it), SameSite=Strict (no other site's page sends it),
+        Secure over HTTPS."""
+        response = Response(status_code=204)
+        response.set_cookie(
+            cookie,
+            self.issue(key_id),
+            max_age=self.lifetime_seconds,
+            path=path,
+            httponly=True,
+            secure=https,
+            samesite="strict",
+        )
+        return response
 
     def _sign(self, body: str) -> str:
         digest = hmac.new(self._key, body.encode(), hashlib.sha256).digest()

@@ -61,17 +61,9 @@ async def admin_page(
 async def start_session(request: Request, admin: AdminDep, container: ContainerDep) -> Response:
     """Trade an admin key for an HttpOnly session cookie of this page (8 hours, ends when
     the key is revoked)."""
-    response = Response(status_code=204)
-    response.set_cookie(
-        COOKIE,
-        container.sessions.issue(admin.key_id),
-        max_age=container.sessions.lifetime_seconds,
-        path="/admin",
-        httponly=True,
-        secure=request.url.scheme == "https",
-        samesite="strict",
+    return container.sessions.started(
+        admin.key_id, cookie=COOKIE, path="/admin", https=request.url.scheme == "https"
     )
-    return response
 
 
 @router.post("/logout", include_in_schema=False)

@@ -100,17 +100,9 @@ async def start_session(request: Request, admin: AdminDep, container: ContainerD
     """Trade an admin key for an HttpOnly session cookie that the Temporal UI, in this
     browser, sends to the codec endpoint. It lasts 8 hours and ends when the key is
     revoked."""
-    response = Response(status_code=204)
-    response.set_cookie(
-        COOKIE_NAME,
-        container.sessions.issue(admin.key_id),
-        max_age=container.sessions.lifetime_seconds,
-        path="/codec",
-        httponly=True,
-        secure=request.url.scheme == "https",
-        samesite="strict",
+    return container.sessions.started(
+        admin.key_id, cookie=COOKIE_NAME, path="/codec", https=request.url.scheme == "https"
     )
-    return response
 
 
 _LOGIN_PAGE = """<!doctype html>
