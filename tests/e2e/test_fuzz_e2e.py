@@ -43,8 +43,11 @@ def test_no_server_error_and_every_answer_as_documented(
         "--seed",
         str(SEED),
         "--generation-deterministic",
+        # One worker: with two threads, hypothesis' ast.parse of its filters' lambdas runs
+        # concurrently and CPython 3.11 raises "AST constructor recursion depth mismatch"
+        # (fixed in later CPythons), which ends the run as an error of its own (seen in CI).
         "--workers",
-        "2",
+        "1",
         "--request-timeout",
         "20",
         # Its stateful phase lists the keys and would revoke them all, ours included: a real
