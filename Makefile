@@ -14,7 +14,7 @@ LABEL ?= $(shell git describe --always --dirty 2>/dev/null)
 TYPED_PACKAGES := payments workflows activities api workers cli devtools tests benchmarks
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test record-histories lint fmt typecheck check bench clean distclean
+.PHONY: help install run test record-histories lint fmt typecheck check bench bench-fraud clean distclean
 
 help: ## List the targets
 	@echo "Targets (PYTHON=$(PYTHON), PYTEST_ARGS='$(PYTEST_ARGS)'):"
@@ -56,7 +56,11 @@ typecheck: install ## Type-check with mypy --strict
 check: lint typecheck ## lint + typecheck (what CI runs before the tests)
 
 bench: install ## Run the benchmarks against a whole stack, SQLite and PostgreSQL (BENCH_ARGS='--quick', '--scaling', '--help')
+	$(BIN)/python -m benchmarks.fraud_scoring
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)
+
+bench-fraud: install ## Only the learned fraud score's latency (seconds, no stack)
+	$(BIN)/python -m benchmarks.fraud_scoring
 
 clean: ## Remove local state (.data: databases, Temporal state) and caches; keeps .venv
 	rm -rf .data .pytest_cache .mypy_cache .ruff_cache build dist

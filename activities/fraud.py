@@ -1,48 +1,165 @@
-"""Basic fraud check: an amount cap per currency and one live payment per order."""
+"""The fraud step: look the payment method up, count, check the blocklist, score, decide.
+
+Reads only (the verdict is stored by the workflow's next step, LedgerActivities.record_fraud,
+so that a verdict the workflow reached without this step, a timeout's, is stored the same
+way), so it is safe to retry. Refusals are verdicts, not errors. The rules are
+payments/fraud/rules.py; the learned score payments/fraud/model.py.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
+import structlog
 from temporalio import activity
 
 from payments.config import PolicySettings
-from payments.contracts import FraudCheckRequest, FraudDecision
-from payments.money import Money, minor_units
+from payments.contracts import FraudCheckRequest, FraudDecision, FraudReason, FraudVerdict
+from payments.fraud.countries import bin_country_mismatch
+from payments.fraud.features import FraudFeatures
+from payments.fraud.rules import LearnedOpinion, PaymentFacts, assess
+from payments.gateway.types import PaymentMethodProfile
+from payments.money import Money
+from payments.vocabulary import FraudOutcome
 
 if TYPE_CHECKING:
-    from payments.db.repositories.payments import PaymentRepository
+    from payments.db.database import Database
+    from payments.fraud.model import LearnedScore
+
+log = structlog.get_logger(__name__)
+
+# What a payment refused by the fraud rules ends with (its failure_reason).
+FRAUD_DECLINED = "fraud_declined"
+DUPLICATE_ORDER = "duplicate_order"
+
+# Looks a payment method up at the gateway without charging it; None when the gateway does
+# not know it (the sale will refuse it too). GatewayActivities.describe_payment_method.
+DescribeMethod = Callable[[FraudCheckRequest], PaymentMethodProfile | None]
 
 
 class FraudActivities:
-    def __init__(self, payments: PaymentRepository, policy: PolicySettings) -> None:
-        self._payments = payments
+    def __init__(
+        self,
+        db: Database,
+        policy: PolicySettings,
+        *,
+        describe: DescribeMethod,
+        model: LearnedScore | None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._db = db
         self._policy = policy
-
-    def amount_cap(self, currency: str) -> Money:
-        major = self._policy.amount_caps_major.get(currency, self._policy.default_amount_cap_major)
-        return Money(major * 10 ** minor_units(currency), currency)
+        self._describe = describe
+        self._model = model
+        self._clock = clock
 
     @activity.defn
     def check_fraud(self, request: FraudCheckRequest) -> FraudDecision:
-        """Read-only, so safe to retry. Refusals are decisions, not errors."""
-        cap = self.amount_cap(request.currency)
-        if request.amount_minor > cap.minor:
-            return FraudDecision(
-                approved=False,
-                reason="amount_exceeds_limit",
-                message=f"amount exceeds the {cap} {cap.currency} limit for a single payment",
-            )
-        duplicate = self._payments.find_open_for_order(
+        """The verdict on one payment, with the rules that fired and the learned score."""
+        duplicate = self._db.payments.find_open_for_order(
             request.order_id, excluding=request.payment_id, merchant_id=request.merchant_id
         )
         if duplicate is not None:
+            # Not a fraud verdict: the order is being paid already.
+            message = (
+                f"order {request.order_id} already has a {duplicate.payment_status} "
+                f"payment ({duplicate.payment_id})"
+            )
             return FraudDecision(
                 approved=False,
-                reason="duplicate_order",
-                message=(
-                    f"order {request.order_id} already has a {duplicate.payment_status} "
-                    f"payment ({duplicate.payment_id})"
+                reason=DUPLICATE_ORDER,
+                message=message,
+                verdict=FraudVerdict(
+                    FraudOutcome.DECLINE, 100, [FraudReason("duplicate_order", message)]
                 ),
             )
-        return FraudDecision(approved=True)
+        verdict, profile = self.assess(request)
+        declined = verdict.decision == FraudOutcome.DECLINE
+        return FraudDecision(
+            approved=not declined,
+            reason=FRAUD_DECLINED if declined else None,
+            message=verdict.reasons[0].message if declined and verdict.reasons else None,
+            verdict=verdict,
+            fingerprint=profile.fingerprint if profile else None,
+            card_bin=profile.bin if profile else None,
+        )
+
+    def assess(
+        self, request: FraudCheckRequest
+    ) -> tuple[FraudVerdict, PaymentMethodProfile | None]:
+        settings = self._policy.fraud
+        amount = Money(request.amount_minor, request.currency)
+        cap = self._policy.amount_cap(request.currency)
+        blocked = self._db.fraud.blocklisted(
+            user_id=request.user_id, fingerprint=None, card_bin=None
+        )
+        # Declined whatever the payment method: not even looked up at the gateway.
+        certain = bool(blocked) or amount.minor > cap.minor
+        profile = None if certain or not request.payment_method else self._describe(request)
+        if profile is not None:
+            blocked = self._db.fraud.blocklisted(
+                user_id=request.user_id, fingerprint=profile.fingerprint, card_bin=profile.bin
+            )
+        payment = self._db.payments.get(request.payment_id)
+        merchant_id = payment.merchant_id if payment is not None else (request.merchant_id or "")
+        now = self._clock()
+        velocity = self._db.fraud.velocity(
+            payment_id=request.payment_id,
+            merchant_id=merchant_id,
+            user_id=request.user_id,
+            amount_minor=request.amount_minor,
+            currency=request.currency,
+            method=request.payment_method,
+            fingerprint=profile.fingerprint if profile else None,
+            now=now,
+            repeat_window=timedelta(seconds=settings.repeat_window_seconds),
+        )
+        facts = PaymentFacts(
+            amount=amount,
+            cap=cap,
+            user_id=request.user_id,
+            user_10m=velocity.user_10m,
+            user_1h=velocity.user_1h,
+            user_24h=velocity.user_24h,
+            user_24h_amount_minor=velocity.user_24h_amount_minor,
+            user_is_new=velocity.user_is_new,
+            repeats=velocity.repeats,
+            fingerprint=profile.fingerprint if profile else None,
+            fingerprint_1h=velocity.fingerprint_1h,
+            fingerprint_24h_users=velocity.fingerprint_24h_users,
+            card_bin=profile.bin if profile else None,
+            blocklisted=[(entry.kind, entry.reason) for entry in blocked],
+        )
+        learned = None
+        if self._model is not None:
+            features = FraudFeatures(
+                amount_major=float(amount.to_decimal()),
+                currency=request.currency,
+                method=request.payment_method,
+                user_payments_10m=velocity.user_10m,
+                user_payments_1h=velocity.user_1h,
+                user_payments_24h=velocity.user_24h,
+                fingerprint_payments_24h=velocity.fingerprint_24h,
+                user_age_days=(
+                    (now - velocity.first_payment_at).total_seconds() / 86400
+                    if velocity.first_payment_at is not None
+                    else 0.0
+                ),
+                hour_of_day=now.hour,
+                bin_country_mismatch=bin_country_mismatch(
+                    profile.country_of_issuance if profile else None, request.currency
+                ),
+            )
+            learned = LearnedOpinion(self._model.score(features), self._model.version)
+        verdict = assess(facts, settings, learned)
+        log.info(
+            "fraud_verdict",
+            payment_id=request.payment_id,
+            decision=verdict.decision,
+            score=verdict.score,
+            rules=[reason.rule for reason in verdict.reasons],
+            model_score=verdict.model_score,
+        )
+        return verdict, profile

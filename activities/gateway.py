@@ -26,14 +26,17 @@ from typing import TYPE_CHECKING, TypeVar
 
 import structlog
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from activities.errors import non_retryable
 from activities.metrics import count_decline, gateway_call_timed
 from payments.contracts import (
     ChargeRequest,
     ChargeResult,
+    FraudCheckRequest,
     GatewayRefundRequest,
     GatewayRefundResult,
+    HeldPayment,
     RemovePaymentMethodRequest,
     TransactionCheck,
     VaultRequest,
@@ -51,6 +54,8 @@ from payments.gateway.declines import decline_type
 from payments.gateway.types import (
     GatewayTransaction,
     PaymentGateway,
+    PaymentMethodNotFound,
+    PaymentMethodProfile,
     ReversalOutcome,
     SaleOutcome,
     VaultedPaymentMethod,
@@ -189,6 +194,7 @@ class GatewayActivities:
                     amount=amount,
                     payment_method_nonce=request.payment_token if token is None else None,
                     payment_method_token=token,
+                    submit_for_settlement=not request.authorize_only,
                 ),
                 rejection_is_a_result=True,
             )
@@ -250,6 +256,78 @@ class GatewayActivities:
             transaction_id=sale.transaction_id,
         )
         return _charge_result(SaleOutcome(approved=True, transaction=sale))
+
+    def describe_payment_method(self, request: FraudCheckRequest) -> PaymentMethodProfile | None:
+        """What the fraud rules know of the payment method before charging it (BIN, issuing
+        country, fingerprint): a look-up at the gateway that charges nothing and leaves a
+        nonce usable. None when the gateway does not know the method, or the saved method
+        cannot be used (the charge refuses it then, with its own reason)."""
+        token: str | None = None
+        if request.payment_method_id:
+            method = self._payment_methods.get(request.payment_method_id)
+            if method is None or method.deleted_at is not None:
+                return None
+            try:
+                token = self._vaulted_token(
+                    ChargeRequest(
+                        payment_id=request.payment_id,
+                        order_id=request.order_id,
+                        user_id=request.user_id,
+                        amount_minor=request.amount_minor,
+                        currency=request.currency,
+                        payment_token=None,
+                        payment_method_id=request.payment_method_id,
+                    ),
+                    method,
+                )
+            except (ApplicationError, TokenDecryptionFailed):
+                return None
+        elif not request.payment_token:
+            return None
+        try:
+            with gateway_call_timed("describe_payment_method"):
+                return self._gateway.describe_payment_method(
+                    payment_method_nonce=request.payment_token if token is None else None,
+                    payment_method_token=token,
+                )
+        except (PaymentMethodNotFound, GatewayNotFound, GatewayRequestRejected):
+            return None
+
+    @activity.defn
+    def capture(self, held: HeldPayment) -> ChargeResult:
+        """Submit a held authorization for settlement (an operator approved the payment).
+        Idempotent: the same request key gets the same answer."""
+        outcome = _call(
+            "submit_for_settlement",
+            lambda: self._gateway.submit_for_settlement(
+                request_key=f"capture-{held.payment_id}", transaction_id=held.transaction_id
+            ),
+        )
+        return _charge_result(outcome)
+
+    @activity.defn
+    def void_authorization(self, held: HeldPayment) -> TransactionCheck:
+        """Void a held authorization (declined in review, or nobody decided in time): the
+        hold on the customer's funds is released and nothing is charged. Answers the sale's
+        status after; an authorization that expired meanwhile is as good as voided."""
+        sale = _call("find", lambda: self._gateway.find(held.transaction_id))
+        if sale.status in VOIDABLE_STATUSES:
+            voided = _call(
+                "void",
+                lambda: self._gateway.void(
+                    request_key=f"void-{held.payment_id}", transaction_id=held.transaction_id
+                ),
+            )
+            if voided.succeeded:
+                return TransactionCheck(held.transaction_id, "voided")
+            sale = _call("find", lambda: self._gateway.find(held.transaction_id))
+        if sale.status in APPROVED_STATUSES:
+            # Never expected (only this workflow captures it): an operator must look.
+            raise non_retryable(
+                f"the held sale {held.transaction_id} is {sale.status} and could not be voided",
+                ErrorTypes.GATEWAY_REQUEST_REJECTED,
+            )
+        return TransactionCheck(held.transaction_id, sale.status, sale.processor_response_code)
 
     @activity.defn
     def check_transaction(self, transaction_id: str) -> TransactionCheck:

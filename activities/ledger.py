@@ -16,6 +16,7 @@ from temporalio import activity
 from activities.errors import non_retryable
 from activities.snapshots import payment_snapshot, refund_snapshot
 from payments.contracts import (
+    FraudRecord,
     PaymentOutcome,
     PaymentRequest,
     PaymentSnapshot,
@@ -24,6 +25,7 @@ from payments.contracts import (
     RefundPlan,
     RefundRequest,
     RefundSnapshot,
+    ReviewRecord,
     VaultResult,
 )
 from payments.errors import ErrorTypes, InvalidTransition, NotFound
@@ -53,6 +55,16 @@ class LedgerActivities:
     def record_payment_outcome(self, outcome: PaymentOutcome) -> PaymentSnapshot:
         with _refusals_are_final("payment"):
             return payment_snapshot(self._db.payments.complete(outcome))
+
+    @activity.defn
+    def record_fraud(self, record: FraudRecord) -> PaymentSnapshot:
+        """The fraud step's verdict on the payment and in its audit trail."""
+        return payment_snapshot(self._db.fraud.record_verdict(record))
+
+    @activity.defn
+    def record_review(self, record: ReviewRecord) -> None:
+        """An operator's decision on a held payment, in its audit trail."""
+        self._db.fraud.record_review(record.payment_id, record.review)
 
     @activity.defn
     def refund_snapshot(self, request: RefundRequest) -> RefundSnapshot:

@@ -144,6 +144,10 @@ class ReconciliationActivities:
             if disputed is not None:
                 return _found(payment_id, disputed, "none")
         approved = [s for s in sales if s.status in APPROVED_STATUSES]
+        if approved and approved[0].status == "authorized" and payment.fraud_decision == "review":
+            # Held for review, and nothing will ever capture it: released, as the review
+            # deadline would have.
+            return await self._void_held(payment_id, approved[0])
         if approved and approved[0].status not in PAID_STATUSES:
             return _found(payment_id, f"workflow gone, sale {approved[0].status}", "none")
         if approved:
@@ -182,6 +186,35 @@ class ReconciliationActivities:
             action = "recorded_failure"
         return PaymentReconciliation(
             Finding("payment", payment_id, "pending, workflow gone", action),
+            payment_snapshot(stored),
+        )
+
+    async def _void_held(self, payment_id: str, sale: GatewayTransaction) -> PaymentReconciliation:
+        voided = await asyncio.to_thread(
+            lambda: self._gateway.void(
+                request_key=f"void-{payment_id}", transaction_id=sale.transaction_id
+            )
+        )
+        if not voided.succeeded:
+            return _found(
+                payment_id, f"workflow gone, held sale not voided: {voided.error_code}", "none"
+            )
+        stored = await asyncio.to_thread(
+            lambda: self._db.payments.complete(
+                PaymentOutcome(
+                    payment_id,
+                    succeeded=False,
+                    transaction_id=sale.transaction_id,
+                    gateway_status="voided",
+                    failure_reason="fraud_declined",
+                    failure_message=f"{CLOSED_BY_RECONCILIATION}: held for review, "
+                    "the authorization was voided",
+                ),
+                cause=RECONCILIATION_CAUSE,
+            )
+        )
+        return PaymentReconciliation(
+            Finding("payment", payment_id, "held for review, workflow gone", "voided"),
             payment_snapshot(stored),
         )
 

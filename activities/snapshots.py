@@ -28,6 +28,7 @@ def payment_snapshot(payment: Payment) -> PaymentSnapshot:
         charged_currency=payment.charged_currency,
         exchange_rate=payment.exchange_rate,
         merchant_id=payment.merchant_id,
+        fraud=payment.fraud_verdict,
     )
 
 

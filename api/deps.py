@@ -28,6 +28,7 @@ from payments.db.repositories.access import AccessRepository
 from payments.db.repositories.analytics import AnalyticsRepository
 from payments.db.repositories.audit import AuditRepository
 from payments.db.repositories.exchange_rates import ExchangeRateRepository
+from payments.db.repositories.fraud import FraudRepository
 from payments.db.repositories.payment_methods import PaymentMethodRepository
 from payments.db.repositories.payments import PaymentRepository
 from payments.db.repositories.reconciliation import ReconciliationRepository
@@ -184,6 +185,7 @@ WebhookReceiptsDep = Annotated[
     WebhookReceiptRepository, Depends(_repository(lambda db: db.webhook_receipts))
 ]
 AccessDep = Annotated[AccessRepository, Depends(_repository(lambda db: db.access))]
+FraudDep = Annotated[FraudRepository, Depends(_repository(lambda db: db.fraud))]
 # Who is asking: any valid key (checkout or admin), or an admin key only.
 PrincipalDep = Annotated[Principal, Depends(authenticate)]
 AdminDep = Annotated[Principal, Depends(require_admin)]

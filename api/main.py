@@ -20,6 +20,7 @@ from api.routes import (
     api_keys,
     codec,
     exchange_rates,
+    fraud,
     health,
     listings,
     payment_methods,
@@ -108,6 +109,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         health,
         metrics_routes,
         analytics,
+        fraud,
         admin_page,
     ):
         app.include_router(module.router)

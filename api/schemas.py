@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
-from typing import Annotated, Generic, TypeVar
+from typing import Annotated, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
 from payments.db import columns
 from payments.db.models import (
@@ -18,9 +26,11 @@ from payments.requests import (
     Identifier,
     InitiatePaymentIn,
     MerchantId,
+    Note,
     Text,
     Token,
 )
+from payments.vocabulary import BlocklistKind
 
 __all__ = ["InitiatePaymentIn"]
 
@@ -77,6 +87,22 @@ class PaymentMethodDetails(PublicModel):
     display: str | None
 
 
+class FraudReasonOut(PublicModel):
+    rule: str  # stable id: "velocity_user_10m", "blocklist_user", "model_score", ...
+    message: str  # why, for people
+
+
+class FraudOut(PublicModel):
+    """The fraud step's verdict: approve, review (authorized, held for an operator) or
+    decline (never sent to the gateway)."""
+
+    decision: str
+    score: int  # 0-100
+    reasons: list[FraudReasonOut]
+    model_score: int | None  # the learned score alone
+    model_version: str | None
+
+
 class PaymentPublic(PublicModel):
     payment_id: str
     merchant_id: str
@@ -111,6 +137,10 @@ class PaymentPublic(PublicModel):
     retry: bool = Field(validation_alias="retry_enabled")
     attempts: int
     next_retry_at: datetime | None
+    # None before the fraud step has run (and for payments from before verdicts).
+    fraud: FraudOut | None = Field(validation_alias="fraud_verdict")
+    # Held for review: voided at this instant unless an operator decides before.
+    review_deadline_at: datetime | None
     created_at: datetime
     updated_at: datetime
 
@@ -285,3 +315,66 @@ class ApiKeyCreated(ApiKeyOut):
 
 class ApiKeys(BaseModel):
     items: list[ApiKeyOut]
+
+
+class BlocklistIn(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"kind": "user", "value": "user-123", "reason": "chargeback fraud"}]
+        },
+    )
+
+    kind: BlocklistKind
+    # A user id; a payment method's fingerprint (32 hex digits, as GET /admin/reviews shows
+    # it); a card BIN of 6 or 8 digits.
+    value: Identifier
+    reason: Text
+
+    @model_validator(mode="after")
+    def _value_fits_kind(self) -> BlocklistIn:
+        if self.kind == BlocklistKind.BIN and not _BIN.fullmatch(self.value):
+            raise ValueError("a BIN is the card's first 6 or 8 digits")
+        if self.kind == BlocklistKind.FINGERPRINT:
+            if not _FINGERPRINT.fullmatch(self.value.lower()):
+                raise ValueError("a fingerprint is 32 hexadecimal digits")
+            self.value = self.value.lower()
+        return self
+
+
+_BIN = re.compile(r"[0-9]{6}(?:[0-9]{2})?")
+_FINGERPRINT = re.compile(r"[0-9a-f]{32}")
+
+
+class BlocklistEntryOut(PublicModel):
+    entry_id: str
+    kind: str
+    value: str
+    reason: str
+    created_at: datetime
+    created_by: str | None
+
+
+class Blocklist(BaseModel):
+    items: list[BlocklistEntryOut]
+
+
+class ReviewIn(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"decision": "approve", "note": "customer called"}]},
+    )
+
+    decision: Literal["approve", "decline"]
+    note: Note = ""
+
+
+class HeldPaymentOut(PaymentPublic):
+    """A payment held for review, with what was recognised of its payment method."""
+
+    payment_method_fingerprint: str | None
+    card_bin: str | None
+
+
+class Reviews(BaseModel):
+    items: list[HeldPaymentOut]

@@ -16,6 +16,7 @@ from typing import Annotated
 
 import typer
 
+from cli.fraud import fraud
 from payments.config import get_settings
 
 app = typer.Typer(
@@ -31,6 +32,7 @@ keys = typer.Typer(
 )
 app.add_typer(db, name="db")
 app.add_typer(keys, name="keys")
+app.add_typer(fraud, name="fraud")
 
 
 def _exit(code: int | None) -> None:

@@ -35,6 +35,7 @@ from payments.config import (
     ApiSettings,
     AuthSettings,
     DatabaseSettings,
+    FraudSettings,
     GatewaySettings,
     KafkaSettings,
     PolicySettings,
@@ -284,11 +285,14 @@ def settings_env(settings: Settings) -> dict[str, str]:
 
 def _group_env(group: BaseSettings) -> dict[str, str]:
     prefix = str(group.model_config.get("env_prefix", ""))
-    return {
-        (info.alias or f"{prefix}{name}").upper(): _env_value(value)
-        for name, info in type(group).model_fields.items()
-        if (value := getattr(group, name)) is not None
-    }
+    env: dict[str, str] = {}
+    for name, info in type(group).model_fields.items():
+        value = getattr(group, name)
+        if isinstance(value, BaseSettings):  # a group within a group reads its own prefix
+            env.update(_group_env(value))
+        elif value is not None:
+            env[(info.alias or f"{prefix}{name}").upper()] = _env_value(value)
+    return env
 
 
 def stack_env(settings: Settings, sandbox: SandboxSettings | None = None) -> dict[str, str]:
@@ -305,6 +309,27 @@ def stack_env(settings: Settings, sandbox: SandboxSettings | None = None) -> dic
             api = f"http://{url_host(settings.api.host)}:{settings.api.port}"
             env.setdefault("SANDBOX_WEBHOOK_URL", f"{api}/webhooks/braintree")
     return env
+
+
+def high_volume_fraud_settings() -> FraudSettings:
+    """Fraud rules for the test and benchmark stacks, whose checkout pays hundreds of times
+    a minute as a handful of users: the shipped velocity, repeat, new-user and score
+    thresholds would hold most of those payments for review. They are raised out of reach;
+    the amount limit and the blocklist stay. The fraud tests run a stack with the shipped
+    thresholds (``fraud=FraudSettings()``)."""
+    out_of_reach = 1_000_000_000
+    return FraudSettings(
+        user_10m_review_count=out_of_reach,
+        user_10m_decline_count=out_of_reach,
+        user_1h_review_count=out_of_reach,
+        user_24h_review_count=out_of_reach,
+        user_24h_amount_review_caps=out_of_reach,
+        fingerprint_1h_review_count=out_of_reach,
+        fingerprint_24h_users_review_count=out_of_reach,
+        repeat_window_seconds=0.001,
+        new_user_large_fraction=1.0,
+        model_review_score=101,
+    )
 
 
 def free_stack_settings(
@@ -325,6 +350,7 @@ def free_stack_settings(
         policy=PolicySettings(
             dev_token_keys_file=data_dir / "token-keys.dev",
             dev_token_key_file=data_dir / "token-encryption.dev.key",
+            fraud=high_volume_fraud_settings(),
         ),
         auth=AuthSettings(dev_keys_file=data_dir / "dev-api-keys.json"),
         kafka=KafkaSettings(bootstrap_servers=f"{host}:{free_port(host)}"),

@@ -14,8 +14,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from payments.contracts import PaymentPolicy, ReconciliationRequest, RefundPolicy
-from payments.money import MINOR_UNITS
+from payments.contracts import FraudPolicy, PaymentPolicy, ReconciliationRequest, RefundPolicy
+from payments.money import MINOR_UNITS, Money, minor_units
 
 DATA_DIR = Path(".data")
 DEV_ONLY_PRIVATE_KEY = "development-only-private-key"  # the local sandbox's key
@@ -187,6 +187,57 @@ class AuthSettings(BaseSettings):
     dev_keys_file: Path = DATA_DIR / "dev-api-keys.json"
 
 
+class FraudSettings(BaseSettings):
+    """The fraud rules' thresholds, the learned score's, and how the step fails.
+
+    Counts are of the user's (or the payment method's) payments of any status before this
+    one, within the window; see README "Fraud rules" for what each rule does."""
+
+    model_config = SettingsConfigDict(env_prefix="FRAUD_", extra="ignore")
+
+    # Velocity of one user: more than N payments in the window → review / decline.
+    user_10m_review_count: int = Field(default=10, ge=1)
+    user_10m_decline_count: int = Field(default=30, ge=1)
+    user_1h_review_count: int = Field(default=30, ge=1)
+    user_24h_review_count: int = Field(default=100, ge=1)
+    # One user paying more than this many times the single-payment cap in one currency
+    # within 24 hours → review.
+    user_24h_amount_review_caps: float = Field(default=3.0, gt=0)
+    # Velocity of one payment method (its fingerprint): more than N payments in an hour →
+    # review; used by more than N users in a day → review (a card passed around).
+    fingerprint_1h_review_count: int = Field(default=5, ge=1)
+    fingerprint_24h_users_review_count: int = Field(default=3, ge=1)
+    # The same user, amount and method again within this many seconds → review.
+    repeat_window_seconds: float = Field(default=300, gt=0)
+    # A user's first payment above this fraction of the single-payment cap → review.
+    new_user_large_fraction: float = Field(default=0.25, gt=0)
+    # The learned score (0-100) at or above which a payment goes to review, or is declined
+    # (101: the model never declines on its own).
+    model_review_score: int = Field(default=80, ge=0, le=101)
+    model_decline_score: int = Field(default=101, ge=0, le=101)
+    # The model file (JSON); unset: the one shipped with the service.
+    model_path: Path | None = None
+    # The fraud step (lookup, rules, score, with retries) ends within this; past it the
+    # payment is approved without a verdict (fail_open) or declined (fail-closed).
+    timeout_seconds: float = Field(default=5.0, gt=0, le=300)
+    fail_open: bool = True
+    # A payment held for review is voided if no operator decides within this.
+    review_deadline_seconds: float = Field(default=24 * 3600.0, gt=0, le=7 * 24 * 3600.0)
+
+    @model_validator(mode="after")
+    def _decline_above_review(self) -> FraudSettings:
+        if self.user_10m_decline_count < self.user_10m_review_count:
+            raise ValueError("FRAUD_USER_10M_DECLINE_COUNT is below FRAUD_USER_10M_REVIEW_COUNT")
+        return self
+
+    def policy(self) -> FraudPolicy:
+        return FraudPolicy(
+            timeout_seconds=self.timeout_seconds,
+            fail_open=self.fail_open,
+            review_deadline_seconds=self.review_deadline_seconds,
+        )
+
+
 class PolicySettings(BaseSettings):
     """Business rules: which currencies are accepted and the fraud caps."""
 
@@ -211,6 +262,7 @@ class PolicySettings(BaseSettings):
         default_factory=lambda: {"JPY": 1_500_000, "KWD": 3_000}
     )
     default_amount_cap_major: int = 10_000
+    fraud: FraudSettings = Field(default_factory=FraudSettings)
     # A partial refund of an unsettled sale waits for settlement up to this long from its
     # creation, asking the gateway after these delays (the last repeats: hourly; a card sale
     # settles in the gateway's nightly batch) and at once on a settlement webhook.
@@ -252,12 +304,18 @@ class PolicySettings(BaseSettings):
     # check only when that check is this late (its worker was down or overloaded).
     reconciliation_overdue_grace_seconds: float = Field(default=120, ge=0)
 
+    def amount_cap(self, currency: str) -> Money:
+        """The largest single payment the fraud rules let through in ``currency``."""
+        major = self.amount_caps_major.get(currency, self.default_amount_cap_major)
+        return Money(major * 10 ** minor_units(currency), currency)
+
     def payment_policy(self) -> PaymentPolicy:
         """What a payment workflow started now waits by (carried in its input)."""
         return PaymentPolicy(
             pending_check_schedule_seconds=list(self.pending_check_schedule_seconds),
             pending_deadline_seconds=self.pending_deadline_seconds,
             retry_schedule_seconds=list(self.retry_schedule_seconds),
+            fraud=self.fraud.policy(),
         )
 
     def reconciliation_request(self) -> ReconciliationRequest:

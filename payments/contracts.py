@@ -24,6 +24,22 @@ class PaymentPolicy:
     pending_deadline_seconds: float
     # Soft declines of a payment that asked for retries are charged again after these delays.
     retry_schedule_seconds: list[float]
+    # How the fraud step is bounded and what a payment in review waits for. None in
+    # histories of payments started before fraud review: FraudPolicy's defaults.
+    fraud: FraudPolicy | None = None
+
+
+@dataclass(frozen=True)
+class FraudPolicy:
+    """What the fraud step of a payment started now is held to (FraudSettings)."""
+
+    # The whole step (rules, payment-method lookup, score) with its retries must end
+    # within this; past it the payment goes on as ``fail_open`` says: approved without a
+    # verdict (True) or declined (False).
+    timeout_seconds: float = 5.0
+    fail_open: bool = True
+    # A payment held for review is voided when no operator has decided by then.
+    review_deadline_seconds: float = 24 * 3600.0
 
 
 @dataclass(frozen=True)
@@ -140,6 +156,8 @@ class PaymentSnapshot:
     charged_currency: str | None = None
     exchange_rate: str | None = None
     merchant_id: str | None = None
+    # The fraud step's verdict; None before it (and for payments from before verdicts).
+    fraud: FraudVerdict | None = None
 
 
 @dataclass(frozen=True)
@@ -150,14 +168,86 @@ class FraudCheckRequest:
     amount_minor: int
     currency: str
     merchant_id: str | None = None  # None: the payment's own (histories from before merchants)
+    # What pays: the fraud step looks the payment method up at the gateway (BIN, issuing
+    # country, fingerprint) without charging it. Empty in histories from before.
+    payment_method: str = ""
+    payment_token: str | None = None
+    payment_method_id: str | None = None
+
+
+@dataclass(frozen=True)
+class FraudReason:
+    """One rule that fired: its stable id ("velocity_user_10m") and a sentence for people."""
+
+    rule: str
+    message: str
+
+
+@dataclass(frozen=True)
+class FraudVerdict:
+    """What the fraud step decided about a payment, and why; stored, shown and announced."""
+
+    decision: str  # payments.vocabulary.FraudOutcome: approve | review | decline
+    score: int  # 0-100: the higher of the learned score and what the rules that fired say
+    reasons: list[FraudReason] = field(default_factory=list)
+    # The learned score alone and the model that gave it (None: not scored).
+    model_score: int | None = None
+    model_version: str | None = None
 
 
 @dataclass(frozen=True)
 class FraudDecision:
     approved: bool
-    # Stable reason when refused: "amount_exceeds_limit", "duplicate_order".
+    # The failure_reason when refused: "fraud_declined", "duplicate_order" (before verdicts:
+    # "amount_exceeds_limit").
     reason: str | None = None
     message: str | None = None
+    # None in histories from before verdicts (approve or refuse only).
+    verdict: FraudVerdict | None = None
+    # What the payment method was recognised by (kept on the payment for velocity rules).
+    fingerprint: str | None = None
+    card_bin: str | None = None
+
+    @property
+    def in_review(self) -> bool:
+        return self.verdict is not None and self.verdict.decision == "review"
+
+
+@dataclass(frozen=True)
+class FraudRecord:
+    """The fraud step's verdict, as the workflow has it, to store on the payment."""
+
+    payment_id: str
+    verdict: FraudVerdict
+    fingerprint: str | None = None
+    card_bin: str | None = None
+    # Set while a payment is held for review: when it is voided unless decided (ISO 8601).
+    review_deadline_at: str | None = None
+
+
+@dataclass(frozen=True)
+class ReviewDecision:
+    """An operator's decision on a payment held for review (POST /admin/payments/{id}/review)."""
+
+    decision: str  # approve | decline
+    note: str = ""
+    reviewed_by: str | None = None  # the admin key's id
+
+
+@dataclass(frozen=True)
+class HeldPayment:
+    """A payment authorized at the gateway and held for review: captured or voided."""
+
+    payment_id: str
+    transaction_id: str
+
+
+@dataclass(frozen=True)
+class ReviewRecord:
+    """An operator's decision, as the held payment's workflow accepted it, for its audit trail."""
+
+    payment_id: str
+    review: ReviewDecision
 
 
 @dataclass(frozen=True)
@@ -174,6 +264,9 @@ class ChargeRequest:
     # The order id sent to the gateway (and searched after an unknown outcome); None: the
     # bare order_id (payments started before merchants existed).
     gateway_order_id: str | None = None
+    # Authorize only, without submitting for settlement: a payment held for fraud review
+    # is captured (or voided) once an operator decides.
+    authorize_only: bool = False
 
 
 @dataclass(frozen=True)

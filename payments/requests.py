@@ -71,6 +71,12 @@ Identifier = Annotated[
     StringConstraints(strip_whitespace=True, min_length=1, max_length=columns.CHECKOUT_ID),
     AfterValidator(_no_control_characters),
 ]
+# An operator's note on a review: may be empty.
+Note = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, max_length=columns.REVIEW_NOTE),
+    AfterValidator(_no_control_characters),
+]
 # Free text (a refund's reason).
 Text = Annotated[
     str,

@@ -43,6 +43,20 @@ class RefundMethod(StrEnum):
     VOID = "void"
 
 
+class FraudOutcome(StrEnum):
+    """The fraud step's decision: charge, charge only once an operator approves, or refuse."""
+
+    APPROVE = "approve"
+    REVIEW = "review"
+    DECLINE = "decline"
+
+
+class BlocklistKind(StrEnum):
+    USER = "user"
+    FINGERPRINT = "fingerprint"  # a payment method's fingerprint (payments.fraud)
+    BIN = "bin"  # a card's first six (or eight) digits
+
+
 class DeclineType(StrEnum):
     """A soft decline is temporary (the same method may succeed later, so a merchant-initiated
     payment may retry it); a hard one never heals (see payments.gateway.declines)."""

@@ -16,6 +16,8 @@ from payments.errors import GatewayRequestRejected, GatewayUnavailable, InvalidW
 from payments.gateway.types import (
     GatewayTransaction,
     InstrumentDetails,
+    PaymentMethodNotFound,
+    PaymentMethodProfile,
     ReversalOutcome,
     SaleOutcome,
     VaultedPaymentMethod,
@@ -23,6 +25,17 @@ from payments.gateway.types import (
     WebhookEvent,
 )
 from payments.money import Money
+
+# What describe_payment_method answers for a nonce or token it has no profile for in
+# ``FakeGateway.profiles``: the sandbox's Visa test card (country unknown).
+VISA_PROFILE = PaymentMethodProfile(
+    instrument_type="credit_card",
+    bin="401288",
+    last4="1881",
+    brand="Visa",
+    country_of_issuance=None,
+    fingerprint="f" * 32,
+)
 
 
 def _new_id(prefix: str) -> str:
@@ -52,6 +65,13 @@ class FakeGateway:
     # Sales made "behind our back" (an earlier attempt whose answer was lost), by order id.
     lost_sales: dict[str, GatewayTransaction] = field(default_factory=dict)
     vaulted: dict[str, VaultedPaymentMethod] = field(default_factory=dict)
+    # describe_payment_method's answers by nonce or token; otherwise VISA_PROFILE for a
+    # fake-valid-* nonce or a vaulted token, PaymentMethodNotFound for anything else.
+    profiles: dict[str, PaymentMethodProfile] = field(default_factory=dict)
+    described: list[str] = field(default_factory=list)  # the nonces and tokens described
+    # Every describe_payment_method call fails with GatewayUnavailable (a lookup that never
+    # answers: the fraud step runs out of time).
+    describe_unavailable: bool = False
     # Vaults whose answer is lost after the method was stored (then GatewayUnavailable).
     vault_answers_lost: int = 0
     # Run while a vault is in flight, after the method was stored: a test acts "meanwhile".
@@ -80,6 +100,7 @@ class FakeGateway:
         amount: Money,
         payment_method_nonce: str | None = None,
         payment_method_token: str | None = None,
+        submit_for_settlement: bool = True,
     ) -> SaleOutcome:
         with self._lock:
             self.calls.append(("sale", request_key))
@@ -97,7 +118,13 @@ class FakeGateway:
             tx = GatewayTransaction(
                 transaction_id=_new_id("tx"),
                 type="sale",
-                status="processor_declined" if declined else self.sale_status,
+                status=(
+                    "processor_declined"
+                    if declined
+                    else self.sale_status
+                    if submit_for_settlement
+                    else "authorized"
+                ),
                 amount=amount,
                 order_id=order_id,
                 processor_response_code=code or "1000",
@@ -114,6 +141,57 @@ class FakeGateway:
                     failure_reason="processor_declined",
                 )
             return SaleOutcome(approved=True, transaction=tx)
+
+    def describe_payment_method(
+        self,
+        *,
+        payment_method_nonce: str | None = None,
+        payment_method_token: str | None = None,
+    ) -> PaymentMethodProfile:
+        if bool(payment_method_nonce) == bool(payment_method_token):
+            raise ValueError("describe_payment_method needs exactly one of nonce, token")
+        reference = payment_method_nonce or payment_method_token or ""
+        with self._lock:
+            # Counted apart from ``calls`` and never made unavailable by ``unavailable_times``:
+            # a read before the charge, which the tests of charges do not count.
+            self.described.append(reference)
+            self._maybe_rejected("describe_payment_method")
+            if self.describe_unavailable:
+                raise GatewayUnavailable("injected: the payment-method lookup timed out")
+            if reference in self.profiles:
+                return self.profiles[reference]
+            known = (
+                reference.startswith("fake-valid-")
+                if payment_method_nonce
+                else reference in self.vaulted
+            )
+            if not known:
+                raise PaymentMethodNotFound("injected: no such payment method")
+            return VISA_PROFILE
+
+    def submit_for_settlement(self, *, request_key: str, transaction_id: str) -> SaleOutcome:
+        with self._lock:
+            self.calls.append(("submit_for_settlement", request_key))
+            self._maybe_rejected("submit_for_settlement")
+            self._maybe_unavailable()
+            if (earlier := self.by_key.get(request_key)) is not None:
+                # The same key again: the original answer, the sale as it is now.
+                return SaleOutcome(
+                    approved=True, transaction=self.transactions[earlier.transaction_id]
+                )
+            sale = self.transactions[transaction_id]
+            if sale.status != "authorized":
+                return SaleOutcome(
+                    approved=False,
+                    transaction=None,
+                    decline_code="91507",
+                    decline_message="Cannot submit for settlement unless status is authorized.",
+                    failure_reason="not_authorized",
+                )
+            submitted = replace(sale, status="submitted_for_settlement")
+            self.transactions[transaction_id] = submitted
+            self.by_key[request_key] = submitted
+            return SaleOutcome(approved=True, transaction=submitted)
 
     def settle(self, transaction_id: str) -> None:
         with self._lock:

@@ -35,6 +35,7 @@ from payments.crypto import build_token_cipher
 from payments.db.database import Database
 from payments.db.engine import create_db_engine
 from payments.events.publisher import EventPublisher, KafkaEventPublisher
+from payments.fraud.model import LearnedScore
 from payments.gateway.braintree_gateway import build_braintree_gateway
 from payments.gateway.types import PaymentGateway
 from payments.orders.client import OrderService, build_order_service
@@ -102,15 +103,21 @@ def build_activities(
     orders: OrderService | None,
 ) -> list[Callable[..., Any]]:
     """Every activity, with its dependencies injected (shared with the workflow tests)."""
+    gateway_activities = GatewayActivities(
+        gateway,
+        db.payment_methods,
+        build_token_cipher(settings),
+        default_merchant_id=settings.auth.default_merchant_id,
+    )
     instances: list[object] = [
         LedgerActivities(db, default_merchant_id=settings.auth.default_merchant_id),
-        FraudActivities(db.payments, settings.policy),
-        GatewayActivities(
-            gateway,
-            db.payment_methods,
-            build_token_cipher(settings),
-            default_merchant_id=settings.auth.default_merchant_id,
+        FraudActivities(
+            db,
+            settings.policy,
+            describe=gateway_activities.describe_payment_method,
+            model=LearnedScore.load(settings.policy.fraud.model_path),
         ),
+        gateway_activities,
         EventActivities(publisher),
         ReconciliationActivities(
             db,

@@ -35,6 +35,7 @@ from temporalio.client import (
     WorkflowQueryRejectedError,
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
+    WorkflowUpdateStage,
 )
 from temporalio.common import (
     TypedSearchAttributes,
@@ -54,6 +55,7 @@ from payments.contracts import (
     RefundRequest,
     RefundSnapshot,
     RemovePaymentMethodRequest,
+    ReviewDecision,
     VaultRequest,
 )
 from payments.errors import Conflict, NotSent
@@ -366,6 +368,33 @@ class PaymentWorkflows:
             if exc.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION):
                 raise Conflict(f"payment {payment_id} is not running") from None
             raise
+
+    async def review_payment(
+        self, payment_id: str, decision: ReviewDecision, *, wait_seconds: float
+    ) -> PaymentSnapshot | None:
+        """Give an operator's decision to a payment held for review. Returns the payment as
+        recorded once captured or voided, or None if that takes longer than
+        ``wait_seconds`` (the decision is accepted and will be carried out). Conflict if
+        the payment is not held for review (the update's validator refuses, atomically with
+        the workflow's state) or its workflow has ended."""
+        client = await self._connection.client()
+        try:
+            handle = await client.get_workflow_handle(payment_workflow_id(payment_id)).start_update(
+                PaymentWorkflow.review,
+                decision,
+                wait_for_stage=WorkflowUpdateStage.ACCEPTED,
+            )
+        except WorkflowUpdateFailedError as exc:
+            cause = str(exc.cause) if exc.cause is not None else str(exc)
+            raise Conflict(f"payment {payment_id} cannot be reviewed: {cause}") from None
+        except RPCError as exc:
+            if exc.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION):
+                raise Conflict(f"payment {payment_id} is not held for review") from None
+            raise
+        try:
+            return await asyncio.wait_for(handle.result(), wait_seconds)
+        except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
+            return None
 
     async def payment_is_running(self, payment_id: str) -> bool:
         return await self._is_running(payment_workflow_id(payment_id))

@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import NoReturn
 
 from temporalio import workflow
@@ -35,7 +35,7 @@ from temporalio.exceptions import TimeoutError as TemporalTimeout
 
 with workflow.unsafe.imports_passed_through():
     from activities.events import EventActivities
-    from activities.fraud import FraudActivities
+    from activities.fraud import FRAUD_DECLINED, FraudActivities
     from activities.gateway import GatewayActivities
     from activities.ledger import LedgerActivities
     from activities.orders import OrderActivities
@@ -44,11 +44,18 @@ with workflow.unsafe.imports_passed_through():
         ChargeResult,
         FraudCheckRequest,
         FraudDecision,
+        FraudPolicy,
+        FraudReason,
+        FraudRecord,
+        FraudVerdict,
+        HeldPayment,
         OrderUpdate,
         PaymentContinuation,
         PaymentOutcome,
         PaymentRequest,
         PaymentSnapshot,
+        ReviewDecision,
+        ReviewRecord,
     )
     from payments.events.envelope import event_id
     from payments.vocabulary import (
@@ -56,6 +63,7 @@ with workflow.unsafe.imports_passed_through():
         SETTLED_STATUSES,
         SETTLEMENT_FAILED_STATUSES,
         DeclineType,
+        FraudOutcome,
         PaymentStatus,
     )
 
@@ -67,6 +75,7 @@ from workflows.options import (
     GATEWAY_START_TO_CLOSE,
     LEDGER,
     ORDERS,
+    ActivityOptions,
 )
 from workflows.search_attributes import PAYMENT_STATUS as PAYMENT_STATUS_ATTRIBUTE
 from workflows.search_attributes import ShowsProgress
@@ -77,6 +86,9 @@ from workflows.steps import SHORT_STEPS_RUN_LOCALLY, short_step
 RETRIES_PER_RUN = 50
 # The longest synchronous answer the ``outcome`` update gives (the API's Prefer: wait=N cap).
 MAX_OUTCOME_WAIT_SECONDS = 10.0
+# Runs of this version store the fraud step's verdict, bound the step by the policy's
+# timeout (then fail open or closed), and hold a payment in review as an authorization.
+FRAUD_VERDICTS = "fraud-verdicts-and-review"
 
 
 @workflow.defn
@@ -94,6 +106,11 @@ class PaymentWorkflow(ShowsProgress):
         self._attempts = 0
         self._final: PaymentSnapshot | None = None
         self._local_steps = False
+        self._verdicts = False
+        # Held for review: an operator's decision, once given (the ``review`` update).
+        self._in_review = False
+        self._review: ReviewDecision | None = None
+        self._review_deadline: datetime | None = None
 
     @workflow.query
     def progress(self) -> dict[str, str | int]:
@@ -129,7 +146,8 @@ class PaymentWorkflow(ShowsProgress):
 
     def _is_waiting_long(self) -> bool:
         return self._final is None and (
-            self._continuing or self._step in ("waiting_to_retry", "waiting_for_settlement")
+            self._continuing
+            or self._step in ("waiting_to_retry", "waiting_for_settlement", "awaiting_review")
         )
 
     async def _continue_as_new(self, request: PaymentRequest) -> NoReturn:
@@ -157,6 +175,25 @@ class PaymentWorkflow(ShowsProgress):
         if self._step != "waiting_to_retry" or self._cancel_requested:
             raise ValueError(f"the payment is not waiting to retry (step: {self._step})")
 
+    @workflow.update
+    async def review(self, decision: ReviewDecision) -> PaymentSnapshot:
+        """An operator's decision on a payment held for review (POST
+        /admin/payments/{id}/review): approve → captured, decline → voided. Answers with the
+        payment as recorded once it is final."""
+        self._review = decision
+        await workflow.wait_condition(lambda: self._final is not None)
+        assert self._final is not None
+        return self._final
+
+    @review.validator
+    def _only_while_held(self, decision: ReviewDecision) -> None:
+        if decision.decision not in ("approve", "decline"):
+            raise ValueError("decision must be approve or decline")
+        if not self._in_review or self._final is not None:
+            raise ValueError(f"the payment is not held for review (step: {self._step})")
+        if self._review is not None:
+            raise ValueError(f"the payment was already reviewed: {self._review.decision}")
+
     @workflow.signal
     def check_now(self) -> None:
         """Something may have changed at the gateway: check before the next timer."""
@@ -169,6 +206,7 @@ class PaymentWorkflow(ShowsProgress):
     async def run(self, request: PaymentRequest) -> PaymentSnapshot:
         # Asked once per run, first: a run keeps the kind of step its history began with.
         local = self._local_steps = workflow.patched(SHORT_STEPS_RUN_LOCALLY)
+        self._verdicts = workflow.patched(FRAUD_VERDICTS)
         if request.continued is not None:
             outcome = await self._pick_up(request, request.continued)
         else:
@@ -213,19 +251,57 @@ class PaymentWorkflow(ShowsProgress):
 
     async def _check_fraud(self, request: PaymentRequest) -> FraudDecision:
         self._step = "fraud_check"
-        return await short_step(
-            FraudActivities.check_fraud,
-            FraudCheckRequest(
+        check = FraudCheckRequest(
+            payment_id=request.payment_id,
+            order_id=request.order_id,
+            user_id=request.user_id,
+            amount_minor=request.amount_minor,
+            currency=request.currency,
+            merchant_id=request.merchant_id,
+        )
+        if not self._verdicts:
+            return await short_step(
+                FraudActivities.check_fraud, check, local=self._local_steps, options=FRAUD
+            )
+        policy = request.waits_by().fraud or FraudPolicy()
+        bounded = ActivityOptions(
+            **FRAUD, schedule_to_close_timeout=timedelta(seconds=policy.timeout_seconds)
+        )
+        try:
+            decision = await short_step(
+                FraudActivities.check_fraud,
+                replace(
+                    check,
+                    payment_method=request.payment_method,
+                    payment_token=request.payment_token,
+                    payment_method_id=request.payment_method_id,
+                ),
+                local=self._local_steps,
+                options=bounded,
+            )
+        except ActivityError as exc:
+            decision = _without_verdict(policy, exc)
+        assert decision.verdict is not None
+        self._in_review = decision.in_review
+        deadline = (
+            workflow.now() + timedelta(seconds=policy.review_deadline_seconds)
+            if decision.in_review
+            else None
+        )
+        self._review_deadline = deadline
+        await short_step(
+            LedgerActivities.record_fraud,
+            FraudRecord(
                 payment_id=request.payment_id,
-                order_id=request.order_id,
-                user_id=request.user_id,
-                amount_minor=request.amount_minor,
-                currency=request.currency,
-                merchant_id=request.merchant_id,
+                verdict=decision.verdict,
+                fingerprint=decision.fingerprint,
+                card_bin=decision.card_bin,
+                review_deadline_at=deadline.isoformat() if deadline is not None else None,
             ),
             local=self._local_steps,
-            options=FRAUD,
+            options=LEDGER,
         )
+        return decision
 
     async def _charge_unless_refused(
         self, request: PaymentRequest, decision: FraudDecision
@@ -237,7 +313,68 @@ class PaymentWorkflow(ShowsProgress):
                 failure_reason=decision.reason,
                 failure_message=decision.message,
             )
+        if self._verdicts and decision.in_review:
+            return await self._charge_after_review(request)
         return await self._charge(request, first_attempt=1)
+
+    async def _charge_after_review(self, request: PaymentRequest) -> PaymentOutcome:
+        """Authorize only (the customer's funds are held, nothing is charged), then wait
+        durably for an operator: approve → submit for settlement; decline, or no decision
+        by the deadline → void. A sale that is declined, or that the gateway settles
+        without a hold (a bank transfer), ends as any charge does."""
+        authorized = await self._charge(
+            replace(request, retry_soft_declines=False), first_attempt=1, authorize_only=True
+        )
+        if not authorized.succeeded or authorized.gateway_status != "authorized":
+            return authorized
+        assert authorized.transaction_id is not None and self._review_deadline is not None
+        await short_step(
+            LedgerActivities.record_payment_outcome,
+            replace(authorized, still_pending=True),
+            local=self._local_steps,
+            options=LEDGER,
+        )
+        self._step = "awaiting_review"
+        with contextlib.suppress(TimeoutError):
+            await workflow.wait_condition(
+                lambda: self._review is not None,
+                timeout=max(self._review_deadline - workflow.now(), timedelta(seconds=1)),
+            )
+        held = HeldPayment(request.payment_id, authorized.transaction_id)
+        review = self._review
+        if review is not None:
+            await short_step(
+                LedgerActivities.record_review,
+                ReviewRecord(request.payment_id, review),
+                local=self._local_steps,
+                options=LEDGER,
+            )
+        if review is not None and review.decision == "approve":
+            self._step = "capturing"
+            captured = await workflow.execute_activity_method(
+                GatewayActivities.capture, held, **GATEWAY
+            )
+            return replace(
+                PaymentOutcome.of_charge(request.payment_id, captured),
+                transaction_id=authorized.transaction_id,
+                instrument=captured.instrument or authorized.instrument,
+                attempts=authorized.attempts,
+            )
+        self._step = "voiding"
+        voided = await workflow.execute_activity_method(
+            GatewayActivities.void_authorization, held, **GATEWAY
+        )
+        return replace(
+            authorized,
+            succeeded=False,
+            gateway_status=voided.status,
+            failure_reason=FRAUD_DECLINED,
+            failure_message=(
+                "declined in review" + (f": {review.note}" if review.note else "")
+                if review is not None
+                else "no review decision before the deadline; the authorization was voided"
+            ),
+        )
 
     async def _pick_up(
         self, request: PaymentRequest, continued: PaymentContinuation
@@ -286,7 +423,9 @@ class PaymentWorkflow(ShowsProgress):
                 exc.cause,
             )
 
-    async def _charge(self, request: PaymentRequest, *, first_attempt: int) -> PaymentOutcome:
+    async def _charge(
+        self, request: PaymentRequest, *, first_attempt: int, authorize_only: bool = False
+    ) -> PaymentOutcome:
         """Charge once; with retry_soft_declines, charge a soft decline again after each
         delay of the schedule (durable timers), unless cancelled meanwhile."""
         schedule = request.waits_by().retry_schedule_seconds if request.retry_soft_declines else []
@@ -305,6 +444,7 @@ class PaymentWorkflow(ShowsProgress):
                 payment_method_id=request.payment_method_id,
                 attempt=attempt,
                 gateway_order_id=request.gateway_order_id,
+                authorize_only=authorize_only,
             )
             charge = await self._charge_within_deadline(charge_request)
             if charge is None:
@@ -449,6 +589,35 @@ class PaymentWorkflow(ShowsProgress):
                         ),
                     )
                 )
+
+
+def _without_verdict(policy: FraudPolicy, error: ActivityError) -> FraudDecision:
+    """The fraud step did not answer within its timeout: approved (fail open) or declined
+    (fail closed), as the policy says, with the reason kept in the verdict."""
+    workflow.logger.warning("the fraud step did not answer in time: %s", error.cause)
+    if policy.fail_open:
+        return FraudDecision(
+            approved=True,
+            verdict=FraudVerdict(
+                FraudOutcome.APPROVE,
+                0,
+                [
+                    FraudReason(
+                        "fraud_check_unavailable",
+                        "the fraud check did not answer in time; approved (fail open)",
+                    )
+                ],
+            ),
+        )
+    message = "the fraud check did not answer in time; declined (fail closed)"
+    return FraudDecision(
+        approved=False,
+        reason=FRAUD_DECLINED,
+        message=message,
+        verdict=FraudVerdict(
+            FraudOutcome.DECLINE, 100, [FraudReason("fraud_check_unavailable", message)]
+        ),
+    )
 
 
 def _cancelled(declined: PaymentOutcome) -> PaymentOutcome:

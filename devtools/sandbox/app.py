@@ -2,12 +2,12 @@
 
 Braintree's XML API, as far as the service uses it, under ``/merchants/{merchant_id}``:
 Basic auth like Braintree (401 otherwise), the SDK's routes and response shapes: transactions,
-customers and payment methods (the vault). Plus JSON endpoints under ``/_sandbox`` that are
-not Braintree's: the transactions, requests and webhooks the sandbox has seen, a health check,
-fault injection (error statuses, malformed bodies, delays, optionally after the write took
-effect) to exercise the service's retry paths, and client-side tokenization (what
-Braintree's client SDKs do: a card number, or a buyer's PayPal approval, in; a single-use
-nonce out).
+customers and payment methods (the vault), and what a nonce pays with. Plus JSON endpoints
+under ``/_sandbox`` that are not Braintree's: the transactions, requests and webhooks the
+sandbox has seen, a health check, fault injection (error statuses, malformed bodies, delays,
+optionally after the write took effect) to exercise the service's retry paths, and
+client-side tokenization (what Braintree's client SDKs do: a card number, or a buyer's PayPal
+approval, in; a single-use nonce out).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from devtools.sandbox.render import (
     customer_fields,
     format_amount,
+    nonce_fields,
     payment_method_document,
     transaction_fields,
     verification_fields,
@@ -76,6 +77,7 @@ Operation = Literal[
     "search",
     "customer",
     "payment_method",
+    "payment_method_nonce",
 ]
 # Statuses of a sale the gateway refused: rendered as a 422 error response with the transaction.
 DECLINED_STATUSES = frozenset({"processor_declined", "gateway_rejected", "failed"})
@@ -196,13 +198,22 @@ class RequestLogMiddleware:
             entry: dict[str, Any] = {
                 "time": received_at.isoformat(),
                 "method": scope["method"],
-                "path": scope["path"],
+                "path": _loggable_path(scope["path"]),
                 "status": status,
                 "duration_ms": round((time.monotonic() - started) * 1000, 1),
                 **scope.get(_LOG_SCOPE_KEY, {}),
             }
             self.entries.append(entry)
             log.info("sandbox_request", **entry)
+
+
+_NONCE_PATH = "/payment_method_nonces/"
+
+
+def _loggable_path(path: str) -> str:
+    """The path without a nonce in it (a nonce pays: it reaches no log, path or body)."""
+    head, found, _ = path.partition(_NONCE_PATH)
+    return f"{head}{_NONCE_PATH}***" if found else path
 
 
 def _note(request: Request, **fields: Any) -> None:
@@ -686,6 +697,20 @@ def create_sandbox_app(
             return Response(status_code=200)
 
         return await respond(request, "payment_method", handle)
+
+    @api.get("/payment_method_nonces/{nonce}")
+    async def find_payment_method_nonce(request: Request, nonce: str) -> Response:
+        """What a nonce pays with, without using it up (it can still pay afterwards, as
+        Braintree's can). A used nonce is found, marked consumed; an unknown one is 404."""
+
+        def handle() -> Response:
+            described = vault.describe_nonce(nonce)
+            if described is None:
+                return Response(status_code=404)
+            fields = nonce_fields(nonce, described.instrument, consumed=described.consumed)
+            return _xml("payment_method_nonce", fields, 200)
+
+        return await respond(request, "payment_method_nonce", handle)
 
     @api.api_route("/{unsupported:path}", methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
     async def not_implemented(request: Request, unsupported: str) -> Response:

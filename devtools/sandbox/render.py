@@ -209,20 +209,27 @@ def instrument_fields(instrument: Instrument, token: str | None) -> dict[str, Xm
     }
 
 
+def _bin_data(card: Card) -> dict[str, XmlValue]:
+    """What the card's BIN tells: a nonce's ``bin_data``, and fields of a card itself."""
+    return {
+        "debit": card.debit,
+        "prepaid": card.prepaid,
+        "commercial": card.commercial,
+        "country_of_issuance": card.country_of_issuance,
+        "issuing_bank": card.issuing_bank,
+        "durbin_regulated": card.durbin_regulated,
+        "healthcare": card.healthcare,
+        "payroll": card.payroll,
+        "product_id": "Unknown",
+    }
+
+
 def _card_basics(card: Card) -> dict[str, XmlValue]:
     return {
         "bin": card.bin,
         "expiration_month": card.expiration_month,
         "expiration_year": card.expiration_year,
-        "debit": card.debit,
-        "prepaid": card.prepaid,
-        "commercial": "Unknown",
-        "country_of_issuance": "Unknown",
-        "issuing_bank": "Unknown",
-        "durbin_regulated": "Unknown",
-        "healthcare": "Unknown",
-        "payroll": "Unknown",
-        "product_id": "Unknown",
+        **_bin_data(card),
     }
 
 
@@ -236,7 +243,7 @@ def _card(card: Card, token: str | None) -> dict[str, XmlValue]:
         "expired": _expired(card),
         "customer_location": "US",
         "cardholder_name": None,
-        "unique_number_identifier": None,
+        "unique_number_identifier": card.unique_number_identifier,
         "image_url": f"{_IMAGE_BASE}/{card.card_type.lower().replace(' ', '_')}.png",
     }
 
@@ -300,6 +307,117 @@ def payment_method_document(method: VaultedMethod) -> tuple[str, dict[str, XmlVa
         fields = {k: v for k, v in fields.items() if k not in _PAYPAL_TRANSACTION_ONLY}
         fields["email"] = fields.pop("payer_email")
     return _KEYS[method.instrument.type][1], fields
+
+
+# --- nonces (payment_method_nonce.find) ---------------------------------------------------------
+# Instrument type → PaymentMethodNonce.type.
+_NONCE_TYPES: dict[InstrumentType, str] = {
+    "credit_card": "CreditCard",
+    "apple_pay_card": "ApplePayCard",
+    "android_pay_card": "AndroidPayCard",
+    "paypal_account": "PayPalAccount",
+    "venmo_account": "VenmoAccount",
+    "sepa_debit_account": "SepaDirectDebitAccount",
+    "us_bank_account": "UsBankAccount",
+}
+
+
+def nonce_fields(nonce: str, instrument: Instrument, *, consumed: bool) -> dict[str, XmlValue]:
+    """A ``<payment-method-nonce>``: its type, the instrument's ``details`` (a nonce's own
+    names: ``last_four``, PayPal's ``payer_info``) and, for cards, ``bin_data``."""
+    card = instrument.card
+    return {
+        "nonce": nonce,
+        "type": _NONCE_TYPES[instrument.type],
+        "default": False,
+        "description": _nonce_description(instrument),
+        "consumed": consumed,
+        "is_locked": False,
+        "details": _nonce_details(instrument),
+        "bin_data": _bin_data(card) if card is not None else None,
+        "three_d_secure_info": None,
+        "authentication_insight": None,
+    }
+
+
+def _nonce_card(card: Card) -> dict[str, XmlValue]:
+    return {
+        "card_type": card.card_type,
+        "bin": card.bin,
+        "last_two": card.last_4[-2:],
+        "last_four": card.last_4,
+        "expiration_month": card.expiration_month,
+        "expiration_year": card.expiration_year,
+        "cardholder_name": None,
+        "is_network_tokenized": False,
+    }
+
+
+def _nonce_details(instrument: Instrument) -> dict[str, XmlValue]:
+    if instrument.type in ("credit_card", "apple_pay_card"):
+        assert instrument.card is not None
+        details = _nonce_card(instrument.card)
+        if instrument.type == "apple_pay_card":
+            details["payment_instrument_name"] = _nonce_description(instrument)
+        return details
+    if instrument.type == "android_pay_card":
+        assert instrument.card is not None
+        source = instrument.source_card or instrument.card
+        return {
+            **_nonce_card(instrument.card),
+            "source_card_type": source.card_type,
+            "source_card_last_four": source.last_4,
+        }
+    if instrument.type == "paypal_account":
+        assert instrument.paypal is not None
+        payer = instrument.paypal
+        return {
+            "email": payer.email,
+            "payer_info": {
+                "email": payer.email,
+                "first_name": payer.first_name,
+                "last_name": payer.last_name,
+                "payer_id": payer.payer_id,
+                "country_code": "US",
+            },
+        }
+    if instrument.type == "venmo_account":
+        assert instrument.venmo is not None
+        return {
+            "last_two": instrument.venmo.venmo_user_id[-2:],
+            "username": instrument.venmo.username,
+            "venmo_user_id": instrument.venmo.venmo_user_id,
+        }
+    account = instrument.bank_account
+    assert account is not None
+    if instrument.type == "sepa_debit_account":
+        return {
+            "sepa_direct_debit_account_nonce_details": {
+                "bank_reference_token": account.bank_reference_token,
+                "last_4": account.last_4,
+                "mandate_type": account.mandate_type,
+                "merchant_or_partner_customer_id": account.merchant_or_partner_customer_id,
+            }
+        }
+    return {
+        "last_four": account.last_4,
+        "routing_number": account.routing_number,
+        "account_type": account.account_type,
+        "account_holder_name": account.account_holder_name,
+        "bank_name": account.bank_name,
+    }
+
+
+def _nonce_description(instrument: Instrument) -> str:
+    card = instrument.source_card or instrument.card
+    if card is not None:
+        return f"{card.card_type} ending in {card.last_4[-2:]}"
+    if instrument.paypal is not None:
+        return instrument.paypal.email
+    if instrument.venmo is not None:
+        return instrument.venmo.username
+    assert instrument.bank_account is not None
+    return f"Bank account ending in {instrument.bank_account.last_4[-2:]}"
 
 
 def customer_fields(customer: SandboxCustomer, methods: list[VaultedMethod]) -> dict[str, XmlValue]:

@@ -3,10 +3,35 @@
 Source: Braintree's "Testing and Go Live" reference and ``braintree.test.nonces.Nonces``. The
 amount rules apply whatever the currency (as in Braintree's sandbox), so a 2500 JPY test
 payment is declined too.
+
+What ``payment_method_nonce.find`` tells of the fixed card nonces (brand, BIN, last 4,
+``bin_data.country_of_issuance``); the same card vaulted tells the same:
+
+- fake-valid-nonce, fake-valid-visa-nonce (and any fake-valid-*-nonce not below):
+  Visa 401288, 1881, Unknown
+- fake-valid-mastercard-nonce: MasterCard 555555, 4444, Unknown
+- fake-valid-amex-nonce: American Express 378282, 0005, Unknown
+- fake-valid-discover-nonce: Discover 601111, 1117, Unknown
+- fake-valid-jcb-nonce: JCB 356600, 0505, Unknown
+- fake-valid-dinersclub-nonce: Diners Club 305693, 5904, Unknown
+- fake-valid-maestro-nonce: Maestro 675964, 0005, Unknown
+- fake-valid-debit-nonce, fake-valid-prepaid-nonce: Visa 400011, 1881, Unknown
+- fake-valid-country-of-issuance-cad-nonce: Visa 401288, 1881, CAN
+- fake-valid-country-of-issuance-usa-nonce: Visa 401288, 1881, USA
+- fake-processor-declined-<brand>-nonce, fake-apple-pay-<brand>-nonce: the brand's card above;
+  fake-android-pay-<brand>-nonce: the brand's card as the virtual card, its source card
+  ending 1111 (no brand: Discover)
+- PayPal, Venmo, SEPA and US bank account nonces: no BIN, no country (no bin_data)
+
+Braintree's sandbox says "Unknown" for the issuing country of its test cards, except on its
+two country-of-issuance nonces; so does this one, tokenized cards included. The other
+indicator nonces (``-commercial-``, ``-durbin-regulated-``, ``-healthcare-``, ``-payroll-``,
+``-issuing-bank-network-only-``) set their one indicator on the Visa test card.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, replace
 from decimal import Decimal
@@ -40,6 +65,20 @@ class Card:
     expiration_year: str = "2030"
     debit: str = "Unknown"
     prepaid: str = "Unknown"
+    # bin_data indicators; Braintree's sandbox knows them only for its indicator nonces.
+    country_of_issuance: str = "Unknown"  # ISO 3166 alpha-3 ("CAN") or "Unknown"
+    commercial: str = "Unknown"
+    durbin_regulated: str = "Unknown"
+    healthcare: str = "Unknown"
+    payroll: str = "Unknown"
+    issuing_bank: str = "Unknown"
+
+    @property
+    def unique_number_identifier(self) -> str:
+        """Braintree's id of a card number (32 hex digits, the same wherever the number goes).
+        The sandbox keeps no number, so it derives the id from the bin and last 4 it keeps:
+        two numbers that share both share the id, which no pair of test cards does."""
+        return hashlib.sha256(f"sandbox-card|{self.bin}|{self.last_4}".encode()).hexdigest()[:32]
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +167,18 @@ CARDS_BY_BRAND: dict[str, Card] = {
     "maestro": Card("Maestro", "675964", "0005"),
     "debit": Card("Visa", "400011", "1881", debit="Yes"),
     "prepaid": Card("Visa", "400011", "1881", prepaid="Yes"),
+}
+
+# Braintree's card-indicator nonces (fake-valid-<indicator>-nonce): the Visa test card with one
+# bin_data indicator set (braintree.test.nonces: TransactableCountryOfIssuanceCAD...).
+INDICATOR_CARDS: dict[str, Card] = {
+    "country-of-issuance-cad": replace(DEFAULT_CARD, country_of_issuance="CAN"),
+    "country-of-issuance-usa": replace(DEFAULT_CARD, country_of_issuance="USA"),
+    "commercial": replace(DEFAULT_CARD, commercial="Yes"),
+    "durbin-regulated": replace(DEFAULT_CARD, durbin_regulated="Yes"),
+    "healthcare": replace(DEFAULT_CARD, healthcare="Yes"),
+    "payroll": replace(DEFAULT_CARD, payroll="Yes"),
+    "issuing-bank-network-only": replace(DEFAULT_CARD, issuing_bank="NETWORK ONLY"),
 }
 
 APPROVED = Outcome("approved", processor_response_code="1000")
@@ -242,7 +293,7 @@ def classify_nonce(nonce: str) -> NonceBehaviour:
     here; the sandbox's own client nonces (``tokencc_...``) are looked up by the vault."""
     if match := _VALID.fullmatch(nonce):
         variant = match.group("variant") or "visa"
-        return _card(CARDS_BY_BRAND.get(variant, DEFAULT_CARD))
+        return _card(CARDS_BY_BRAND.get(variant) or INDICATOR_CARDS.get(variant, DEFAULT_CARD))
     if match := _PROCESSOR_DECLINED.fullmatch(nonce):
         card = CARDS_BY_BRAND.get(match.group("brand"), DEFAULT_CARD)
         return NonceBehaviour(Instrument("credit_card", card=card), PROCESSOR_DECLINED)

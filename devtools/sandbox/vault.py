@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from devtools.sandbox.scenarios import (
+    DEFAULT_CARD,
     VAULT_NONCE_FAILURES,
     Instrument,
     NonceBehaviour,
@@ -148,6 +149,15 @@ class _ClientNonce:
 
 
 @dataclass(frozen=True, slots=True)
+class DescribedNonce:
+    """What ``payment_method_nonce.find`` tells of a nonce the gateway knows."""
+
+    instrument: Instrument
+    # Used by a sale or a vault: Braintree still finds it, but nothing can use it again.
+    consumed: bool
+
+
+@dataclass(frozen=True, slots=True)
 class TokenizedCard:
     """What the tokenization endpoint answers (as Braintree's client SDKs get it)."""
 
@@ -222,6 +232,24 @@ class Vault:
             if client.consumed:
                 return NonceBehaviour(None, problem="consumed")
             return client.behaviour
+
+    def describe_nonce(self, nonce: str) -> DescribedNonce | None:
+        """What ``nonce`` pays with, for a look-up that must not use it up (a real Braintree
+        nonce can still pay after ``payment_method_nonce.find``). None for a nonce the
+        gateway does not know: never issued, or Braintree's Luhn-invalid test nonce (whose
+        card was never accepted)."""
+        with self.lock:
+            client = self._client_nonces.get(nonce)
+            if client is not None:
+                assert client.behaviour.instrument is not None  # tokenization always sets it
+                return DescribedNonce(client.behaviour.instrument, client.consumed)
+        behaviour = classify_nonce(nonce)
+        if behaviour.problem == "consumed":
+            # fake-consumed-nonce: the nonce of a Visa test card that was already used.
+            return DescribedNonce(Instrument("credit_card", card=DEFAULT_CARD), consumed=True)
+        if behaviour.instrument is None:
+            return None
+        return DescribedNonce(behaviour.instrument, consumed=False)
 
     def consume_nonce(self, nonce: str) -> None:
         """A sandbox nonce is single use (Braintree's fixed test nonces are not)."""

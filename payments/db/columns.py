@@ -34,6 +34,9 @@ CHECKOUT_ID: Final = 128  # order and user ids
 REASON: Final = 255
 IDEMPOTENCY_KEY: Final = 255
 EXCHANGE_RATE: Final = 32
+# Fraud: a blocklisted value (user id, fingerprint, BIN) and an operator's review note.
+BLOCKLIST_VALUE: Final = 128
+REVIEW_NOTE: Final = 500
 
 
 def cut(value: str | None, width: int) -> str | None:

@@ -11,6 +11,7 @@ from payments.db.repositories.access import AccessRepository
 from payments.db.repositories.analytics import AnalyticsRepository
 from payments.db.repositories.audit import AuditRepository
 from payments.db.repositories.exchange_rates import ExchangeRateRepository
+from payments.db.repositories.fraud import FraudRepository
 from payments.db.repositories.idempotency import IdempotencyKeyRepository
 from payments.db.repositories.payment_methods import PaymentMethodRepository
 from payments.db.repositories.payments import PaymentRepository
@@ -32,6 +33,7 @@ class Database:
         self.reconciliation = ReconciliationRepository(engine)
         self.webhook_receipts = WebhookReceiptRepository(engine)
         self.access = AccessRepository(engine)
+        self.fraud = FraudRepository(engine)
 
     def ping(self) -> None:
         """Raises when the database does not answer (the readiness check)."""

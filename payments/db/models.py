@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
+from payments.contracts import FraudReason, FraudVerdict
 from payments.db import columns
 from payments.gateway.types import InstrumentDetails
 from payments.money import Money
@@ -71,6 +72,9 @@ class Payment(SQLModel, table=True):
             "payment_status IN ('pending', 'success', 'failure')", name="ck_payments_status"
         ),
         sa.Index("ix_payments_merchant_created_at_id", "merchant_id", "created_at", "payment_id"),
+        # The fraud rules' velocity counts: a user's, a payment method's recent payments.
+        sa.Index("ix_payments_merchant_user_created_at", "merchant_id", "user_id", "created_at"),
+        sa.Index("ix_payments_fingerprint_created_at", "payment_method_fingerprint", "created_at"),
     )
 
     payment_id: str = Field(primary_key=True, max_length=36)
@@ -121,8 +125,41 @@ class Payment(SQLModel, table=True):
     # IdempotencyRecord, scoped to the merchant and expiring; a key may come back later).
     idempotency_key: str | None = Field(default=None, max_length=columns.IDEMPOTENCY_KEY)
     request_fingerprint: str | None = Field(default=None, max_length=64)
+    # The fraud step's verdict (payments.contracts.FraudVerdict): decision, score 0-100, the
+    # rules that fired ([{"rule", "message"}]) and the learned score with its model's
+    # version. None until the step has run (and for payments from before verdicts).
+    fraud_decision: str | None = Field(default=None, index=True, max_length=8)
+    fraud_score: int | None = Field(default=None)
+    fraud_reasons: list[dict[str, str]] | None = Field(
+        default=None, sa_type=sa.JSON(none_as_null=True)
+    )
+    fraud_model_score: int | None = Field(default=None)
+    fraud_model_version: str | None = Field(default=None, max_length=32)
+    # What the payment method was recognised by before charging: a fingerprint (never the
+    # number) and the card's BIN, for the velocity and blocklist rules.
+    payment_method_fingerprint: str | None = Field(default=None, max_length=32)
+    card_bin: str | None = Field(default=None, max_length=8)
+    # A payment held for review: authorized, voided at this instant unless an operator decides.
+    review_deadline_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
     created_at: datetime = _timestamp()
     updated_at: datetime = _timestamp()
+
+    @property
+    def fraud_verdict(self) -> FraudVerdict | None:
+        """The verdict stored on the payment; None before the fraud step (or from before
+        verdicts)."""
+        if self.fraud_decision is None or self.fraud_score is None:
+            return None
+        return FraudVerdict(
+            decision=self.fraud_decision,
+            score=self.fraud_score,
+            reasons=[
+                FraudReason(rule=reason["rule"], message=reason["message"])
+                for reason in self.fraud_reasons or []
+            ],
+            model_score=self.fraud_model_score,
+            model_version=self.fraud_model_version,
+        )
 
     @property
     def gateway_order(self) -> str:
@@ -331,6 +368,24 @@ class IdempotencyRecord(SQLModel, table=True):
     request_fingerprint: str = Field(max_length=64)
     created_at: datetime = _timestamp()
     expires_at: datetime = Field(sa_type=UTCDateTime, index=True)
+
+
+class BlocklistEntry(SQLModel, table=True):
+    """A user, payment-method fingerprint or card BIN the fraud rules decline. Platform-wide:
+    managed with admin keys (POST/GET/DELETE /admin/blocklist)."""
+
+    __tablename__ = "fraud_blocklist"
+    __table_args__ = (
+        sa.UniqueConstraint("kind", "value", name="uq_fraud_blocklist_kind_value"),
+        sa.CheckConstraint("kind IN ('user', 'fingerprint', 'bin')", name="ck_blocklist_kind"),
+    )
+
+    entry_id: str = Field(primary_key=True, max_length=36)
+    kind: str = Field(max_length=16)  # payments.vocabulary.BlocklistKind
+    value: str = Field(max_length=columns.BLOCKLIST_VALUE)
+    reason: str = Field(max_length=columns.REASON)
+    created_at: datetime = _timestamp()
+    created_by: str | None = Field(default=None, max_length=32)  # admin key id
 
 
 class WebhookReceipt(SQLModel, table=True):

@@ -6,6 +6,7 @@ id and consumers deduplicate by ``event_id``: delivery is at-least-once, process
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from typing import Any
 
@@ -60,6 +61,9 @@ def payment_status_event(payment: PaymentSnapshot) -> Event:
         ),
         charged_currency=payment.charged_currency,
         exchange_rate=payment.exchange_rate,
+        # The fraud step's verdict (decision, score, reasons, the learned score and its
+        # model); None before the step and for payments from before verdicts.
+        fraud=dataclasses.asdict(payment.fraud) if payment.fraud is not None else None,
     )
 
 

@@ -11,7 +11,8 @@ errors:
   outcome is unknown; retrying with the same request key is safe, since Braintree answers a
   repeated ``api_request_key`` with the original transaction instead of charging again.
 - ``GatewayMisconfigured``: 401/403/426 and SDK configuration errors; retrying cannot help.
-- ``GatewayNotFound``: 404, the transaction id is unknown.
+- ``GatewayNotFound``: 404, the transaction id is unknown; its ``PaymentMethodNotFound`` when
+  a payment method to describe is unknown (or its nonce expired or used).
 - ``GatewayAdapterBug``: an AttributeError, KeyError or TypeError raised by this module's own
   code (or by the SDK's checks of the arguments this module built), logged as an error with
   its traceback. The same exceptions raised while the SDK reads a malformed answer are
@@ -78,9 +79,12 @@ from payments.errors import (
     InvalidWebhook,
     UnsupportedCurrency,
 )
+from payments.gateway.profiles import nonce_profile, vaulted_profile
 from payments.gateway.types import (
     GatewayTransaction,
     InstrumentDetails,
+    PaymentMethodNotFound,
+    PaymentMethodProfile,
     ReversalOutcome,
     SaleOutcome,
     VaultedPaymentMethod,
@@ -173,6 +177,7 @@ _PAYMENT_METHOD_CODES = frozenset(
 API_REQUEST_KEY_REUSED = "915232"
 API_REQUEST_KEY_IN_FLIGHT = "915233"
 CUSTOMER_ID_IN_USE = "91609"
+CANNOT_SUBMIT = "91507"  # submit_for_settlement of a sale that is not authorized
 
 
 def _translate(operation: str, exc: Exception) -> GatewayError | None:
@@ -278,11 +283,19 @@ def _transaction_instrument(tx: Any) -> InstrumentDetails | None:
     return _fitted(_instrument(instrument_type, details))
 
 
-def _payment_method_instrument(method: Any) -> InstrumentDetails:
+def _payment_method_type(method: Any) -> str:
+    """The payment_instrument_type of a vaulted payment method (its class name if unknown)."""
     for cls, instrument_type in _PAYMENT_METHOD_TYPES:
         if isinstance(method, cls):
-            return _fitted(_instrument(instrument_type, method))
-    return _fitted(InstrumentDetails(instrument_type=type(method).__name__))
+            return instrument_type
+    return type(method).__name__
+
+
+def _payment_method_instrument(method: Any) -> InstrumentDetails:
+    instrument_type = _payment_method_type(method)
+    if instrument_type not in _TRANSACTION_DETAILS:  # a class this module does not know
+        return _fitted(InstrumentDetails(instrument_type=instrument_type))
+    return _fitted(_instrument(instrument_type, method))
 
 
 def _fitted(instrument: InstrumentDetails) -> InstrumentDetails:
@@ -412,16 +425,21 @@ class BraintreeGateway:
         amount: Money,
         payment_method_nonce: str | None = None,
         payment_method_token: str | None = None,
+        submit_for_settlement: bool = True,
     ) -> SaleOutcome:
         """Authorize and submit for settlement in one call, paying with a single-use nonce or
         a vaulted payment method's token (exactly one; ValueError otherwise). Idempotent per
-        ``request_key``. A bank transfer comes back ``settlement_pending`` (approved)."""
+        ``request_key``. A bank transfer comes back ``settlement_pending`` (approved).
+
+        With ``submit_for_settlement`` False the sale is only authorized (status
+        "authorized", approved): ``submit_for_settlement`` captures it later and ``void``
+        releases it. Bank transfers are captured whatever the flag says."""
         if bool(payment_method_nonce) == bool(payment_method_token):
             raise ValueError("sale needs exactly one of payment_method_nonce, payment_method_token")
         params: dict[str, Any] = {
             "amount": str(amount),
             "order_id": order_id,
-            "options": {"submit_for_settlement": True},
+            "options": {"submit_for_settlement": submit_for_settlement},
             "api_request_key": request_key,
         }
         if payment_method_nonce:
@@ -437,6 +455,7 @@ class BraintreeGateway:
             "amount": str(amount),
             "currency": amount.currency,
             "paid_with": "nonce" if payment_method_nonce else "token",
+            "submit_for_settlement": submit_for_settlement,
         }
         outcome = self._call(
             "sale",
@@ -534,6 +553,50 @@ class BraintreeGateway:
 
         return self._call("find_payment_method", find, {})
 
+    def describe_payment_method(
+        self,
+        *,
+        payment_method_nonce: str | None = None,
+        payment_method_token: str | None = None,
+    ) -> PaymentMethodProfile:
+        """The profile (bin, last 4, brand, issuing country, fingerprint) of a single-use
+        nonce's or a vaulted token's payment method: exactly one of the two, ValueError
+        otherwise. A read: the nonce stays usable for the sale that follows.
+
+        Raises PaymentMethodNotFound when the gateway knows no such nonce (unknown, expired)
+        or token, or the nonce was already used; the other gateway errors as every call does
+        (GatewayUnavailable is safe to retry: nothing is written).
+        """
+        if bool(payment_method_nonce) == bool(payment_method_token):
+            raise ValueError(
+                "describe_payment_method needs exactly one of payment_method_nonce, "
+                "payment_method_token"
+            )
+        if payment_method_nonce:
+            nonce = payment_method_nonce
+            profile = self._call(
+                "describe_payment_method",
+                lambda: self._describe_nonce(nonce),
+                {"described": "nonce"},
+            )
+        else:
+            token = str(payment_method_token)
+            profile = self._call(
+                "describe_payment_method",
+                lambda: self._describe_token(token),
+                {"described": "token"},
+            )
+        # Nonces and tokens never reach a log line; the profile holds neither.
+        log.info(
+            "gateway_payment_method_described",
+            described="nonce" if payment_method_nonce else "token",
+            instrument_type=profile.instrument_type,
+            brand=profile.brand,
+            country_of_issuance=profile.country_of_issuance,
+            fingerprint=profile.fingerprint,
+        )
+        return profile
+
     def delete_payment_method(self, token: str) -> None:
         """Remove a vaulted payment method. Idempotent: an unknown token is already deleted."""
 
@@ -619,7 +682,54 @@ class BraintreeGateway:
         self._log_refund_outcome("gateway_void", outcome, context)
         return outcome
 
+    def submit_for_settlement(self, *, request_key: str, transaction_id: str) -> SaleOutcome:
+        """Capture an authorized sale (``sale(..., submit_for_settlement=False)``) in full:
+        approved with the sale, now submitted_for_settlement.
+
+        Idempotent per ``request_key``: the same key again answers the original success even
+        though the sale is no longer authorized. A sale that is not authorized (already
+        submitted under another key, voided, declined) is refused without a transaction:
+        decline_code 91507, failure_reason "not_authorized"."""
+        context = {"transaction_id": transaction_id, "request_key": request_key}
+        outcome = self._call(
+            "submit_for_settlement",
+            lambda: self._capture_outcome(
+                self._sdk.transaction.submit_for_settlement(
+                    transaction_id, None, {"api_request_key": request_key}
+                )
+            ),
+            context,
+        )
+        tx = outcome.transaction
+        log.info(
+            "gateway_submit_for_settlement",
+            **context,
+            approved=outcome.approved,
+            status=tx.status if tx else None,
+            decline_code=outcome.decline_code,
+        )
+        return outcome
+
     # --- internals --------------------------------------------------------------------------
+    def _describe_nonce(self, nonce: str) -> PaymentMethodProfile:
+        try:
+            found = self._sdk.payment_method_nonce.find(nonce)
+        except NotFoundError:
+            raise PaymentMethodNotFound(
+                "the gateway knows no such payment method nonce (unknown or expired)"
+            ) from None
+        # Braintree still finds a used nonce, marked consumed: no sale can use it any more.
+        if getattr(found, "consumed", False) is True:
+            raise PaymentMethodNotFound("the payment method nonce was already used")
+        return nonce_profile(found, nonce)
+
+    def _describe_token(self, token: str) -> PaymentMethodProfile:
+        try:
+            method = self._sdk.payment_method.find(token)
+        except NotFoundError:
+            raise PaymentMethodNotFound("the gateway knows no such payment method token") from None
+        return vaulted_profile(_payment_method_type(method), method, token)
+
     def _call(self, operation: str, call: Callable[[], T], context: Mapping[str, Any]) -> T:
         """Run an SDK call and the parsing of its result, translating what it raises."""
         try:
@@ -769,9 +879,25 @@ class BraintreeGateway:
             failure_reason=_validation_failure_reason(code),
         )
 
+    def _capture_outcome(self, result: Any) -> SaleOutcome:
+        # A capture answers like a void: the sale, or validation errors (91507...).
+        answer = self._refund_outcome(result, self._default_currency)
+        if answer.succeeded:
+            return SaleOutcome(approved=True, transaction=answer.transaction)
+        code = answer.error_code
+        return SaleOutcome(
+            approved=False,
+            transaction=answer.transaction,
+            decline_code=cut(code, columns.PROCESSOR_RESPONSE_CODE),
+            decline_message=answer.error_message,
+            failure_reason=(
+                "not_authorized" if code == CANNOT_SUBMIT else _validation_failure_reason(code)
+            ),
+        )
+
     def _refund_outcome(self, result: Any, currency: str) -> ReversalOutcome:
         if result is None:
-            raise GatewayUnavailable("braintree refund/void: response without a transaction")
+            raise GatewayUnavailable("braintree refund/void/submit: response without a transaction")
         if result.is_success:
             return ReversalOutcome(
                 succeeded=True, transaction=self._transaction(result.transaction, currency)

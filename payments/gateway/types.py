@@ -5,15 +5,31 @@ implements it with the official SDK (the only module that imports ``braintree``)
 
 Declines are results, not exceptions. Exceptions mean the call itself failed:
 ``GatewayUnavailable`` (outcome unknown, safe to retry with the same request key) or
-``GatewayMisconfigured`` / ``GatewayNotFound`` (retrying cannot help).
+``GatewayMisconfigured`` / ``GatewayNotFound`` (retrying cannot help). Describing a payment
+method the gateway does not know (an unknown, expired or used nonce; a deleted token) raises
+``PaymentMethodNotFound``, a ``GatewayNotFound``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Protocol
 
+from payments.errors import GatewayNotFound
 from payments.money import Money
+
+
+class PaymentMethodNotFound(GatewayNotFound):
+    """The gateway has no payment method behind this nonce or token: the nonce is unknown,
+    expired (Braintree's live three hours) or already used, or the token was deleted. The
+    caller treats it as "no profile"; retrying the same reference cannot help. (Kept here
+    rather than in ``payments.errors`` because only the gateway's describe call raises it.)"""
+
+    code = "payment_method_not_found"
+    # The reference came from the client (a nonce from its checkout): its mistake, not an
+    # outage of ours, should it ever reach the API.
+    http_status = HTTPStatus.UNPROCESSABLE_ENTITY
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +45,29 @@ class InstrumentDetails:
     wallet: str | None = None  # "apple_pay", "google_pay", "paypal", "venmo"
     # One line for people: "Visa ending 1881", "Apple Pay (Visa ending 1881)", "PayPal".
     display: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentMethodProfile:
+    """What fraud rules may know of a payment method before it is charged; never a number.
+
+    ``fingerprint`` names the underlying instrument, whichever reference it came by: the same
+    card as a single-use nonce or as a vaulted token gives the same fingerprint. It is the
+    first 32 hex digits of a SHA-256 over ``instrument_type|bin|last4|expiration`` for cards
+    (card wallets too), over ``instrument_type|identity`` for PayPal (the payer's e-mail),
+    Venmo (the user id) and bank accounts (routing number and last 4, or the SEPA mandate's
+    reference). A reference whose instrument has no identity the gateway shows gets a
+    fingerprint of its own (no false matches with other instruments).
+    """
+
+    instrument_type: str  # Braintree's: credit_card, apple_pay_card, paypal_account, ...
+    bin: str | None  # the first 6 digits of a card (of the wallet's card); None otherwise
+    last4: str | None  # of a card or a bank account
+    brand: str | None  # a card's network ("Visa", "MasterCard"...); None for other kinds
+    # ISO 3166 alpha-3 as Braintree gives it ("USA", "CAN"); None when unknown (Braintree
+    # says "Unknown" for most sandbox cards) or not a card.
+    country_of_issuance: str | None
+    fingerprint: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,8 +155,29 @@ class PaymentGateway(Protocol):
         amount: Money,
         payment_method_nonce: str | None = None,
         payment_method_token: str | None = None,
+        submit_for_settlement: bool = True,
     ) -> SaleOutcome:
-        """Exactly one of nonce (single use, from the client SDK) or token (vaulted)."""
+        """Exactly one of nonce (single use, from the client SDK) or token (vaulted). With
+        ``submit_for_settlement`` False the sale is only authorized (status "authorized"):
+        ``submit_for_settlement`` captures it later, ``void`` releases it."""
+        ...
+
+    def describe_payment_method(
+        self,
+        *,
+        payment_method_nonce: str | None = None,
+        payment_method_token: str | None = None,
+    ) -> PaymentMethodProfile:
+        """The profile of a nonce's or a vaulted token's payment method (exactly one;
+        ValueError otherwise), read without charging or using up the nonce. Raises
+        PaymentMethodNotFound for an unknown, expired or used nonce, or an unknown token."""
+        ...
+
+    def submit_for_settlement(self, *, request_key: str, transaction_id: str) -> SaleOutcome:
+        """Capture an authorized sale in full: approved with the sale (now
+        submitted_for_settlement), or refused without a transaction, ``decline_code`` 91507
+        (failure_reason "not_authorized") unless the sale is authorized. Idempotent per
+        ``request_key``."""
         ...
 
     def find_sales_by_order_id(self, order_id: str) -> list[GatewayTransaction]:

@@ -20,7 +20,14 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from payments.config import DatabaseSettings, PolicySettings, Settings, TemporalSettings
+from devtools.stack import high_volume_fraud_settings
+from payments.config import (
+    DatabaseSettings,
+    FraudSettings,
+    PolicySettings,
+    Settings,
+    TemporalSettings,
+)
 from payments.contracts import RemovePaymentMethodRequest, VaultRequest, VaultResult
 from payments.db.database import Database
 from payments.db.engine import create_db_engine
@@ -108,11 +115,17 @@ class RecordingOrderService:
 
 @asynccontextmanager
 async def worker_harness(
-    client: Client, db: Database, executor: ThreadPoolExecutor, files: Path
+    client: Client,
+    db: Database,
+    executor: ThreadPoolExecutor,
+    files: Path,
+    *,
+    fraud: FraudSettings | None = None,
 ) -> AsyncIterator[Harness]:
     """A worker on a task queue of its own with the worker's own wiring (build_activities),
     the gateway, the publisher and the Order Service swapped for fakes; its key files go
-    into the directory ``files``."""
+    into the directory ``files``. Its fraud rules are ``fraud``; by default those of the test
+    stacks, which let a test's one user pay as often as it likes."""
     gateway = FakeGateway()
     publisher = RecordingPublisher()
     orders = RecordingOrderService()
@@ -121,7 +134,9 @@ async def worker_harness(
         # The token key ring is generated here (environment local); the legacy Fernet key
         # file points here too, so that a developer's .data/ never takes part.
         policy=PolicySettings(
-            dev_token_keys_file=files / "token-keys", dev_token_key_file=files / "token.key"
+            dev_token_keys_file=files / "token-keys",
+            dev_token_key_file=files / "token.key",
+            fraud=fraud or high_volume_fraud_settings(),
         ),
         temporal=TemporalSettings(task_queue=task_queue),
     )

@@ -73,8 +73,11 @@ async def test_gateway_outage_is_retried_with_the_same_request_key(harness: Harn
 async def test_amount_over_the_cap_is_refused_before_the_gateway(harness: Harness) -> None:
     result = await run(harness, request(amount_minor=10_000_01))
     assert result.status == "failure"
-    assert result.failure_reason == "amount_exceeds_limit"
-    assert harness.gateway.calls == []
+    assert result.failure_reason == "fraud_declined"
+    assert result.fraud is not None and result.fraud.decision == "decline"
+    assert result.fraud.reasons[0].rule == "amount_limit"
+    # Declined whatever pays: the payment method is not even looked up.
+    assert harness.gateway.calls == [] and harness.gateway.described == []
 
 
 async def test_second_payment_for_an_order_is_a_duplicate(harness: Harness) -> None:
