@@ -25,12 +25,18 @@ from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
 
-from temporalio.client import Client, WorkflowHistory
+from temporalio.client import Client, WorkflowHandle, WorkflowHistory
 from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 from temporalio.testing import WorkflowEnvironment
 
-from payments.config import DatabaseSettings
-from payments.contracts import ReconciliationRequest, RefundSnapshot
+from payments.config import DatabaseSettings, FraudSettings
+from payments.contracts import (
+    FraudPolicy,
+    PaymentSnapshot,
+    ReconciliationRequest,
+    RefundSnapshot,
+    ReviewDecision,
+)
 from payments.db.database import Database
 from payments.db.engine import create_db_engine
 from payments.db.migrate import upgrade
@@ -269,6 +275,68 @@ async def reconciliation(harness: Harness) -> str:
     return workflow_id
 
 
+async def payment_fraud_declined(harness: Harness) -> str:
+    """A blocklisted user: declined before any charge."""
+    req = request()
+    harness.db.fraud.block("user", req.user_id, "recorded path", created_by=None)
+    result = await run(harness, req)
+    expect(
+        "payment_fraud_declined",
+        (result.status, result.failure_reason),
+        ("failure", "fraud_declined"),
+    )
+    return f"payment-{req.payment_id}"
+
+
+async def _held(harness: Harness) -> WorkflowHandle[PaymentWorkflow, PaymentSnapshot]:
+    req = request()
+    handle = await harness.client.start_workflow(
+        PaymentWorkflow.run, req, id=f"payment-{req.payment_id}", task_queue=harness.task_queue
+    )
+    await wait_for_step(handle, "awaiting_review")
+    return handle
+
+
+async def payment_review_approved(harness: Harness) -> str:
+    """Scored for review: authorized, held; approved (the review update), captured."""
+    handle = await _held(harness)
+    await handle.execute_update(PaymentWorkflow.review, ReviewDecision("approve", "ok", "key"))
+    expect("payment_review_approved", (await handle.result()).status, "success")
+    return handle.id
+
+
+async def payment_review_declined(harness: Harness) -> str:
+    """Scored for review: authorized, held; declined, voided."""
+    handle = await _held(harness)
+    await handle.execute_update(PaymentWorkflow.review, ReviewDecision("decline", "", "key"))
+    expect("payment_review_declined", (await handle.result()).failure_reason, "fraud_declined")
+    return handle.id
+
+
+async def payment_review_deadline(harness: Harness) -> str:
+    """Scored for review, nobody decides: voided at the deadline."""
+    handle = await _held(harness)
+    expect("payment_review_deadline", (await handle.result()).failure_reason, "fraud_declined")
+    return handle.id
+
+
+async def payment_fraud_check_failed_open(harness: Harness) -> str:
+    """The payment-method look-up never answers: past the step's timeout, approved."""
+    harness.gateway.describe_unavailable = True
+    req = replace(
+        request(), policy=replace(POLICY, fraud=FraudPolicy(timeout_seconds=2, fail_open=True))
+    )
+    expect("payment_fraud_check_failed_open", (await run(harness, req)).status, "success")
+    return f"payment-{req.payment_id}"
+
+
+# Fraud settings of the worker of a path, when not the test stacks' (every payment reviewed).
+FRAUD_OF_PATH = {
+    "payment_review_approved": FraudSettings(model_review_score=0),
+    "payment_review_declined": FraudSettings(model_review_score=0),
+    "payment_review_deadline": FraudSettings(model_review_score=0),
+}
+
 PATHS: dict[str, RecordedPath] = {
     path.__name__: path
     for path in (
@@ -287,13 +355,18 @@ PATHS: dict[str, RecordedPath] = {
         vault_payment_method,
         remove_payment_method,
         reconciliation,
+        payment_fraud_declined,
+        payment_review_approved,
+        payment_review_declined,
+        payment_review_deadline,
+        payment_fraud_check_failed_open,
     )
 }
 
 
 @asynccontextmanager
 async def fresh_harness(
-    client: Client, executor: ThreadPoolExecutor, files: Path
+    client: Client, executor: ThreadPoolExecutor, files: Path, fraud: FraudSettings | None = None
 ) -> AsyncIterator[Harness]:
     """The workflow tests' harness over a new SQLite database of its own (``files``.db), so
     that one path's leftovers never enter another's history."""
@@ -302,7 +375,9 @@ async def fresh_harness(
     engine = create_db_engine(DatabaseSettings(url=url))
     await asyncio.to_thread(files.mkdir, parents=True, exist_ok=True)
     try:
-        async with worker_harness(client, Database(engine), executor, files) as harness:
+        async with worker_harness(
+            client, Database(engine), executor, files, fraud=fraud
+        ) as harness:
             yield harness
     finally:
         engine.dispose()
@@ -328,7 +403,9 @@ async def record_all(paths: dict[str, RecordedPath]) -> dict[str, WorkflowHistor
         await register_search_attributes(env.client, env.client.namespace)
         with tempfile.TemporaryDirectory() as scratch, ThreadPoolExecutor(8) as executor:
             for name, path in paths.items():
-                async with fresh_harness(env.client, executor, Path(scratch) / name) as harness:
+                async with fresh_harness(
+                    env.client, executor, Path(scratch) / name, FRAUD_OF_PATH.get(name)
+                ) as harness:
                     workflow_id = await path(harness)
                     handle = harness.client.get_workflow_handle(workflow_id)
                     histories[name] = await handle.fetch_history()
