@@ -55,8 +55,26 @@ LEDGER = _retried_until_done(
     non_retryable=[ErrorTypes.INVALID_TRANSITION, ErrorTypes.PAYMENT_NOT_FOUND],
 )
 
-# Read-only checks: same retry as the ledger.
+# Read-only checks: same retry as the ledger (runs from before fraud verdicts).
 FRAUD = LEDGER
+
+
+def bounded_fraud_step(timeout: timedelta) -> ActivityOptions:
+    """The fraud step of a run with verdicts: retried at short intervals, all of it within
+    ``timeout`` (then the workflow fails open or closed). The waits stay far below the local
+    retry threshold, so that a run never sleeps on a timer between attempts of a step that is
+    about to time out (the SDK cannot replay a local activity that timed out after such a
+    timer)."""
+    return ActivityOptions(
+        start_to_close_timeout=timeout,
+        schedule_to_close_timeout=timeout,
+        retry_policy=RetryPolicy(
+            initial_interval=timedelta(milliseconds=200),
+            backoff_coefficient=2.0,
+            maximum_interval=timedelta(seconds=1),
+        ),
+    )
+
 
 # Gateway calls carry an idempotency key, so a retry after a timeout or a 5xx cannot charge
 # twice; the outcome of a failed call is unknown, so we never conclude "failed" from it and

@@ -75,7 +75,7 @@ from workflows.options import (
     GATEWAY_START_TO_CLOSE,
     LEDGER,
     ORDERS,
-    ActivityOptions,
+    bounded_fraud_step,
 )
 from workflows.search_attributes import PAYMENT_STATUS as PAYMENT_STATUS_ATTRIBUTE
 from workflows.search_attributes import ShowsProgress
@@ -264,9 +264,7 @@ class PaymentWorkflow(ShowsProgress):
                 FraudActivities.check_fraud, check, local=self._local_steps, options=FRAUD
             )
         policy = request.waits_by().fraud or FraudPolicy()
-        bounded = ActivityOptions(
-            **FRAUD, schedule_to_close_timeout=timedelta(seconds=policy.timeout_seconds)
-        )
+        bounded = bounded_fraud_step(timedelta(seconds=policy.timeout_seconds))
         try:
             decision = await short_step(
                 FraudActivities.check_fraud,
