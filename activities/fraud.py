@@ -1,22 +1,27 @@
 """The fraud step: look the payment method up, count, check the blocklist, score, decide.
 
-Reads only (the verdict is stored by the workflow's next step, LedgerActivities.record_fraud,
-so that a verdict the workflow reached without this step, a timeout's, is stored the same
-way), so it is safe to retry. Refusals are verdicts, not errors. The rules are
-payments/fraud/rules.py; the learned score payments/fraud/model.py.
+Reads only (the workflow's next step, LedgerActivities.record_fraud, stores the verdict), so
+it is safe to retry. Refusals are verdicts, not errors; so is a step that cannot decide in
+time (fail open or closed). The rules are payments/fraud/rules.py; the learned score
+payments/fraud/model.py.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FuturesTimeout
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import structlog
+from sqlalchemy import exc as sa_exc
 from temporalio import activity
 
 from payments.config import PolicySettings
 from payments.contracts import FraudCheckRequest, FraudDecision, FraudReason, FraudVerdict
+from payments.errors import GatewayUnavailable
 from payments.fraud.countries import bin_country_mismatch
 from payments.fraud.features import FraudFeatures
 from payments.fraud.rules import LearnedOpinion, PaymentFacts, assess
@@ -49,6 +54,8 @@ class FraudActivities:
         model: LearnedScore | None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
+        # Attempts run here so that the step can answer at its deadline whatever they do.
+        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="fraud-check")
         self._db = db
         self._policy = policy
         self._describe = describe
@@ -57,7 +64,42 @@ class FraudActivities:
 
     @activity.defn
     def check_fraud(self, request: FraudCheckRequest) -> FraudDecision:
-        """The verdict on one payment, with the rules that fired and the learned score."""
+        """The verdict on one payment, with the rules that fired and the learned score.
+        Bounded by ``request.timeout_seconds``: what is not decided by then (the gateway's
+        look-up or the database hangs, or keeps failing) is decided by the policy, fail
+        open or closed, and said so in the verdict. The step keeps this time itself, on the
+        worker's clock: a verdict is the activity's result, recorded in the history, so a
+        replay never decides again."""
+        if request.timeout_seconds is None:  # runs from before verdicts: unbounded
+            return self._decide(request)
+        deadline = time.monotonic() + request.timeout_seconds
+        wait = 0.1
+        while (remaining := deadline - time.monotonic()) > 0:
+            attempt = self._pool.submit(self._decide, request)
+            try:
+                return attempt.result(timeout=remaining)
+            except FuturesTimeout:
+                break  # the attempt goes on in its thread, bounded by its own timeouts
+            except Exception as exc:  # the gateway or the database: tried again in time
+                log.warning(
+                    "fraud_check_attempt_failed",
+                    payment_id=request.payment_id,
+                    error=type(exc).__name__,
+                    exc_info=not isinstance(exc, GatewayUnavailable | sa_exc.DBAPIError),
+                )
+            time.sleep(min(wait, max(deadline - time.monotonic(), 0)))
+            wait = min(wait * 2, 1.0)
+        log.error(
+            "fraud_check_timed_out",
+            payment_id=request.payment_id,
+            timeout_seconds=request.timeout_seconds,
+            fail_open=request.fail_open,
+        )
+        return without_verdict(
+            request.fail_open, f"no verdict within {request.timeout_seconds:g} s"
+        )
+
+    def _decide(self, request: FraudCheckRequest) -> FraudDecision:
         duplicate = self._db.payments.find_open_for_order(
             request.order_id, excluding=request.payment_id, merchant_id=request.merchant_id
         )
@@ -163,3 +205,25 @@ class FraudActivities:
             model_score=verdict.model_score,
         )
         return verdict, profile
+
+
+def without_verdict(fail_open: bool, why: str) -> FraudDecision:
+    """The fraud step could not decide in time: approved (fail open) or declined (fail
+    closed), as the policy says, with the reason kept in the verdict."""
+    if fail_open:
+        message = f"the fraud check did not answer ({why}); approved (fail open)"
+        return FraudDecision(
+            approved=True,
+            verdict=FraudVerdict(
+                FraudOutcome.APPROVE, 0, [FraudReason("fraud_check_unavailable", message)]
+            ),
+        )
+    message = f"the fraud check did not answer ({why}); declined (fail closed)"
+    return FraudDecision(
+        approved=False,
+        reason=FRAUD_DECLINED,
+        message=message,
+        verdict=FraudVerdict(
+            FraudOutcome.DECLINE, 100, [FraudReason("fraud_check_unavailable", message)]
+        ),
+    )

@@ -173,6 +173,10 @@ class FraudCheckRequest:
     payment_method: str = ""
     payment_token: str | None = None
     payment_method_id: str | None = None
+    # The step's bound and what a step past it decides (FraudPolicy). None: unbounded, as
+    # in histories from before verdicts.
+    timeout_seconds: float | None = None
+    fail_open: bool = True
 
 
 @dataclass(frozen=True)

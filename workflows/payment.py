@@ -35,7 +35,7 @@ from temporalio.exceptions import TimeoutError as TemporalTimeout
 
 with workflow.unsafe.imports_passed_through():
     from activities.events import EventActivities
-    from activities.fraud import FRAUD_DECLINED, FraudActivities
+    from activities.fraud import FRAUD_DECLINED, FraudActivities, without_verdict
     from activities.gateway import GatewayActivities
     from activities.ledger import LedgerActivities
     from activities.orders import OrderActivities
@@ -45,9 +45,7 @@ with workflow.unsafe.imports_passed_through():
         FraudCheckRequest,
         FraudDecision,
         FraudPolicy,
-        FraudReason,
         FraudRecord,
-        FraudVerdict,
         HeldPayment,
         OrderUpdate,
         PaymentContinuation,
@@ -63,7 +61,6 @@ with workflow.unsafe.imports_passed_through():
         SETTLED_STATUSES,
         SETTLEMENT_FAILED_STATUSES,
         DeclineType,
-        FraudOutcome,
         PaymentStatus,
     )
 
@@ -273,12 +270,14 @@ class PaymentWorkflow(ShowsProgress):
                     payment_method=request.payment_method,
                     payment_token=request.payment_token,
                     payment_method_id=request.payment_method_id,
+                    timeout_seconds=policy.timeout_seconds,
+                    fail_open=policy.fail_open,
                 ),
                 local=self._local_steps,
                 options=bounded,
             )
-        except ActivityError as exc:
-            decision = _without_verdict(policy, exc)
+        except ActivityError as exc:  # a step that failed for good (a bug): no verdict
+            decision = without_verdict(policy.fail_open, str(exc.cause))
         assert decision.verdict is not None
         self._in_review = decision.in_review
         deadline = (
@@ -587,35 +586,6 @@ class PaymentWorkflow(ShowsProgress):
                         ),
                     )
                 )
-
-
-def _without_verdict(policy: FraudPolicy, error: ActivityError) -> FraudDecision:
-    """The fraud step did not answer within its timeout: approved (fail open) or declined
-    (fail closed), as the policy says, with the reason kept in the verdict."""
-    workflow.logger.warning("the fraud step did not answer in time: %s", error.cause)
-    if policy.fail_open:
-        return FraudDecision(
-            approved=True,
-            verdict=FraudVerdict(
-                FraudOutcome.APPROVE,
-                0,
-                [
-                    FraudReason(
-                        "fraud_check_unavailable",
-                        "the fraud check did not answer in time; approved (fail open)",
-                    )
-                ],
-            ),
-        )
-    message = "the fraud check did not answer in time; declined (fail closed)"
-    return FraudDecision(
-        approved=False,
-        reason=FRAUD_DECLINED,
-        message=message,
-        verdict=FraudVerdict(
-            FraudOutcome.DECLINE, 100, [FraudReason("fraud_check_unavailable", message)]
-        ),
-    )
 
 
 def _cancelled(declined: PaymentOutcome) -> PaymentOutcome:
