@@ -38,6 +38,7 @@ COMMANDS = [
     "search-attributes",
     "reconcile",
     "replay",
+    "fraud",
 ]
 
 

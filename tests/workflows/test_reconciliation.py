@@ -20,6 +20,7 @@ from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 from activities.reconciliation import ReconciliationActivities
 from payments.config import DatabaseSettings, PolicySettings
 from payments.contracts import (
+    PaymentOutcome,
     PaymentToReconcile,
     ReconciliationReportData,
     ReconciliationRequest,
@@ -282,6 +283,33 @@ async def test_a_converted_payment_is_matched_by_what_was_charged(harness: Harne
     stored = harness.db.payments.get(converted.payment_id)
     assert stored is not None
     assert (stored.payment_status, stored.transaction_id) == ("success", sale.transaction_id)
+
+
+async def test_a_payment_held_for_review_whose_workflow_is_gone_is_voided(
+    harness: Harness,
+) -> None:
+    """An authorization waiting for review is not a charge: with nothing left to capture it,
+    it is released (as the review deadline would), never recorded as paid."""
+    held = orphan(harness, fraud_decision="review", fraud_score=70)
+    sale = replace(lost_sale(held), status="authorized")
+    harness.gateway.transactions[sale.transaction_id] = sale
+    harness.db.payments.complete(
+        PaymentOutcome(
+            held.payment_id,
+            succeeded=True,
+            transaction_id=sale.transaction_id,
+            gateway_status="authorized",
+            still_pending=True,
+        )
+    )
+
+    report = await reconcile(harness)
+
+    assert {f.id: f.action for f in report.findings}[held.payment_id] == "voided"
+    stored = harness.db.payments.get(held.payment_id)
+    assert stored is not None
+    assert (stored.payment_status, stored.failure_reason) == ("failure", "fraud_declined")
+    assert harness.gateway.transactions[sale.transaction_id].status == "voided"
 
 
 async def test_another_payments_sale_is_never_adopted(harness: Harness) -> None:
