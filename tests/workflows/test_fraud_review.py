@@ -10,6 +10,7 @@ import uuid
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,8 @@ from payments.contracts import FraudPolicy, PaymentRequest, PaymentSnapshot, Rev
 from payments.db.database import Database
 from payments.db.models import Payment
 from payments.events import topics
+from tests.fakes import VISA_PROFILE
+from tests.support.rows import payment_row
 from tests.workflows.conftest import Harness, wait_for_step, worker_harness
 from tests.workflows.test_payment_workflow import request
 from workflows.payment import PaymentWorkflow
@@ -284,3 +287,61 @@ def test_the_shipped_policy_carries_the_fraud_settings() -> None:
     assert policy.fraud == FraudPolicy(
         timeout_seconds=3, fail_open=False, review_deadline_seconds=24 * 3600
     )
+
+
+def earlier_payments(db: Database, user_id: str, ago: list[timedelta], **columns: object) -> None:
+    """Payments of ``user_id`` made ``ago``, stored as the API stores them."""
+    now = datetime.now(UTC)
+    for delta in ago:
+        db.payments.insert(
+            payment_row(
+                user_id=user_id,
+                payment_status="success",
+                created_at=now - delta,
+                updated_at=now - delta,
+                **columns,
+            )
+        )
+
+
+MINUTES = [timedelta(minutes=m) for m in (1, 2, 3, 4, 5, 6, 7, 8, 9, 9.5)]
+
+
+@pytest.mark.parametrize(
+    ("rule", "ago", "columns", "amount_minor", "decision"),
+    [
+        ("velocity_user_10m", MINUTES, {}, 4999, "review"),
+        ("velocity_user_10m", MINUTES * 3, {}, 4999, "decline"),
+        ("velocity_user_1h", [timedelta(minutes=20 + m) for m in range(30)], {}, 4999, "review"),
+        ("velocity_user_24h", [timedelta(hours=2, minutes=10 * m) for m in range(100)], {}, 4999,
+         "review"),
+        ("amount_user_24h", [timedelta(hours=3)] * 3, {"amount": 9000_00}, 3500_00, "review"),
+        ("velocity_fingerprint_1h", [timedelta(minutes=5 + m) for m in range(5)],
+         {"payment_method_fingerprint": VISA_PROFILE.fingerprint}, 4999, "review"),
+        ("new_user_large_payment", [], {}, 3500_00, "review"),
+        ("repeat_payment", [timedelta(minutes=2)], {"amount": 4999}, 4999, "review"),
+    ],
+)  # fmt: skip
+async def test_each_rule_on_the_time_skipping_server(
+    shipped: Harness,
+    rule: str,
+    ago: list[timedelta],
+    columns: dict[str, object],
+    amount_minor: int,
+    decision: str,
+) -> None:
+    payer = f"user-{uuid.uuid4().hex[:8]}"
+    earlier_payments(shipped.db, payer, ago, **columns)
+    req = replace(request(amount_minor=amount_minor), user_id=payer)
+    handle = await start(shipped, req)
+    if decision == "review":
+        await wait_for_step(handle, "awaiting_review")
+        payment = stored(shipped, req.payment_id)
+        assert payment.fraud_decision == "review"
+        await handle.execute_update(PaymentWorkflow.review, ReviewDecision("decline"))
+    else:
+        result = await handle.result()
+        assert (result.status, result.failure_reason) == ("failure", "fraud_declined")
+        assert "sale" not in sales(shipped)
+    verdict = stored(shipped, req.payment_id).fraud_verdict
+    assert verdict is not None and verdict.reasons[0].rule == rule, verdict
