@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
@@ -326,7 +327,7 @@ async def test_each_rule_on_the_time_skipping_server(
     shipped: Harness,
     rule: str,
     ago: list[timedelta],
-    columns: dict[str, object],
+    columns: dict[str, Any],
     amount_minor: int,
     decision: str,
 ) -> None:
