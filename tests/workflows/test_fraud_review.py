@@ -290,7 +290,7 @@ def test_the_shipped_policy_carries_the_fraud_settings() -> None:
     )
 
 
-def earlier_payments(db: Database, user_id: str, ago: list[timedelta], **columns: object) -> None:
+def earlier_payments(db: Database, user_id: str, ago: list[timedelta], **columns: Any) -> None:
     """Payments of ``user_id`` made ``ago``, stored as the API stores them."""
     now = datetime.now(UTC)
     for delta in ago:
