@@ -4,13 +4,17 @@
   ``payments_api_request_duration_seconds{method, route}``: every answer, by the route's path
   template (``/payment/{payment_id}``, never the id itself: bounded labels);
 - ``payments_payments{status, method}`` and ``payments_refunds{status}``: what the database
-  holds, counted at each scrape, so that every API replica reports the same truth.
+  holds, counted at each scrape, so that every API replica reports the same truth;
+- ``payments_fraud_reviews_waiting``: payments held for review (authorized, not charged),
+  and ``payments_fraud_review_deadline_seconds``: how long until the nearest of them is
+  voided unless decided (absent when none waits).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -69,6 +73,16 @@ class _Ledger(Collector):
         for status, count in self._db.refunds.counts_by_status().items():
             refunds.add_metric([status], count)
         yield refunds
+        waiting, nearest = self._db.fraud.review_queue()
+        yield GaugeMetricFamily(
+            "payments_fraud_reviews_waiting", "Payments held for review", value=waiting
+        )
+        if nearest is not None:
+            yield GaugeMetricFamily(
+                "payments_fraud_review_deadline_seconds",
+                "Seconds until the nearest held payment is voided unless reviewed",
+                value=(nearest - datetime.now(UTC)).total_seconds(),
+            )
 
 
 class HttpMetrics:

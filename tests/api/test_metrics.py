@@ -3,8 +3,11 @@ and status with their latency; payments and refunds as the database holds them."
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 from prometheus_client.parser import text_string_to_metric_families
 
+from payments.contracts import FraudReason, FraudRecord, FraudVerdict
 from tests.api.conftest import Api
 from tests.support.rows import payment_row, refund_row
 
@@ -58,3 +61,17 @@ async def test_payments_and_refunds_are_counted_as_stored(api: Api) -> None:
     assert metrics[("payments_payments", (("method", "credit_card"), ("status", "success")))] == 2
     assert metrics[("payments_payments", (("method", "wallet"), ("status", "failure")))] == 1
     assert metrics[("payments_refunds", (("status", "initiated"),))] == 1
+
+
+async def test_reviews_waiting_and_the_nearest_deadline(api: Api) -> None:
+    metrics = await scrape(api)
+    assert metrics[("payments_fraud_reviews_waiting", ())] == 0
+    assert not any(name == "payments_fraud_review_deadline_seconds" for name, _ in metrics)
+    verdict = FraudVerdict("review", 70, [FraudReason("repeat_payment", "again")])
+    for hours in (5, 2):
+        payment, _ = api.db.payments.insert(payment_row(merchant_id="acme"))
+        deadline = (datetime.now(UTC) + timedelta(hours=hours)).isoformat()
+        api.db.fraud.record_verdict(FraudRecord(payment.payment_id, verdict, None, None, deadline))
+    metrics = await scrape(api)
+    assert metrics[("payments_fraud_reviews_waiting", ())] == 2
+    assert 7100 < metrics[("payments_fraud_review_deadline_seconds", ())] <= 7200

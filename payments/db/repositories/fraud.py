@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -281,3 +281,16 @@ class FraudRepository(Repository):
                     .limit(limit)
                 )
             )
+
+    def review_queue(self) -> tuple[int, datetime | None]:
+        """How many payments are held for review, and the nearest deadline among them."""
+        with self._reading() as session:
+            count, nearest = session.execute(
+                sa.select(sa.func.count(), sa.func.min(col(Payment.review_deadline_at))).where(
+                    col(Payment.fraud_decision) == FraudOutcome.REVIEW,
+                    col(Payment.payment_status) == PaymentStatus.PENDING,
+                )
+            ).one()
+        if isinstance(nearest, datetime) and nearest.tzinfo is None:
+            nearest = nearest.replace(tzinfo=UTC)  # SQLite's MIN gives the column's raw value
+        return int(count), nearest
