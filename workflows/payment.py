@@ -61,6 +61,7 @@ with workflow.unsafe.imports_passed_through():
         SETTLED_STATUSES,
         SETTLEMENT_FAILED_STATUSES,
         DeclineType,
+        PaymentMethod,
         PaymentStatus,
     )
 
@@ -317,35 +318,34 @@ class PaymentWorkflow(ShowsProgress):
     async def _charge_after_review(self, request: PaymentRequest) -> PaymentOutcome:
         """Authorize only (the customer's funds are held, nothing is charged), then wait
         durably for an operator: approve → submit for settlement; decline, or no decision
-        by the deadline → void. A sale that is declined, or that the gateway settles
-        without a hold (a bank transfer), ends as any charge does."""
+        by the deadline → void. A bank transfer cannot be authorized and held: it waits for
+        the decision before it is charged at all. A sale that is declined ends as any
+        charge does."""
+        if request.payment_method == PaymentMethod.BANK_TRANSFER:
+            review = await self._decision(request.payment_id)
+            if review is not None and review.decision == "approve":
+                return await self._charge(request, first_attempt=1)
+            return PaymentOutcome(
+                payment_id=request.payment_id,
+                succeeded=False,
+                failure_reason=FRAUD_DECLINED,
+                failure_message=_review_refusal(review, "nothing was charged"),
+            )
         authorized = await self._charge(
             replace(request, retry_soft_declines=False), first_attempt=1, authorize_only=True
         )
         if not authorized.succeeded or authorized.gateway_status != "authorized":
+            self._in_review = False  # nothing is held: no decision can change it
             return authorized
-        assert authorized.transaction_id is not None and self._review_deadline is not None
+        assert authorized.transaction_id is not None
         await short_step(
             LedgerActivities.record_payment_outcome,
             replace(authorized, still_pending=True),
             local=self._local_steps,
             options=LEDGER,
         )
-        self._step = "awaiting_review"
-        with contextlib.suppress(TimeoutError):
-            await workflow.wait_condition(
-                lambda: self._review is not None,
-                timeout=max(self._review_deadline - workflow.now(), timedelta(seconds=1)),
-            )
+        review = await self._decision(request.payment_id)
         held = HeldPayment(request.payment_id, authorized.transaction_id)
-        review = self._review
-        if review is not None:
-            await short_step(
-                LedgerActivities.record_review,
-                ReviewRecord(request.payment_id, review),
-                local=self._local_steps,
-                options=LEDGER,
-            )
         if review is not None and review.decision == "approve":
             self._step = "capturing"
             captured = await workflow.execute_activity_method(
@@ -366,12 +366,28 @@ class PaymentWorkflow(ShowsProgress):
             succeeded=False,
             gateway_status=voided.status,
             failure_reason=FRAUD_DECLINED,
-            failure_message=(
-                "declined in review" + (f": {review.note}" if review.note else "")
-                if review is not None
-                else "no review decision before the deadline; the authorization was voided"
-            ),
+            failure_message=_review_refusal(review, "the authorization was voided"),
         )
+
+    async def _decision(self, payment_id: str) -> ReviewDecision | None:
+        """Wait durably for an operator's decision until the review deadline (None: none
+        came); a decision is kept in the audit trail."""
+        assert self._review_deadline is not None
+        self._step = "awaiting_review"
+        with contextlib.suppress(TimeoutError):
+            await workflow.wait_condition(
+                lambda: self._review is not None,
+                timeout=max(self._review_deadline - workflow.now(), timedelta(seconds=1)),
+            )
+        review = self._review
+        if review is not None:
+            await short_step(
+                LedgerActivities.record_review,
+                ReviewRecord(payment_id, review),
+                local=self._local_steps,
+                options=LEDGER,
+            )
+        return review
 
     async def _pick_up(
         self, request: PaymentRequest, continued: PaymentContinuation
@@ -586,6 +602,12 @@ class PaymentWorkflow(ShowsProgress):
                         ),
                     )
                 )
+
+
+def _review_refusal(review: ReviewDecision | None, what_happened: str) -> str:
+    if review is None:
+        return f"no review decision before the deadline; {what_happened}"
+    return "declined in review" + (f": {review.note}" if review.note else "")
 
 
 def _cancelled(declined: PaymentOutcome) -> PaymentOutcome:

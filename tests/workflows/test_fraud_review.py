@@ -346,3 +346,34 @@ async def test_each_rule_on_the_time_skipping_server(
         assert "sale" not in sales(shipped)
     verdict = stored(shipped, req.payment_id).fraud_verdict
     assert verdict is not None and verdict.reasons[0].rule == rule, verdict
+
+
+def bank_transfer() -> PaymentRequest:
+    return replace(
+        request(), payment_method="bank_transfer", payment_token="fake-us-bank-account-nonce"
+    )
+
+
+@pytest.mark.parametrize("decision", ["approve", "decline"])
+async def test_a_bank_transfer_in_review_is_charged_only_once_approved(
+    reviewing: Harness, decision: str
+) -> None:
+    """A bank debit cannot be authorized and held: nothing is charged before the decision."""
+    reviewing.gateway.profiles["fake-us-bank-account-nonce"] = replace(
+        VISA_PROFILE, instrument_type="us_bank_account", bin=None
+    )
+    req = bank_transfer()
+    handle = await start(reviewing, req)
+    await wait_for_step(handle, "awaiting_review")
+    assert sales(reviewing) == []
+    assert req.payment_id in [p.payment_id for p in reviewing.db.fraud.awaiting_review(limit=50)]
+    answer = await handle.execute_update(PaymentWorkflow.review, ReviewDecision(decision))
+    if decision == "approve":
+        assert answer.status == "success"
+        assert sales(reviewing) == ["sale"]
+        [sale] = reviewing.gateway.transactions.values()
+        assert sale.status == "submitted_for_settlement"  # charged as any payment
+    else:
+        assert (answer.status, answer.failure_reason) == ("failure", "fraud_declined")
+        assert sales(reviewing) == []
+        assert stored(reviewing, req.payment_id).failure_message == ("declined in review")
