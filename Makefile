@@ -59,7 +59,7 @@ bench: install ## Run the benchmarks against a whole stack, SQLite and PostgreSQ
 	$(BIN)/python -m benchmarks.fraud_scoring
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 
-bench-fraud: install ## Only the learned fraud score's latency (seconds, no stack)
+bench-fraud: install ## The fraud step's parts: learned score, rules+db on SQLite and PostgreSQL, gateway look-up (~1.5 min, no stack)
 	$(BIN)/python -m benchmarks.fraud_scoring
 
 clean: ## Remove local state (.data: databases, Temporal state) and caches; keeps .venv

@@ -16,7 +16,6 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import structlog
-from sqlalchemy import exc as sa_exc
 from temporalio import activity
 
 from payments.config import PolicySettings
@@ -85,7 +84,7 @@ class FraudActivities:
                     "fraud_check_attempt_failed",
                     payment_id=request.payment_id,
                     error=type(exc).__name__,
-                    exc_info=not isinstance(exc, GatewayUnavailable | sa_exc.DBAPIError),
+                    exc_info=not isinstance(exc, GatewayUnavailable),
                 )
             time.sleep(min(wait, max(deadline - time.monotonic(), 0)))
             wait = min(wait * 2, 1.0)

@@ -6,6 +6,7 @@ publish to the real broker.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import uuid
 from collections.abc import Callable
@@ -305,8 +306,12 @@ class RecordingPublisher:
     events: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
     # The next n publishes fail, as when the broker is down.
     failures: int = 0
+    # Each publish waits this long before it is acknowledged.
+    delay_seconds: float = 0.0
 
     async def publish(self, topic: str, key: str, event: dict[str, Any]) -> None:
+        if self.delay_seconds:
+            await asyncio.sleep(self.delay_seconds)  # a slow broker
         if self.failures > 0:
             self.failures -= 1
             raise ConnectionError("injected: broker unavailable")

@@ -177,9 +177,11 @@ async def test_audit_trail(api: httpx.AsyncClient) -> None:
     steps = [(e["subject"], e["from_status"], e["to_status"], e["accepted"]) for e in trail]
     assert steps == [
         ("payment", None, "pending", True),
+        ("payment", "pending", "pending", True),  # the fraud verdict
         ("payment", "pending", "success", True),
         ("refund", None, "initiated", True),
         ("refund", "initiated", "processed", True),
     ]
-    assert trail[1]["processor_response_code"] == "1000"
+    assert trail[1]["cause"] == "fraud_check" and trail[1]["detail"].startswith("approve")
+    assert trail[2]["processor_response_code"] == "1000"
     assert (await api.get(f"/payment/{uuid.uuid4()}/events")).status_code == 404

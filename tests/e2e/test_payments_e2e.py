@@ -113,7 +113,7 @@ async def test_successful_payment(
         ({"amount": "2015.00"}, "processor_declined", "2015"),
         ({"amount": "3000.00"}, "failed", "3000"),
         ({"payment_token": "fake-gateway-rejected-fraud-nonce"}, "gateway_rejected", None),
-        ({"amount": "10000.01"}, "amount_exceeds_limit", None),
+        ({"amount": "10000.01"}, "fraud_declined", None),
     ],
 )
 async def test_declined_payment(

@@ -27,6 +27,7 @@ from payments.events.closing import stop_consumer
 from payments.events.topics import ALL_TOPICS, PAYMENT_INITIATION, PAYMENT_INITIATION_DLQ
 from tests.e2e.conftest import Stack
 from tests.e2e.test_payments_e2e import pay, payment_body, wait_status
+from workflows.payment import FRAUD_VERDICTS
 from workflows.search_attributes import FOLLOW_STATUS_PATCH, SEARCH_ATTRIBUTES
 from workflows.steps import SHORT_STEPS_RUN_LOCALLY
 
@@ -262,7 +263,7 @@ async def _history(stack: Stack, workflow_id: str) -> dict[str, Any]:
 
 
 # The patches a payment of this version takes.
-PATCHES = (SHORT_STEPS_RUN_LOCALLY, FOLLOW_STATUS_PATCH)
+PATCHES = (SHORT_STEPS_RUN_LOCALLY, FOLLOW_STATUS_PATCH, FRAUD_VERDICTS)
 # What the SDK's patch and local activity markers hold: ids, attempts and times.
 SDK_MARKER_FIELDS = {
     "id",

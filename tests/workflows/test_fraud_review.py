@@ -18,6 +18,7 @@ import pytest
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Replayer
 
 from payments.config import FraudSettings, PolicySettings
 from payments.contracts import FraudPolicy, PaymentRequest, PaymentSnapshot, ReviewDecision
@@ -28,6 +29,7 @@ from tests.fakes import VISA_PROFILE
 from tests.support.rows import payment_row
 from tests.workflows.conftest import Harness, wait_for_step, worker_harness
 from tests.workflows.test_payment_workflow import request
+from workers.payment_worker import WORKFLOW_RUNNER, WORKFLOWS
 from workflows.payment import PaymentWorkflow
 from workflows.search_attributes import payment_attributes
 
@@ -377,3 +379,30 @@ async def test_a_bank_transfer_in_review_is_charged_only_once_approved(
         assert (answer.status, answer.failure_reason) == ("failure", "fraud_declined")
         assert sales(reviewing) == []
         assert stored(reviewing, req.payment_id).failure_message == ("declined in review")
+
+
+async def test_a_run_whose_verdict_came_before_its_announcement_replays(
+    shipped: Harness,
+) -> None:
+    """The fraud step runs beside the first announcement; when the broker is the slower of
+    the two, the verdict is in first. A worker that picks the run up later (a restart, a
+    deploy) must replay that history as it happened."""
+    shipped.publisher.delay_seconds = 1.0
+    handle = await start(shipped, request())
+    assert (await handle.result()).status == "success"
+    history = await handle.fetch_history()
+    import json
+
+    for e in json.loads(history.to_json())["events"]:
+        print(
+            e["eventId"],
+            e["eventType"],
+            json.dumps(
+                e.get("markerRecordedEventAttributes", {}).get("details", {}).get("data", {})
+            )[:300],
+        )
+    replayer = Replayer(workflows=WORKFLOWS, workflow_runner=WORKFLOW_RUNNER)
+    replayed = await replayer.replay_workflow(
+        await handle.fetch_history(), raise_on_replay_failure=False
+    )
+    assert replayed.replay_failure is None, replayed.replay_failure
