@@ -143,8 +143,10 @@ class FraudActivities:
             blocked = self._db.fraud.blocklisted(
                 user_id=request.user_id, fingerprint=profile.fingerprint, card_bin=profile.bin
             )
-        payment = self._db.payments.get(request.payment_id)
-        merchant_id = payment.merchant_id if payment is not None else (request.merchant_id or "")
+        merchant_id = request.merchant_id
+        if merchant_id is None:  # a run from before merchants: the payment's own
+            payment = self._db.payments.get(request.payment_id)
+            merchant_id = payment.merchant_id if payment is not None else ""
         now = self._clock()
         velocity = self._db.fraud.velocity(
             payment_id=request.payment_id,

@@ -75,6 +75,9 @@ class Payment(SQLModel, table=True):
         # The fraud rules' velocity counts: a user's, a payment method's recent payments.
         sa.Index("ix_payments_merchant_user_created_at", "merchant_id", "user_id", "created_at"),
         sa.Index("ix_payments_fingerprint_created_at", "payment_method_fingerprint", "created_at"),
+        # The duplicate-order check (an earlier open payment of the merchant's order): without
+        # it SQLite walks the merchant's whole history by created_at.
+        sa.Index("ix_payments_merchant_order_created_at", "merchant_id", "order_id", "created_at"),
     )
 
     payment_id: str = Field(primary_key=True, max_length=36)

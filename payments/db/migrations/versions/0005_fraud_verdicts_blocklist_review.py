@@ -2,7 +2,8 @@
 
 Each payment keeps the fraud step's verdict (decision, score, reasons, the learned score and
 its model), the fingerprint and BIN of what paid (for the velocity and blocklist rules) and,
-while held for review, its deadline. Two indexes serve the velocity counts. Existing rows
+while held for review, its deadline. Two indexes serve the velocity counts, a third the
+duplicate-order check the fraud step makes first. Existing rows
 keep NULLs: they were checked by the earlier rules, which gave no verdict.
 
 Revision ID: 0005
@@ -48,6 +49,11 @@ def upgrade() -> None:
             ["payment_method_fingerprint", "created_at"],
             unique=False,
         )
+        batch_op.create_index(
+            "ix_payments_merchant_order_created_at",
+            ["merchant_id", "order_id", "created_at"],
+            unique=False,
+        )
 
     op.create_table(
         "fraud_blocklist",
@@ -66,6 +72,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("fraud_blocklist")
     with op.batch_alter_table("payments", schema=None) as batch_op:
+        batch_op.drop_index("ix_payments_merchant_order_created_at")
         batch_op.drop_index("ix_payments_fingerprint_created_at")
         batch_op.drop_index("ix_payments_merchant_user_created_at")
         batch_op.drop_index(batch_op.f("ix_payments_fraud_decision"))
