@@ -190,7 +190,8 @@ def _fired(
             FraudReason(
                 "new_user_large_payment",
                 f"a first payment of {facts.amount} {facts.amount.currency} is above "
-                f"{Money(large, facts.amount.currency)}, the most a new user pays unreviewed",
+                f"{Money(large, facts.amount.currency)} {facts.amount.currency}, "
+                "the most a new user pays unreviewed",
             )
         )
     return declines, reviews
