@@ -281,7 +281,9 @@ class PaymentService:
             undo=lambda: self._db.payments.discard_unstarted(stored.payment_id),
             created=created,
         )
-        if final is not None:  # final within the wait asked for: the row as recorded
+        if final is not None or command.wait_seconds is not None:
+            # Final within the wait asked for, or a long wait began (held for review, waiting
+            # for settlement or a retry): the row as recorded now, verdict included.
             recorded = await asyncio.to_thread(self._db.payments.get, stored.payment_id)
             stored = recorded or stored
         log.info(

@@ -451,3 +451,27 @@ async def test_a_payment_not_held_cannot_be_reviewed(fraud: FraudStack) -> None:
         f"/admin/payments/{paid['payment_id']}/review", json={"decision": "approve"}
     )
     assert response.status_code == 409, response.text
+
+
+async def test_a_checkout_waiting_for_the_answer_learns_the_payment_is_held(
+    fraud: FraudStack,
+) -> None:
+    """Prefer: wait answers at once when the payment is held, with the verdict."""
+    response = await fraud.checkout.post(
+        "/initiate-payment",
+        headers={"Prefer": "wait=5"},
+        json={
+            "order_id": f"order-{uuid.uuid4().hex[:10]}",
+            "user_id": user(),
+            "amount": "3500.00",
+            "currency": "USD",
+            "payment_method": "credit_card",
+            "payment_token": await fraud.card(),
+        },
+    )
+    assert response.status_code == 202, response.text
+    held = response.json()
+    assert held["payment_status"] == "pending"
+    assert held["fraud"]["decision"] == "review"
+    assert [r["rule"] for r in held["fraud"]["reasons"]] == ["new_user_large_payment"]
+    await decide(fraud, held["payment_id"], "decline")
