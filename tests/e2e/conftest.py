@@ -206,6 +206,29 @@ class OrderStack:
     admin: OrderServiceAdmin
 
 
+def start_beside(group: ProcessGroup, settings: Settings, data_dir: Path) -> dict[str, str]:
+    """A worker and an API of their own beside the shared stack (its Temporal, Kafka and
+    sandbox), on ``settings``' database (migrated here) and task queue; their development
+    API keys ({"checkout": ..., "admin": ...})."""
+    env = stack_env(settings)
+    group.run(ProcessSpec("migrate", python_module_argv("payments.db.migrate"), env=env))
+    keys_file = data_dir / "dev-api-keys.json"
+    group.run(
+        ProcessSpec(
+            "keys", python_module_argv("api.keys", "dev", "--file", str(keys_file)), env=env
+        )
+    )
+    keys: dict[str, str] = json.loads(keys_file.read_text())
+    group.start(ProcessSpec("worker", python_module_argv("workers.payment_worker"), env=env))
+    api_url = f"http://127.0.0.1:{settings.api.port}"
+    group.start(
+        ProcessSpec(
+            "api", python_module_argv("api"), env=env, ready=http_ready(f"{api_url}/healthz")
+        )
+    )
+    return keys
+
+
 @pytest.fixture(scope="session")
 async def order_stack(
     stack: Stack, tmp_path_factory: pytest.TempPathFactory
@@ -225,29 +248,10 @@ async def order_stack(
             "orders": OrderServiceSettings(url=server.url),
         }
     )
-    env = stack_env(settings)
     api_url = f"http://127.0.0.1:{settings.api.port}"
     try:
         with ProcessGroup(data_dir / "stack.log") as group:
-            group.run(ProcessSpec("migrate", python_module_argv("payments.db.migrate"), env=env))
-            keys_file = data_dir / "dev-api-keys.json"
-            group.run(
-                ProcessSpec(
-                    "keys", python_module_argv("api.keys", "dev", "--file", str(keys_file)), env=env
-                )
-            )
-            checkout_key = json.loads(keys_file.read_text())["checkout"]
-            group.start(
-                ProcessSpec("worker", python_module_argv("workers.payment_worker"), env=env)
-            )
-            group.start(
-                ProcessSpec(
-                    "api",
-                    python_module_argv("api"),
-                    env=env,
-                    ready=http_ready(f"{api_url}/healthz"),
-                )
-            )
+            checkout_key = start_beside(group, settings, data_dir)["checkout"]
             async with (
                 httpx.AsyncClient(
                     base_url=api_url,

@@ -14,14 +14,12 @@ and writes earlier payments straight into the database where a rule needs histor
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -30,14 +28,14 @@ import sqlalchemy as sa
 
 from devtools.events import EventReader
 from devtools.postgres import create_postgres_database, drop_postgres_database
-from devtools.processes import ProcessGroup, ProcessSpec
-from devtools.stack import free_port, http_ready, python_module_argv, stack_env
+from devtools.processes import ProcessGroup
+from devtools.stack import free_port
 from payments.config import ApiSettings, DatabaseSettings, FraudSettings
 from payments.db.database import Database
 from payments.db.engine import create_db_engine
 from payments.db.models import Payment
 from payments.events.topics import PAYMENT_STATUS
-from tests.e2e.conftest import Stack
+from tests.e2e.conftest import Stack, start_beside
 
 pytestmark = pytest.mark.e2e
 
@@ -182,31 +180,12 @@ async def fraud(
             ),
         }
     )
-    env = stack_env(settings)
     api_url = f"http://127.0.0.1:{settings.api.port}"
     assert stack.endpoints.sandbox_url is not None
     engine = None
     try:
         with ProcessGroup(data_dir / "stack.log") as group:
-            group.run(ProcessSpec("migrate", python_module_argv("payments.db.migrate"), env=env))
-            keys_file = data_dir / "dev-api-keys.json"
-            group.run(
-                ProcessSpec(
-                    "keys", python_module_argv("api.keys", "dev", "--file", str(keys_file)), env=env
-                )
-            )
-            keys = json.loads(await asyncio.to_thread(Path(keys_file).read_text))
-            group.start(
-                ProcessSpec("worker", python_module_argv("workers.payment_worker"), env=env)
-            )
-            group.start(
-                ProcessSpec(
-                    "api",
-                    python_module_argv("api"),
-                    env=env,
-                    ready=http_ready(f"{api_url}/healthz"),
-                )
-            )
+            keys = await asyncio.to_thread(start_beside, group, settings, data_dir)
             engine = create_db_engine(DatabaseSettings(url=fraud_database))
             async with (
                 httpx.AsyncClient(
