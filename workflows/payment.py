@@ -380,6 +380,9 @@ class PaymentWorkflow(ShowsProgress):
                 timeout=max(self._review_deadline - workflow.now(), timedelta(seconds=1)),
             )
         review = self._review
+        # The window is closed: a decision arriving from now on (while the payment is voided
+        # or captured) is refused by the validator, never accepted and ignored.
+        self._in_review = False
         if review is not None:
             await short_step(
                 LedgerActivities.record_review,

@@ -406,3 +406,21 @@ async def test_a_run_whose_verdict_came_before_its_announcement_replays(
         await handle.fetch_history(), raise_on_replay_failure=False
     )
     assert replayed.replay_failure is None, replayed.replay_failure
+
+
+async def test_a_decision_after_the_deadline_is_refused(
+    reviewing: Harness, time_skipping_env: WorkflowEnvironment
+) -> None:
+    """Once the deadline has passed the payment is being voided: an approval arriving then
+    must be refused, not accepted and ignored."""
+    req = with_policy(request(), FraudPolicy(review_deadline_seconds=3600))
+    handle = await start(reviewing, req)
+    await wait_for_step(handle, "awaiting_review")
+    reviewing.gateway.unavailable_times = 3  # the void's look-up is retried for a while
+    await time_skipping_env.sleep(3601)
+    await wait_for_step(handle, "voiding")
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
+        await handle.execute_update(PaymentWorkflow.review, ReviewDecision("approve"))
+    assert "not held for review" in str(refused.value.cause)
+    result = await handle.result()
+    assert (result.status, result.failure_reason) == ("failure", "fraud_declined")
