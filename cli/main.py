@@ -10,9 +10,12 @@ api`` are the same process. Settings come from the environment, as for every pro
 from __future__ import annotations
 
 import asyncio
+import functools
+import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, ParamSpec
 
 import typer
 
@@ -35,9 +38,33 @@ app.add_typer(keys, name="keys")
 app.add_typer(fraud, name="fraud")
 
 
+P = ParamSpec("P")
+
+
 def _exit(code: int | None) -> None:
     if code:
         raise typer.Exit(code)
+
+
+def _skips_teardown(command: Callable[P, None]) -> Callable[P, None]:
+    """For a short command that used a Temporal client: once it has answered, leave without
+    the interpreter's teardown. The client's Rust runtime keeps threads that may still take
+    the GIL while the interpreter finalizes, which aborts the process (SIGABRT, "PyGILState_
+    Release: thread state ... must be current") after its work is done and printed
+    (temporalio/sdk-python#300); a script would read that as a failure."""
+
+    @functools.wraps(command)
+    def run(*args: P.args, **kwargs: P.kwargs) -> None:
+        try:
+            command(*args, **kwargs)
+            code = 0
+        except typer.Exit as exit_:
+            code = exit_.exit_code
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+    return run
 
 
 def _from_checkout(command: str) -> None:
@@ -135,6 +162,7 @@ def keys_revoke(key_id: str) -> None:
 
 
 @app.command("search-attributes")
+@_skips_teardown
 def search_attributes() -> None:
     """Register the search attributes runs are found by in the Temporal UI, in
     TEMPORAL_NAMESPACE (self-hosted Temporal; on Temporal Cloud use tcld). Run it before the
@@ -151,6 +179,7 @@ def search_attributes() -> None:
 
 
 @app.command()
+@_skips_teardown
 def reconcile() -> None:
     """Start a reconciliation pass now; its report: GET /reconciliation/latest."""
     from cli.temporal_tasks import reconcile as start
@@ -160,6 +189,7 @@ def reconcile() -> None:
 
 
 @app.command()
+@_skips_teardown
 def replay(
     workflow_id: Annotated[
         str | None, typer.Argument(help="a run to fetch from Temporal (its latest run)")

@@ -3,6 +3,7 @@ of its own."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -102,7 +103,7 @@ def test_replay_needs_one_source(tmp_path: Path) -> None:
     assert missing.returncode == 2 and "is not a file" in flowing(missing.stderr)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 async def bare_dev_server() -> AsyncIterator[WorkflowEnvironment]:
     """A dev server started without the service's attributes: a cluster before setup."""
     env = await WorkflowEnvironment.start_local(dev_server_existing_path=find_temporal_cli())
@@ -129,6 +130,40 @@ async def test_search_attributes_are_registered_once(
     again = payments("search-attributes", env=env)
     assert again.returncode == 0, again.stderr
     assert "every search attribute is registered in default" in again.stdout
+
+
+async def test_a_temporal_task_leaves_without_the_interpreters_teardown(
+    bare_dev_server: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    # The Temporal client's threads can take the GIL while the interpreter finalizes, which
+    # aborts a command that already answered (SIGABRT, about one run in twenty here). The
+    # commands that use a client skip the teardown: an atexit hook never runs, the answer
+    # and exit code stand.
+    client = bare_dev_server.client
+    env = {
+        **os.environ,
+        **settings_env(free_stack_settings(tmp_path)),
+        "TEMPORAL_ADDRESS": client.service_client.config.target_host,
+        "TEMPORAL_NAMESPACE": client.namespace,
+    }
+    script = (
+        "import atexit, sys\n"
+        "from cli.main import app\n"
+        "atexit.register(lambda: print('interpreter teardown ran'))\n"
+        "app(['search-attributes'], prog_name='payments')\n"
+    )
+    ran = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert "registered in default" in ran.stdout
+    assert "interpreter teardown ran" not in ran.stdout
 
 
 def test_the_sandbox_starts_although_devtools_is_not_installed(tmp_path: Path) -> None:
