@@ -326,7 +326,7 @@ def high_volume_fraud_settings() -> FraudSettings:
         user_24h_amount_review_caps=out_of_reach,
         fingerprint_1h_review_count=out_of_reach,
         fingerprint_24h_users_review_count=out_of_reach,
-        repeat_window_seconds=0.001,
+        repeat_window_seconds=0,  # off: any window catches payments made at once
         new_user_large_fraction=1.0,
         model_review_score=101,
     )

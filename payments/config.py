@@ -207,8 +207,9 @@ class FraudSettings(BaseSettings):
     # review; used by more than N users in a day → review (a card passed around).
     fingerprint_1h_review_count: int = Field(default=5, ge=1)
     fingerprint_24h_users_review_count: int = Field(default=3, ge=1)
-    # The same user, amount and method again within this many seconds → review.
-    repeat_window_seconds: float = Field(default=300, gt=0)
+    # The same user, amount and method again within this many seconds → review; 0 turns
+    # the rule off.
+    repeat_window_seconds: float = Field(default=300, ge=0)
     # A user's first payment above this fraction of the single-payment cap → review.
     new_user_large_fraction: float = Field(default=0.25, gt=0)
     # The learned score (0-100) at or above which a payment goes to review, or is declined

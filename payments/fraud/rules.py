@@ -175,7 +175,7 @@ def _fired(
                 "needs review)",
             )
         )
-    if facts.repeats > 0:
+    if settings.repeat_window_seconds > 0 and facts.repeats > 0:
         reviews.append(
             FraudReason(
                 "repeat_payment",

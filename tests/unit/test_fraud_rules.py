@@ -6,6 +6,7 @@ from dataclasses import replace
 
 import pytest
 
+from devtools.stack import high_volume_fraud_settings
 from payments.config import FraudSettings
 from payments.contracts import FraudVerdict
 from payments.fraud.countries import bin_country_mismatch
@@ -93,6 +94,31 @@ def test_the_same_payment_again_within_minutes() -> None:
     verdict = assess(replace(QUIET, repeats=1), SETTINGS, None)
     assert (verdict.decision, rules(verdict)) == ("review", ["repeat_payment"])
     assert "in the last 5 minutes" in verdict.reasons[0].message
+
+
+def test_a_repeat_window_of_zero_turns_the_rule_off() -> None:
+    off = FraudSettings(repeat_window_seconds=0)
+    assert assess(replace(QUIET, repeats=3), off, None).decision == "approve"
+
+
+def test_the_test_stacks_thresholds_hold_nothing_whatever_the_counts() -> None:
+    # The stacks of the resilience tests and benchmarks pay hundreds of times a minute as
+    # one user, many at once: two payments of one amount created in the same millisecond
+    # are a repeat to any window above zero, and were held for review (pending for a day).
+    busy = replace(
+        QUIET,
+        amount=Money(10_000_00, "USD"),
+        user_10m=10_000,
+        user_1h=10_000,
+        user_24h=10_000,
+        user_24h_amount_minor=10_000 * 10_000_00,
+        user_is_new=True,
+        repeats=50,
+        fingerprint_1h=10_000,
+        fingerprint_24h_users=500,
+    )
+    verdict = assess(busy, high_volume_fraud_settings(), LearnedOpinion(100, "fraud-model-v1"))
+    assert (verdict.decision, verdict.reasons) == ("approve", [])
 
 
 def test_a_large_first_payment_of_a_new_user() -> None:
