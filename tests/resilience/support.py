@@ -229,6 +229,9 @@ async def wait_terminal(
                 if body["payment_status"] in TERMINAL_PAYMENT_STATUSES:
                     return body
                 last = f"payment_status {body['payment_status']}"
+                if fraud := body.get("fraud"):  # a payment held for review waits a day
+                    rules = ", ".join(reason["rule"] for reason in fraud["reasons"])
+                    last += f", fraud {fraud['decision']} ({rules or 'no rule'})"
             else:
                 last = f"HTTP {response.status_code}: {response.text[:200]}"
         if time.monotonic() > deadline:
