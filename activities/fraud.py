@@ -30,6 +30,7 @@ from payments.vocabulary import FraudOutcome
 
 if TYPE_CHECKING:
     from payments.db.database import Database
+    from payments.db.repositories.fraud import OpenPayment
     from payments.fraud.model import LearnedScore
 
 log = structlog.get_logger(__name__)
@@ -99,66 +100,44 @@ class FraudActivities:
         )
 
     def _decide(self, request: FraudCheckRequest) -> FraudDecision:
-        duplicate = self._db.payments.find_open_for_order(
-            request.order_id, excluding=request.payment_id, merchant_id=request.merchant_id
-        )
-        if duplicate is not None:
-            # Not a fraud verdict: the order is being paid already.
-            message = (
-                f"order {request.order_id} already has a {duplicate.payment_status} "
-                f"payment ({duplicate.payment_id})"
-            )
-            return FraudDecision(
-                approved=False,
-                reason=DUPLICATE_ORDER,
-                message=message,
-                verdict=FraudVerdict(
-                    FraudOutcome.DECLINE, 100, [FraudReason("duplicate_order", message)]
-                ),
-            )
-        verdict, profile = self.assess(request)
-        declined = verdict.decision == FraudOutcome.DECLINE
-        return FraudDecision(
-            approved=not declined,
-            reason=FRAUD_DECLINED if declined else None,
-            message=verdict.reasons[0].message if declined and verdict.reasons else None,
-            verdict=verdict,
-            fingerprint=profile.fingerprint if profile else None,
-            card_bin=profile.bin if profile else None,
-        )
-
-    def assess(
-        self, request: FraudCheckRequest
-    ) -> tuple[FraudVerdict, PaymentMethodProfile | None]:
         settings = self._policy.fraud
         amount = Money(request.amount_minor, request.currency)
         cap = self._policy.amount_cap(request.currency)
-        blocked = self._db.fraud.blocklisted(
-            user_id=request.user_id, fingerprint=None, card_bin=None
-        )
+        # Two read transactions: what decides before the payment method is looked up, then
+        # what needs its fingerprint and BIN (no transaction stays open across the look-up).
+        with self._db.fraud.reads() as reads:
+            this = reads.payment(request.payment_id)
+            # A run from before merchants carries none: the payment's own.
+            merchant_id = request.merchant_id or (this.merchant_id if this is not None else "")
+            duplicate = reads.earlier_open_payment(
+                request.order_id,
+                this=this,
+                payment_id=request.payment_id,
+                merchant_id=merchant_id,
+            )
+            if duplicate is not None:
+                return _duplicate_order(request.order_id, duplicate)
+            blocked = reads.blocklisted(user_id=request.user_id, fingerprint=None, card_bin=None)
         # Declined whatever the payment method: not even looked up at the gateway.
         certain = bool(blocked) or amount.minor > cap.minor
         profile = None if certain or not request.payment_method else self._describe(request)
-        if profile is not None:
-            blocked = self._db.fraud.blocklisted(
-                user_id=request.user_id, fingerprint=profile.fingerprint, card_bin=profile.bin
-            )
-        merchant_id = request.merchant_id
-        if merchant_id is None:  # a run from before merchants: the payment's own
-            payment = self._db.payments.get(request.payment_id)
-            merchant_id = payment.merchant_id if payment is not None else ""
         now = self._clock()
-        velocity = self._db.fraud.velocity(
-            payment_id=request.payment_id,
-            merchant_id=merchant_id,
-            user_id=request.user_id,
-            amount_minor=request.amount_minor,
-            currency=request.currency,
-            method=request.payment_method,
-            fingerprint=profile.fingerprint if profile else None,
-            now=now,
-            repeat_window=timedelta(seconds=settings.repeat_window_seconds),
-        )
+        with self._db.fraud.reads() as reads:
+            if profile is not None:
+                blocked = reads.blocklisted(
+                    user_id=request.user_id, fingerprint=profile.fingerprint, card_bin=profile.bin
+                )
+            velocity = reads.velocity(
+                payment_id=request.payment_id,
+                merchant_id=merchant_id,
+                user_id=request.user_id,
+                amount_minor=request.amount_minor,
+                currency=request.currency,
+                method=request.payment_method,
+                fingerprint=profile.fingerprint if profile else None,
+                now=now,
+                repeat_window=timedelta(seconds=settings.repeat_window_seconds),
+            )
         facts = PaymentFacts(
             amount=amount,
             cap=cap,
@@ -205,7 +184,29 @@ class FraudActivities:
             rules=[reason.rule for reason in verdict.reasons],
             model_score=verdict.model_score,
         )
-        return verdict, profile
+        declined = verdict.decision == FraudOutcome.DECLINE
+        return FraudDecision(
+            approved=not declined,
+            reason=FRAUD_DECLINED if declined else None,
+            message=verdict.reasons[0].message if declined and verdict.reasons else None,
+            verdict=verdict,
+            fingerprint=profile.fingerprint if profile else None,
+            card_bin=profile.bin if profile else None,
+        )
+
+
+def _duplicate_order(order_id: str, duplicate: OpenPayment) -> FraudDecision:
+    """Not a fraud verdict: the order is being paid already."""
+    message = (
+        f"order {order_id} already has a {duplicate.payment_status} payment "
+        f"({duplicate.payment_id})"
+    )
+    return FraudDecision(
+        approved=False,
+        reason=DUPLICATE_ORDER,
+        message=message,
+        verdict=FraudVerdict(FraudOutcome.DECLINE, 100, [FraudReason("duplicate_order", message)]),
+    )
 
 
 def without_verdict(fail_open: bool, why: str) -> FraudDecision:

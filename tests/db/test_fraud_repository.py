@@ -10,7 +10,13 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from payments.contracts import FraudReason, FraudRecord, FraudVerdict, ReviewDecision
+from payments.contracts import (
+    FraudReason,
+    FraudRecord,
+    FraudVerdict,
+    PaymentOutcome,
+    ReviewDecision,
+)
 from payments.db.database import Database
 from payments.db.models import Merchant, Payment
 from payments.db.repositories.fraud import Velocity
@@ -176,3 +182,65 @@ def test_a_verdict_is_kept_once_in_the_trail_and_reviews_are_listed(db: Database
     assert [(e.cause, e.detail) for e in reviews] == [
         ("review:approve", "by key key-9: customer called")
     ]
+
+
+def earlier_open(db: Database, payment: Payment) -> str | None:
+    with db.fraud.reads() as reads:
+        this = reads.payment(payment.payment_id)
+        assert this is not None and this.merchant_id == payment.merchant_id
+        found = reads.earlier_open_payment(
+            payment.order_id, this=this, payment_id=payment.payment_id, merchant_id="default"
+        )
+    return found.payment_id if found is not None else None
+
+
+def test_the_duplicate_check_finds_an_earlier_open_payment_of_the_order(db: Database) -> None:
+    first = add(db, ago=timedelta(seconds=2))
+    second = add(db, ago=timedelta(seconds=1))
+    second.order_id = first.order_id
+    with Session(db.payments._engine) as session, session.begin():
+        session.merge(second)
+    assert earlier_open(db, second) == first.payment_id
+    # Racing payments for one order: the first is not a duplicate of the second.
+    assert earlier_open(db, first) is None
+    db.payments.complete(PaymentOutcome(first.payment_id, succeeded=False))
+    assert earlier_open(db, second) is None  # a failed payment does not hold the order
+
+
+def test_the_duplicate_check_breaks_a_tie_of_creation_times_by_id(db: Database) -> None:
+    order_id = f"order-{uuid.uuid4().hex[:8]}"
+    one, other = (
+        Payment(
+            payment_id=str(uuid.uuid4()),
+            merchant_id="default",
+            order_id=order_id,
+            user_id="user-tie",
+            amount=1000,
+            currency="USD",
+            payment_method="credit_card",
+            created_at=NOW,
+            updated_at=NOW,
+        )
+        for _ in range(2)
+    )
+    for payment in (one, other):
+        db.payments.insert(payment)
+    low, high = sorted((one, other), key=lambda p: p.payment_id)
+    assert earlier_open(db, high) == low.payment_id
+    assert earlier_open(db, low) is None
+
+
+def test_the_duplicate_check_is_the_merchants(db: Database) -> None:
+    mine = add(db, ago=timedelta(seconds=1))
+    with db.fraud.reads() as reads:
+        theirs = reads.earlier_open_payment(
+            mine.order_id, this=None, payment_id="another", merchant_id="another-merchant"
+        )
+        ours = reads.earlier_open_payment(
+            mine.order_id, this=None, payment_id="another", merchant_id="default"
+        )
+    assert theirs is None
+    assert ours is not None and (ours.payment_id, ours.payment_status) == (
+        mine.payment_id,
+        "pending",
+    )

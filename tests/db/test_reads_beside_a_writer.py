@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from payments.config import DatabaseSettings
 from payments.db.engine import create_db_engine
 from payments.db.repositories.access import AccessRepository
+from payments.db.repositories.fraud import FraudRepository
 from payments.db.repositories.payments import PaymentRepository
 
 HOLD_SECONDS = 2.0
@@ -55,12 +56,13 @@ def test_reads_do_not_wait_for_the_write_lock(sqlite_engine: sa.Engine) -> None:
     keys = AccessRepository(sqlite_engine)
     assert _while_a_writer_holds_the_lock(sqlite_engine, lambda: payments.get("none")) < 1.0
     assert _while_a_writer_holds_the_lock(sqlite_engine, lambda: keys.get_key("none")) < 1.0
-    assert (
-        _while_a_writer_holds_the_lock(
-            sqlite_engine, lambda: payments.find_open_for_order("o", excluding="p")
-        )
-        < 1.0
-    )
+    fraud = FraudRepository(sqlite_engine)
+
+    def the_fraud_steps_reads() -> None:
+        with fraud.reads() as reads:
+            reads.earlier_open_payment("o", this=None, payment_id="p", merchant_id="m")
+
+    assert _while_a_writer_holds_the_lock(sqlite_engine, the_fraud_steps_reads) < 1.0
 
 
 def test_a_write_still_waits_for_the_write_lock(sqlite_engine: sa.Engine) -> None:

@@ -250,17 +250,6 @@ def test_listing_is_newest_first_with_cursor(db: Database) -> None:
         db.payments.page(cursor="not-a-cursor")
 
 
-def test_open_payment_for_order(db: Database) -> None:
-    first, _ = db.payments.insert(new_payment(order_id="order-dup-" + uuid.uuid4().hex))
-    second, _ = db.payments.insert(new_payment(order_id=first.order_id))
-    found = db.payments.find_open_for_order(first.order_id, excluding=second.payment_id)
-    assert found is not None and found.payment_id == first.payment_id
-    # Racing payments for one order: the first is not a duplicate of the second.
-    assert db.payments.find_open_for_order(first.order_id, excluding=first.payment_id) is None
-    db.payments.complete(PaymentOutcome(first.payment_id, succeeded=False))
-    assert db.payments.find_open_for_order(first.order_id, excluding=second.payment_id) is None
-
-
 def test_a_refused_refund_keeps_the_start_of_a_long_gateway_message(db: Database) -> None:
     payment = paid(db, 4999)
     refund, _ = db.refunds.reserve(new_refund(payment, 1000), whole_remainder=False)

@@ -4,6 +4,8 @@ the verdicts kept on payments, and the payments held for review."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -37,14 +39,168 @@ class Velocity:
     first_payment_at: datetime | None
 
 
-def _count_since(since: datetime, *extra: sa.ColumnElement[bool]) -> sa.ColumnElement[int]:
-    created = col(Payment.created_at)
+# --- the fraud step's reads ---------------------------------------------------------------------
+# Built once: constructing these expressions cost more per check than running them (SQLAlchemy
+# compiles a statement once and caches it; building the expression tree is Python each time).
+# Values are bound at execution.
+_P = Payment.__table__  # type: ignore[attr-defined]
+_B = BlocklistEntry.__table__  # type: ignore[attr-defined]
+
+
+def _count_since(since: str, *extra: sa.ColumnElement[bool]) -> sa.ColumnElement[int]:
+    created = _P.c.created_at
     return sa.func.coalesce(
-        sa.func.sum(sa.case((sa.and_(created >= since, *extra), 1), else_=0)), 0
+        sa.func.sum(sa.case((sa.and_(created >= sa.bindparam(since), *extra), 1), else_=0)), 0
     )
 
 
-class FraudRepository(Repository):
+_THIS_PAYMENT = sa.select(_P.c.merchant_id, _P.c.created_at).where(
+    _P.c.payment_id == sa.bindparam("payment_id")
+)
+_OPEN_FOR_ORDER = (
+    sa.select(_P.c.payment_id, _P.c.payment_status)
+    .where(
+        _P.c.merchant_id == sa.bindparam("merchant_id"),
+        _P.c.order_id == sa.bindparam("order_id"),
+        _P.c.payment_id != sa.bindparam("payment_id"),
+        _P.c.payment_status.in_([PaymentStatus.PENDING.value, PaymentStatus.SUCCESS.value]),
+    )
+    .order_by(_P.c.created_at)
+    .limit(1)
+)
+# Of two payments racing for one order the first proceeds, the second is the duplicate.
+_EARLIER_OPEN_FOR_ORDER = _OPEN_FOR_ORDER.where(
+    sa.or_(
+        _P.c.created_at < sa.bindparam("created_at"),
+        sa.and_(
+            _P.c.created_at == sa.bindparam("created_at"),
+            _P.c.payment_id < sa.bindparam("payment_id"),
+        ),
+    )
+)
+# A listed 6-digit BIN matches a card's first six digits, an 8-digit one its first eight;
+# an absent fingerprint or BIN is bound as NULL, which equals nothing.
+_BLOCKLISTED = sa.select(_B.c.entry_id, _B.c.kind, _B.c.value, _B.c.reason).where(
+    sa.or_(
+        sa.and_(_B.c.kind == "user", _B.c.value == sa.bindparam("user_id")),
+        sa.and_(_B.c.kind == "fingerprint", _B.c.value == sa.bindparam("fingerprint")),
+        sa.and_(
+            _B.c.kind == "bin",
+            _B.c.value.in_([sa.bindparam("bin_6"), sa.bindparam("bin_8")]),
+        ),
+    )
+)
+_USER_COUNTS = sa.select(
+    _count_since("since_10m"),
+    _count_since("since_1h"),
+    sa.func.count(),
+    sa.func.coalesce(
+        sa.func.sum(sa.case((_P.c.currency == sa.bindparam("currency"), _P.c.amount), else_=0)),
+        0,
+    ),
+    _count_since(
+        "repeat_since",
+        _P.c.amount == sa.bindparam("amount"),
+        _P.c.currency == sa.bindparam("currency"),
+        _P.c.payment_method == sa.bindparam("method"),
+    ),
+).where(
+    _P.c.merchant_id == sa.bindparam("merchant_id"),
+    _P.c.user_id == sa.bindparam("user_id"),
+    _P.c.created_at >= sa.bindparam("since_24h"),
+    _P.c.created_at <= sa.bindparam("now"),
+    _P.c.payment_id != sa.bindparam("payment_id"),
+)
+_USER_FIRST_PAYMENT = (
+    sa.select(_P.c.created_at)
+    .where(
+        _P.c.merchant_id == sa.bindparam("merchant_id"),
+        _P.c.user_id == sa.bindparam("user_id"),
+        _P.c.payment_id != sa.bindparam("payment_id"),
+    )
+    .order_by(_P.c.created_at)
+    .limit(1)
+)
+_METHOD_COUNTS = sa.select(
+    _count_since("since_1h"),
+    sa.func.count(),
+    sa.func.count(
+        sa.distinct(sa.case((_P.c.user_id != sa.bindparam("user_id"), _P.c.user_id), else_=None))
+    ),
+).where(
+    _P.c.payment_method_fingerprint == sa.bindparam("fingerprint"),
+    _P.c.created_at >= sa.bindparam("since_24h"),
+    _P.c.created_at <= sa.bindparam("now"),
+    _P.c.payment_id != sa.bindparam("payment_id"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ThisPayment:
+    merchant_id: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class OpenPayment:
+    """An earlier payment of the order that is pending or succeeded."""
+
+    payment_id: str
+    payment_status: str
+
+
+@dataclass(frozen=True, slots=True)
+class BlockMatch:
+    entry_id: str
+    kind: str
+    value: str
+    reason: str
+
+
+class FraudReads:
+    """The fraud step's reads within one read-only transaction (FraudRepository.reads):
+    one connection and one snapshot for all of them, not a transaction each."""
+
+    def __init__(self, connection: sa.Connection) -> None:
+        self._connection = connection
+
+    def payment(self, payment_id: str) -> ThisPayment | None:
+        row = self._connection.execute(_THIS_PAYMENT, {"payment_id": payment_id}).first()
+        return ThisPayment(row.merchant_id, row.created_at) if row is not None else None
+
+    def earlier_open_payment(
+        self, order_id: str, *, this: ThisPayment | None, payment_id: str, merchant_id: str
+    ) -> OpenPayment | None:
+        """The duplicate check: an earlier payment of the merchant for the order, pending or
+        succeeded (order ids are the merchant's; two merchants may share one). Earlier by
+        creation, then id, than this payment when it is recorded."""
+        params: dict[str, object] = {
+            "merchant_id": merchant_id,
+            "order_id": order_id,
+            "payment_id": payment_id,
+        }
+        statement = _OPEN_FOR_ORDER
+        if this is not None:
+            statement = _EARLIER_OPEN_FOR_ORDER
+            params["created_at"] = this.created_at
+        row = self._connection.execute(statement, params).first()
+        return OpenPayment(row.payment_id, row.payment_status) if row is not None else None
+
+    def blocklisted(
+        self, *, user_id: str, fingerprint: str | None, card_bin: str | None
+    ) -> list[BlockMatch]:
+        """The entries matching the user, the fingerprint or the BIN."""
+        rows = self._connection.execute(
+            _BLOCKLISTED,
+            {
+                "user_id": user_id,
+                "fingerprint": fingerprint or None,
+                "bin_6": card_bin[:6] if card_bin else None,
+                "bin_8": card_bin[:8] if card_bin else None,
+            },
+        )
+        return [BlockMatch(r.entry_id, r.kind, r.value, r.reason) for r in rows]
+
     def velocity(
         self,
         *,
@@ -60,68 +216,35 @@ class FraudRepository(Repository):
     ) -> Velocity:
         """Two indexed range reads (the user's last day, the method's last day) and the
         user's first payment; each a handful of rows for an honest user."""
-        day_ago = now - timedelta(days=1)
-        others = col(Payment.payment_id) != payment_id
-        with self._reading() as session:
-            user = session.execute(
-                sa.select(
-                    _count_since(now - timedelta(minutes=10)),
-                    _count_since(now - timedelta(hours=1)),
-                    sa.func.count(),
-                    sa.func.coalesce(
-                        sa.func.sum(
-                            sa.case(
-                                (col(Payment.currency) == currency, col(Payment.amount)), else_=0
-                            )
-                        ),
-                        0,
-                    ),
-                    _count_since(
-                        now - repeat_window,
-                        col(Payment.amount) == amount_minor,
-                        col(Payment.currency) == currency,
-                        col(Payment.payment_method) == method,
-                    ),
-                ).where(
-                    col(Payment.merchant_id) == merchant_id,
-                    col(Payment.user_id) == user_id,
-                    col(Payment.created_at) >= day_ago,
-                    col(Payment.created_at) <= now,
-                    others,
-                )
+        common = {
+            "payment_id": payment_id,
+            "user_id": user_id,
+            "since_1h": now - timedelta(hours=1),
+            "since_24h": now - timedelta(days=1),
+            "now": now,
+        }
+        user = self._connection.execute(
+            _USER_COUNTS,
+            {
+                **common,
+                "merchant_id": merchant_id,
+                "since_10m": now - timedelta(minutes=10),
+                "repeat_since": now - repeat_window,
+                "amount": amount_minor,
+                "currency": currency,
+                "method": method,
+            },
+        ).one()
+        first = self._connection.execute(
+            _USER_FIRST_PAYMENT,
+            {"merchant_id": merchant_id, "user_id": user_id, "payment_id": payment_id},
+        ).scalar_one_or_none()
+        by_method = (0, 0, 0)
+        if fingerprint is not None:
+            row = self._connection.execute(
+                _METHOD_COUNTS, {**common, "fingerprint": fingerprint}
             ).one()
-            first = session.execute(
-                sa.select(col(Payment.created_at))
-                .where(
-                    col(Payment.merchant_id) == merchant_id,
-                    col(Payment.user_id) == user_id,
-                    others,
-                )
-                .order_by(col(Payment.created_at))
-                .limit(1)
-            ).scalar_one_or_none()
-            by_method = (0, 0, 0)
-            if fingerprint is not None:
-                row = session.execute(
-                    sa.select(
-                        _count_since(now - timedelta(hours=1)),
-                        sa.func.count(),
-                        sa.func.count(
-                            sa.distinct(
-                                sa.case(
-                                    (col(Payment.user_id) != user_id, col(Payment.user_id)),
-                                    else_=None,
-                                )
-                            )
-                        ),
-                    ).where(
-                        col(Payment.payment_method_fingerprint) == fingerprint,
-                        col(Payment.created_at) >= day_ago,
-                        col(Payment.created_at) <= now,
-                        others,
-                    )
-                ).one()
-                by_method = (int(row[0]), int(row[1]), int(row[2]))
+            by_method = (int(row[0]), int(row[1]), int(row[2]))
         return Velocity(
             user_10m=int(user[0]),
             user_1h=int(user[1]),
@@ -134,6 +257,42 @@ class FraudRepository(Repository):
             fingerprint_24h_users=by_method[2],
             first_payment_at=first,
         )
+
+
+class FraudRepository(Repository):
+    @contextmanager
+    def reads(self) -> Iterator[FraudReads]:
+        """One read-only transaction for the fraud step's reads (on SQLite it begins
+        DEFERRED: a snapshot of the last commit, not queued behind a writer)."""
+        with self._reader.begin() as connection:
+            yield FraudReads(connection)
+
+    def velocity(
+        self,
+        *,
+        payment_id: str,
+        merchant_id: str,
+        user_id: str,
+        amount_minor: int,
+        currency: str,
+        method: str,
+        fingerprint: str | None,
+        now: datetime,
+        repeat_window: timedelta,
+    ) -> Velocity:
+        """Counts of a user's and a payment method's payments before ``now``."""
+        with self.reads() as reads:
+            return reads.velocity(
+                payment_id=payment_id,
+                merchant_id=merchant_id,
+                user_id=user_id,
+                amount_minor=amount_minor,
+                currency=currency,
+                method=method,
+                fingerprint=fingerprint,
+                now=now,
+                repeat_window=repeat_window,
+            )
 
     # --- the blocklist -------------------------------------------------------------------------
     def block(
@@ -187,26 +346,11 @@ class FraudRepository(Repository):
 
     def blocklisted(
         self, *, user_id: str, fingerprint: str | None, card_bin: str | None
-    ) -> list[BlocklistEntry]:
+    ) -> list[BlockMatch]:
         """The entries matching the user, the fingerprint or the BIN (a listed 6-digit BIN
         matches the card's first six digits, an 8-digit one its first eight)."""
-        wanted = [sa.and_(col(BlocklistEntry.kind) == "user", col(BlocklistEntry.value) == user_id)]
-        if fingerprint:
-            wanted.append(
-                sa.and_(
-                    col(BlocklistEntry.kind) == "fingerprint",
-                    col(BlocklistEntry.value) == fingerprint,
-                )
-            )
-        if card_bin:
-            wanted.append(
-                sa.and_(
-                    col(BlocklistEntry.kind) == "bin",
-                    col(BlocklistEntry.value).in_({card_bin[:6], card_bin[:8]}),
-                )
-            )
-        with self._reading() as session:
-            return list(session.exec(select(BlocklistEntry).where(sa.or_(*wanted))))
+        with self.reads() as reads:
+            return reads.blocklisted(user_id=user_id, fingerprint=fingerprint, card_bin=card_bin)
 
     # --- verdicts and reviews ------------------------------------------------------------------
     def record_verdict(self, record: FraudRecord) -> Payment:

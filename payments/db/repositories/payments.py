@@ -140,36 +140,6 @@ class PaymentRepository(Repository):
                 select(Payment).where(Payment.transaction_id == transaction_id)
             ).first()
 
-    def find_open_for_order(
-        self, order_id: str, *, excluding: str, merchant_id: str | None = None
-    ) -> Payment | None:
-        """An earlier payment of the merchant for the order that is pending or succeeded (the
-        duplicate check; order ids are the merchant's, two merchants may share one). Only
-        earlier ones (by creation, then id): of two payments racing for one order, the first
-        proceeds and the second is the duplicate — never both refused."""
-        with self._reading() as session:
-            this = session.get(Payment, excluding)
-            if merchant_id is None and this is not None:
-                merchant_id = this.merchant_id
-            query = select(Payment).where(
-                Payment.order_id == order_id,
-                Payment.payment_id != excluding,
-                col(Payment.payment_status).in_([PaymentStatus.PENDING, PaymentStatus.SUCCESS]),
-            )
-            if merchant_id is not None:
-                query = query.where(Payment.merchant_id == merchant_id)
-            if this is not None:
-                query = query.where(
-                    sa.or_(
-                        col(Payment.created_at) < this.created_at,
-                        sa.and_(
-                            col(Payment.created_at) == this.created_at,
-                            col(Payment.payment_id) < this.payment_id,
-                        ),
-                    )
-                )
-            return session.exec(query.order_by(col(Payment.created_at))).first()
-
     def complete(self, outcome: PaymentOutcome, *, cause: str = "workflow") -> Payment:
         """Record the outcome under the payment's row lock: success or failure, or, while
         ``still_pending``, progress without a transition (the gateway accepted a bank transfer
