@@ -1,5 +1,5 @@
-"""The operators' page (GET /admin/): payment trends of the last days and the recent failed
-payments, each linking to its run in the Temporal UI.
+"""The operators' page (GET /admin/): payment trends of the last days, the payments held for
+fraud review and the recent failed payments, each linking to its run in the Temporal UI.
 
 Server-rendered HTML with its charts drawn here as inline SVG: the page loads nothing but
 itself (its Content-Security-Policy says so), so it works without the internet and leaks
@@ -15,6 +15,9 @@ from urllib.parse import quote
 from payments.analytics import PaymentAnalytics
 from payments.db.models import Payment
 from payments.money import Money
+
+# The payments held for review the page lists at most (GET /admin/reviews lists them all).
+REVIEWS_SHOWN = 50
 
 # Only this page itself, its inline style and script, and its own API calls.
 CONTENT_SECURITY_POLICY = (
@@ -140,10 +143,43 @@ def _run_link(ui_url: str, namespace: str, payment_id: str) -> str:
     return f"{ui_url.rstrip('/')}{path}"
 
 
+def _until(deadline: datetime | None, now: datetime) -> str:
+    if deadline is None:
+        return "—"
+    left = max(int((deadline - now).total_seconds()), 0)
+    return f"{deadline:%Y-%m-%d %H:%M} (in {left // 3600} h {left % 3600 // 60:02d} min)"
+
+
+def _review_rows(held: list[Payment], ui_url: str, namespace: str, now: datetime) -> str:
+    """Payments held for review, nearest deadline first: what the rules said, when they are
+    voided unless decided (POST /admin/payments/{id}/review decides)."""
+    if not held:
+        return '<tr><td colspan="7">None waits.</td></tr>'
+    return "".join(
+        "<tr>"
+        f"<td>{escape(_until(p.review_deadline_at, now))}</td>"
+        f"<td>{escape(p.merchant_id)}</td>"
+        f"<td>{escape(p.user_id)}</td>"
+        f"<td>{escape(str(Money(p.amount, p.currency)))} {escape(p.currency)}</td>"
+        f"<td>{p.fraud_score if p.fraud_score is not None else '—'}</td>"
+        "<td>"
+        + "<br>".join(
+            f"<b>{escape(str(r.get('rule', '')))}</b>: {escape(str(r.get('message', '')))}"
+            for r in p.fraud_reasons or []
+        )
+        + "</td>"
+        f'<td><a class="run" href="{escape(_run_link(ui_url, namespace, p.payment_id))}">'
+        f"{escape(p.payment_id)}</a></td>"
+        "</tr>"
+        for p in held
+    )
+
+
 def dashboard_page(
     figures: PaymentAnalytics,
     failed: list[Payment],
     *,
+    held: list[Payment],
     ui_url: str,
     namespace: str,
     now: datetime,
@@ -187,6 +223,12 @@ def dashboard_page(
 {_bar_chart(figures)}
 <h2>Volume paid per day</h2>
 {_volume_chart(figures)}
+<h2>Held for fraud review ({len(held)}{"+" if len(held) >= REVIEWS_SHOWN else ""})</h2>
+<p><small>Authorized, not charged; voided at the deadline unless an operator decides
+(<code>POST /admin/payments/{{payment_id}}/review</code>).</small></p>
+<table id="reviews"><tr><th>deadline (UTC)</th><th>merchant</th><th>user</th><th>amount</th>
+<th>score</th><th>rules</th><th>run in the Temporal UI</th></tr>
+{_review_rows(held, ui_url, namespace, now)}</table>
 <h2>Top decline reasons</h2>
 <table id="declines"><tr><th>reason</th><th>code</th><th>payments</th></tr>{declines}</table>
 <h2>Recent failed payments</h2>

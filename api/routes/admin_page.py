@@ -1,7 +1,7 @@
 """The operators' page: GET /admin/ shows the sign-in form, or, with a valid session cookie of
-an admin key, the payment trends of the last two weeks and the recent failed payments
-(api/admin_page.py renders them). POST /admin/session trades an admin key (Authorization
-header) for that cookie; POST /admin/logout ends it."""
+an admin key, the payment trends of the last two weeks, the payments held for fraud review
+and the recent failed payments (api/admin_page.py renders them). POST /admin/session trades
+an admin key (Authorization header) for that cookie; POST /admin/logout ends it."""
 
 from __future__ import annotations
 
@@ -12,7 +12,12 @@ from typing import Annotated
 from fastapi import APIRouter, Cookie, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from api.admin_page import CONTENT_SECURITY_POLICY, dashboard_page, login_page
+from api.admin_page import (
+    CONTENT_SECURITY_POLICY,
+    REVIEWS_SHOWN,
+    dashboard_page,
+    login_page,
+)
 from api.deps import AdminDep, ContainerDep, session_principal
 from api.errors import ERRORS
 from payments.analytics import Granularity, floor, summarize
@@ -45,11 +50,13 @@ async def admin_page(
     failed = await asyncio.to_thread(
         lambda: db.payments.page(status=PaymentStatus.FAILURE, limit=FAILED_SHOWN).items
     )
+    held = await asyncio.to_thread(db.fraud.awaiting_review, limit=REVIEWS_SHOWN)
     temporal = container.settings.temporal
     return _page(
         dashboard_page(
             summarize(rows, start, end, Granularity.DAY),
             failed,
+            held=held,
             ui_url=temporal.ui_url or f"http://127.0.0.1:{temporal.ui_port}",
             namespace=temporal.namespace,
             now=now,

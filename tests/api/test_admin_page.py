@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
+from payments.contracts import FraudReason, FraudRecord, FraudVerdict
 from tests.api.conftest import Api
 from tests.support.rows import payment_row
 
@@ -52,3 +55,30 @@ async def test_a_session_ends_with_its_key(api: Api) -> None:
     browser.cookies.set("payments_admin_session", started.cookies["payments_admin_session"])
     async with browser:
         assert 'id="login"' in (await browser.get("/admin/")).text
+
+
+async def test_the_page_lists_payments_held_for_review(api: Api) -> None:
+    payment, _ = api.db.payments.insert(payment_row(merchant_id="acme", user_id="user-held"))
+    rule = FraudReason("velocity_user_10m", "payment number 12 in 10 minutes <b>x</b>")
+    deadline = datetime.now(UTC) + timedelta(minutes=90)
+    api.db.fraud.record_verdict(
+        FraudRecord(
+            payment.payment_id,
+            FraudVerdict("review", 70, [rule], 20, "fraud-model-v1"),
+            None,
+            None,
+            deadline.isoformat(),
+        )
+    )
+    started = await api.admin.post("/admin/session")
+    browser = api.client(None)
+    browser.cookies.set("payments_admin_session", started.cookies["payments_admin_session"])
+    async with browser:
+        page = (await browser.get("/admin/")).text
+    held = page[page.index('<table id="reviews">') :]
+    held = held[: held.index("</table>")]
+    assert payment.payment_id in held and "user-held" in held
+    assert "velocity_user_10m" in held and "payment number 12 in 10 minutes" in held
+    assert "&lt;b&gt;x&lt;/b&gt;" in held  # a stored message is shown, escaped
+    assert "(in 1 h 29 min)" in held or "(in 1 h 30 min)" in held
+    assert f"workflows/payment-{payment.payment_id}" in held

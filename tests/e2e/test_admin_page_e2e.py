@@ -1,6 +1,7 @@
 """The operators' page in a real browser (headless Chromium, Debian's package): signing in
-with an admin key, the charts, the failed payments linking to their runs in the Temporal UI,
-nothing asked of any other server. A screenshot is saved under test-artifacts/."""
+with an admin key, the charts, the review queue, the failed payments linking to their runs in
+the Temporal UI, nothing asked of any other server. A screenshot is saved under
+test-artifacts/."""
 
 from __future__ import annotations
 
@@ -52,6 +53,8 @@ async def test_an_operator_signs_in_and_sees_trends_and_failed_payments(
         )
         run = f"{stack.endpoints.temporal_ui_url}/namespaces/{stack.settings.temporal.namespace}"
         assert f"{run}/workflows/payment-{declined['payment_id']}" in links
+        # The review queue's table (this stack's thresholds hold nothing: "None waits.").
+        assert await page.evaluate("!!document.querySelector('#reviews')")
         # The session cookie is HttpOnly: the page's script cannot read it.
         assert "payments_admin_session" not in await page.evaluate("document.cookie")
         # Charts drawn without any request to another server.
