@@ -60,17 +60,18 @@ def add(
 
 
 def velocity(db: Database, payment: Payment, fingerprint: str | None = None) -> Velocity:
-    return db.fraud.velocity(
-        payment_id=payment.payment_id,
-        merchant_id=payment.merchant_id,
-        user_id=payment.user_id,
-        amount_minor=payment.amount,
-        currency=payment.currency,
-        method=payment.payment_method,
-        fingerprint=fingerprint,
-        now=NOW,
-        repeat_window=timedelta(minutes=5),
-    )
+    with db.fraud.reads() as reads:
+        return reads.velocity(
+            payment_id=payment.payment_id,
+            merchant_id=payment.merchant_id,
+            user_id=payment.user_id,
+            amount_minor=payment.amount,
+            currency=payment.currency,
+            method=payment.payment_method,
+            fingerprint=fingerprint,
+            now=NOW,
+            repeat_window=timedelta(minutes=5),
+        )
 
 
 def test_velocity_counts_the_users_payments_in_each_window(db: Database) -> None:
@@ -142,11 +143,12 @@ def test_blocklist_add_list_match_remove(db: Database) -> None:
     assert {by_user.entry_id, by_bin.entry_id, by_fingerprint.entry_id} <= listed
 
     def kinds(**found: str | None) -> set[str]:
-        matches = db.fraud.blocklisted(
-            user_id=found.get("user_id") or "nobody",
-            fingerprint=found.get("fingerprint"),
-            card_bin=found.get("card_bin"),
-        )
+        with db.fraud.reads() as reads:
+            matches = reads.blocklisted(
+                user_id=found.get("user_id") or "nobody",
+                fingerprint=found.get("fingerprint"),
+                card_bin=found.get("card_bin"),
+            )
         return {entry.kind for entry in matches}
 
     assert kinds(user_id=user) == {"user"}

@@ -267,33 +267,6 @@ class FraudRepository(Repository):
         with self._reader.begin() as connection:
             yield FraudReads(connection)
 
-    def velocity(
-        self,
-        *,
-        payment_id: str,
-        merchant_id: str,
-        user_id: str,
-        amount_minor: int,
-        currency: str,
-        method: str,
-        fingerprint: str | None,
-        now: datetime,
-        repeat_window: timedelta,
-    ) -> Velocity:
-        """Counts of a user's and a payment method's payments before ``now``."""
-        with self.reads() as reads:
-            return reads.velocity(
-                payment_id=payment_id,
-                merchant_id=merchant_id,
-                user_id=user_id,
-                amount_minor=amount_minor,
-                currency=currency,
-                method=method,
-                fingerprint=fingerprint,
-                now=now,
-                repeat_window=repeat_window,
-            )
-
     # --- the blocklist -------------------------------------------------------------------------
     def block(
         self, kind: str, value: str, reason: str, *, created_by: str | None
@@ -343,14 +316,6 @@ class FraudRepository(Repository):
             if entry is None:
                 raise NotFound(f"blocklist entry {entry_id} not found", field="entry_id")
             session.delete(entry)
-
-    def blocklisted(
-        self, *, user_id: str, fingerprint: str | None, card_bin: str | None
-    ) -> list[BlockMatch]:
-        """The entries matching the user, the fingerprint or the BIN (a listed 6-digit BIN
-        matches the card's first six digits, an 8-digit one its first eight)."""
-        with self.reads() as reads:
-            return reads.blocklisted(user_id=user_id, fingerprint=fingerprint, card_bin=card_bin)
 
     # --- verdicts and reviews ------------------------------------------------------------------
     def record_verdict(self, record: FraudRecord) -> Payment:
