@@ -159,7 +159,8 @@ class BlockMatch:
 
 class FraudReads:
     """The fraud step's reads within one read-only transaction (FraudRepository.reads):
-    one connection and one snapshot for all of them, not a transaction each."""
+    one connection checked out and one transaction for all of them, not one each (SQLite
+    reads them from one snapshot; PostgreSQL, read committed, each from the last commit)."""
 
     def __init__(self, connection: sa.Connection) -> None:
         self._connection = connection
