@@ -11,15 +11,17 @@ Every message ends one of three ways, and only then is its offset committed:
   message is tried again with jittered exponential backoff (stamina), for as long as it takes;
   stopping the process leaves it uncommitted, so it comes again.
 A crash re-delivers what was not committed; the idempotency key makes that start nothing new.
+So does a group rebalance (a broker restart, a consumer joining or leaving) that refuses a
+commit: the loop goes on, and the message comes again to whoever holds its partition.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import httpx
 import structlog
@@ -30,7 +32,7 @@ from aiokafka import (
     ConsumerRecord,
     TopicPartition,
 )
-from aiokafka.errors import KafkaError
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
@@ -61,6 +63,7 @@ _tracer = trace.get_tracer(f"{SERVICE}.consumer")
 log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
+Handle = Callable[[ConsumerRecord], Coroutine[Any, Any, None]]
 
 
 def is_transient(exc: Exception) -> bool:
@@ -245,17 +248,7 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
         return
     log.info("consumer started", topic=topic, group=settings.kafka.consumer_group)
     try:
-        while not stop.is_set():
-            batches = await consumer.getmany(timeout_ms=500, max_records=50)
-            for partition, messages in batches.items():
-                for message in messages:
-                    if not await _handled_unless_stopped(handlers, message, stop):
-                        return  # stopping: the offset stays uncommitted, it will come again
-                    await consumer.commit(
-                        {TopicPartition(partition.topic, partition.partition): message.offset + 1}
-                    )
-                    metrics.handled.labels(partition.topic).inc()
-            await metrics.observe_lag(consumer)
+        await consume(consumer, handlers.handle, metrics, stop)
     finally:
         metrics.close()
         await stop_consumer(consumer)
@@ -265,11 +258,54 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
         log.info("consumer stopped")
 
 
+async def consume(
+    consumer: AIOKafkaConsumer,
+    handle: Handle,
+    metrics: ConsumerMetrics,
+    stop: asyncio.Event,
+) -> None:
+    """Handle and commit message after message until ``stop`` is set."""
+    while not stop.is_set():
+        batches = await consumer.getmany(timeout_ms=500, max_records=50)
+        for partition, messages in batches.items():
+            for message in messages:
+                if not await _handled_unless_stopped(handle, message, stop):
+                    return  # stopping: the offset stays uncommitted, it will come again
+                if not await _committed(consumer, partition, message.offset + 1):
+                    break  # the rest of this batch comes again too, from the committed offset
+                metrics.handled.labels(partition.topic).inc()
+        await metrics.observe_lag(consumer)
+
+
+async def _committed(consumer: AIOKafkaConsumer, partition: TopicPartition, offset: int) -> bool:
+    """Commit ``offset``; False if the group rebalanced while the message was handled.
+
+    A broker restart or a consumer joining or leaving the group rebalances it. The partition
+    may then be another consumer's, or this one's again from its last committed offset:
+    either way the message is read again, and its idempotency key (or event id) makes that
+    change nothing. Failing here would stop intake for a routine event.
+    """
+    try:
+        await consumer.commit({TopicPartition(partition.topic, partition.partition): offset})
+    except (CommitFailedError, IllegalStateError) as exc:
+        log.warning(
+            "offset not committed: the group rebalanced; the message will be read again",
+            topic=partition.topic,
+            partition=partition.partition,
+            offset=offset - 1,
+            error=type(exc).__name__,
+        )
+        return False
+    return True
+
+
 async def _handled_unless_stopped(
-    handlers: Handlers, message: ConsumerRecord, stop: asyncio.Event
+    handle: Handle,
+    message: ConsumerRecord,
+    stop: asyncio.Event,
 ) -> bool:
     """Handle the message (retrying inside); False if a stop interrupted it first."""
-    handling = asyncio.create_task(handlers.handle(message))
+    handling = asyncio.create_task(handle(message))
     stopping = asyncio.create_task(stop.wait())
     await asyncio.wait({handling, stopping}, return_when=asyncio.FIRST_COMPLETED)
     stopping.cancel()

@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from wsgiref.simple_server import WSGIServer
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import IllegalStateError
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
 from payments.config import KafkaSettings
@@ -58,10 +59,17 @@ class ConsumerMetrics:
 
     async def observe_lag(self, consumer: AIOKafkaConsumer) -> None:
         for partition in consumer.assignment():
+            # The group may rebalance during the await below: a partition given away meanwhile
+            # is skipped (aiokafka's highwater() and position() refuse one not assigned).
+            if partition not in consumer.assignment():
+                continue
             highwater = consumer.highwater(partition)
             if highwater is None:  # nothing fetched from it yet
                 continue
-            position = await consumer.position(partition)
+            try:
+                position = await consumer.position(partition)
+            except IllegalStateError:  # given away while its position was awaited
+                continue
             self.lag.labels(partition.topic, str(partition.partition)).set(
                 max(0, highwater - position)
             )
