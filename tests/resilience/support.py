@@ -109,7 +109,21 @@ class ResilienceStack:
     def assert_no_crash(self) -> None:
         """No child exited on its own (the ones the test killed or stopped do not count)."""
         crashed = self.group.crashed()
-        assert crashed is None, f"{crashed.spec.name} exited (its output: {self.log_path})"
+        assert crashed is None, (
+            f"{crashed.spec.name} exited (its output: {self.log_path}); its last lines:\n"
+            + self.child_tail(crashed.spec.name)
+        )
+
+    def child_tail(self, name: str, lines: int = 40) -> str:
+        """The last lines of one child's output: a crash's traceback, which the whole log's
+        tail loses among the other processes' lines."""
+        prefix = f" {name} |"
+        try:
+            text = self.log_path.read_text(encoding="utf-8", errors="replace")
+        except OSError as exc:
+            return f"(log {self.log_path} unreadable: {exc})"
+        own = [line for line in text.splitlines() if prefix in line[:40]]
+        return "\n".join(own[-lines:])
 
     def log_tail(self, chars: int = LOG_TAIL_CHARS) -> str:
         try:
